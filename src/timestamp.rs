@@ -1,0 +1,150 @@
+//! Timestamps as the state file spells them: lenient parsing, Python-exact formatting.
+//!
+//! Owns the one way a moment is read from or written to the state file. It must not read the clock:
+//! every function here takes the moment it works on.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
+
+/// A moment in UTC with microsecond precision, the resolution Python's `datetime` keeps.
+pub type Timestamp = DateTime<Utc>;
+
+/// Cuts a moment to whole microseconds, so that what is written reads back equal.
+pub fn truncate_to_micros(at: Timestamp) -> Timestamp {
+    let nanos = at.nanosecond();
+    at.with_nanosecond(nanos - nanos % 1_000).unwrap_or(at)
+}
+
+/// Formats a moment the way Python's `datetime.isoformat()` formats an aware UTC value:
+/// `2026-04-18T20:00:00+00:00`, with `.ffffff` only when the microseconds are not zero.
+pub fn format(at: Timestamp) -> String {
+    let micros = at.nanosecond() / 1_000 % 1_000_000;
+    if micros == 0 {
+        at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+    } else {
+        format!("{}.{micros:06}+00:00", at.format("%Y-%m-%dT%H:%M:%S"))
+    }
+}
+
+/// Parses a stored moment. Accepts RFC 3339 with `Z` or any offset, the same without seconds or
+/// with a space instead of `T`, a bare date (midnight), and naive forms, which are taken as UTC.
+/// Returns `None` for anything else; never panics.
+pub fn parse(text: &str) -> Option<Timestamp> {
+    let text = text.trim();
+    if text.len() < 10 || !text.is_ascii() {
+        return None;
+    }
+    let (date, rest) = text.split_at(10);
+    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    if rest.is_empty() {
+        return Some(Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN)));
+    }
+    let rest = rest.strip_prefix(['T', 't', ' '])?;
+    let (clock, offset) = split_offset(rest)?;
+    let time = parse_clock(clock)?;
+    let naive = NaiveDateTime::new(date, time);
+    let at = match offset {
+        None => Utc.from_utc_datetime(&naive),
+        Some(offset) => offset.from_local_datetime(&naive).single()?.with_timezone(&Utc),
+    };
+    Some(truncate_to_micros(at))
+}
+
+/// Splits `HH:MM[:SS[.f]]` from a trailing `Z`, `+HH:MM`, `+HHMM` or `+HH`.
+fn split_offset(rest: &str) -> Option<(&str, Option<FixedOffset>)> {
+    if let Some(clock) = rest.strip_suffix(['Z', 'z']) {
+        return Some((clock, FixedOffset::east_opt(0)));
+    }
+    let Some(sign_at) = rest.rfind(['+', '-']) else {
+        return Some((rest, None));
+    };
+    let (clock, offset) = rest.split_at(sign_at);
+    let sign = if offset.starts_with('-') { -1 } else { 1 };
+    let digits: String = offset[1..].chars().filter(|c| *c != ':').collect();
+    if !digits.bytes().all(|b| b.is_ascii_digit()) || !matches!(digits.len(), 2 | 4 | 6) {
+        return None;
+    }
+    let hours: i32 = digits[0..2].parse().ok()?;
+    let minutes: i32 = digits.get(2..4).map_or(Some(0), |m| m.parse().ok())?;
+    let seconds: i32 = digits.get(4..6).map_or(Some(0), |s| s.parse().ok())?;
+    if hours > 23 || minutes > 59 || seconds > 59 {
+        return None;
+    }
+    let offset = FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60 + seconds))?;
+    Some((clock, Some(offset)))
+}
+
+/// Parses `HH:MM`, `HH:MM:SS` or `HH:MM:SS.f` with one to nine fractional digits.
+fn parse_clock(clock: &str) -> Option<NaiveTime> {
+    let (whole, fraction) = match clock.split_once(['.', ',']) {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (clock, None),
+    };
+    let mut parts = whole.split(':');
+    let mut field = |max: u32| -> Option<u32> {
+        let part = parts.next()?;
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok().filter(|v| *v <= max)
+    };
+    let hour = field(23)?;
+    let minute = field(59)?;
+    let second = if whole.len() > 5 { field(59)? } else { 0 };
+    if parts.next().is_some() {
+        return None;
+    }
+    let nanos = match fraction {
+        None => 0,
+        Some(f) if whole.len() <= 5 || f.is_empty() || f.len() > 9 => return None,
+        Some(f) if !f.bytes().all(|b| b.is_ascii_digit()) => return None,
+        Some(f) => f.parse::<u32>().ok()? * 10u32.pow(9 - f.len() as u32),
+    };
+    NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(input: &str, expected: Option<&str>) {
+        assert_eq!(parse(input).map(format).as_deref(), expected, "input {input:?}");
+    }
+
+    #[test]
+    fn parses_every_accepted_form() {
+        let cases = [
+            ("2026-04-18T20:00:00+00:00", Some("2026-04-18T20:00:00+00:00")),
+            ("2026-04-18T20:00:00Z", Some("2026-04-18T20:00:00+00:00")),
+            ("2026-04-18T22:00:00+02:00", Some("2026-04-18T20:00:00+00:00")),
+            ("2026-04-18T15:30:00-04:30", Some("2026-04-18T20:00:00+00:00")),
+            ("2026-04-18T20:00:00+0000", Some("2026-04-18T20:00:00+00:00")),
+            ("2026-04-18T20:00:00", Some("2026-04-18T20:00:00+00:00")),
+            ("2026-04-18 20:00", Some("2026-04-18T20:00:00+00:00")),
+            ("2026-04-18", Some("2026-04-18T00:00:00+00:00")),
+            ("2026-04-18T20:00:00.5Z", Some("2026-04-18T20:00:00.500000+00:00")),
+            ("2026-04-18T20:00:00.000001+00:00", Some("2026-04-18T20:00:00.000001+00:00")),
+            ("2026-04-18T20:00:00.123456789Z", Some("2026-04-18T20:00:00.123456+00:00")),
+            ("not-an-iso-string-2026-99-99", None),
+            ("2026-99-99T00:00:00", None),
+            ("2026-04-18T25:00:00", None),
+            ("2026-04-18T20:00:00+24:00", None),
+            ("2026-04-18T20:00:00.", None),
+            ("", None),
+            ("2026-04-18T20", None),
+            ("2026-04-18T20:00:00+00:00:00:00", None),
+            ("２０２６-04-18", None),
+        ];
+        for (input, expected) in cases {
+            check(input, expected);
+        }
+    }
+
+    #[test]
+    fn formats_like_python_isoformat() {
+        let at = Utc.with_ymd_and_hms(2026, 4, 18, 20, 0, 0).unwrap();
+        assert_eq!(format(at), "2026-04-18T20:00:00+00:00");
+        let at = at + chrono::Duration::microseconds(1);
+        assert_eq!(format(at), "2026-04-18T20:00:00.000001+00:00");
+    }
+}
