@@ -7,4 +7,5 @@
 #![warn(missing_docs)]
 
 pub mod record;
+pub mod store;
 pub mod timestamp;

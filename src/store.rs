@@ -1,0 +1,511 @@
+//! The state file on disk: the one write path, loading with recovery, and the lock between processes.
+//!
+//! Owns every byte that reaches the state file and every file beside it (`NAME.prev`, `NAME.lock`,
+//! `NAME.<unique>.tmp`, `NAME.corrupt.<time>`). It must not give the bytes meaning (that is `record`)
+//! nor decide when to save (that is the engine's).
+//!
+//! A save is durable when [`Store::save`] returns: the bytes are written to a fresh temp file that is
+//! `fsync`ed, the current file is kept as `NAME.prev` (a hard link renamed into place), the temp file
+//! is renamed over the state file, and the directory is `fsync`ed. A crash at any point leaves the
+//! state file holding one whole generation: the last acknowledged one, or the one being saved.
+
+mod fs;
+mod load;
+mod sim;
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde_json::Value;
+
+use crate::record::{Record, keys};
+
+pub use fs::{FileKind, Fs, FsFile, FsLock, Meta, RealFs};
+pub use load::{Loaded, Recovery};
+pub use sim::{Call, SimFs};
+
+/// How many quarantined copies of corrupt state files are kept.
+pub const QUARANTINE_KEEP: usize = 5;
+
+/// Why the store could not do what it was asked; every message names the path.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state file path does not end in a file name.
+    #[error("state file path {} has no file name", .path.display())]
+    NoFileName {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The state file is a symbolic link, which the store never follows.
+    #[error("refusing state file {}: it is a symbolic link", .path.display())]
+    Symlink {
+        /// The state file.
+        path: PathBuf,
+    },
+    /// The state file or its directory is not the kind of file it must be.
+    #[error("refusing {}: it is not a {expected}", .path.display())]
+    WrongKind {
+        /// The path.
+        path: PathBuf,
+        /// `"regular file"` or `"directory"`.
+        expected: &'static str,
+    },
+    /// The state directory lets its group or others write to it.
+    #[error("refusing state directory {}: mode {mode:o} lets group or others write to it", .path.display())]
+    InsecureDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// This store already holds the lock; a second one would wait for itself.
+    #[error("state file {} is already locked by this store", .path.display())]
+    AlreadyLocked {
+        /// The state file.
+        path: PathBuf,
+    },
+    /// A file-system call failed.
+    #[error("{action} {}: {source}", .path.display())]
+    Io {
+        /// What the store was doing, e.g. `"cannot rename temp file over"`.
+        action: &'static str,
+        /// The file it was doing it to.
+        path: PathBuf,
+        /// The error the file system gave.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A deliberately broken variant of the protocol. These exist only to prove that the crash tests
+/// fail when a step is left out; nothing else may use them.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broken {
+    /// Never `fsync` the temp file.
+    NoFileFsync,
+    /// Never `fsync` the directory.
+    NoDirFsync,
+    /// Truncate and rewrite the state file itself instead of renaming a temp file over it.
+    WriteInPlace,
+    /// Read a corrupt state file as an empty record, without quarantine or `NAME.prev`.
+    CorruptReadsAsEmpty,
+}
+
+impl Broken {
+    /// Every broken variant.
+    pub const ALL: [Broken; 4] = [
+        Broken::NoFileFsync,
+        Broken::NoDirFsync,
+        Broken::WriteInPlace,
+        Broken::CorruptReadsAsEmpty,
+    ];
+}
+
+/// The exclusive advisory lock on `NAME.lock`; dropping it releases the lock.
+#[must_use = "the lock is released when this guard is dropped"]
+pub struct StoreLock {
+    held: Arc<AtomicBool>,
+    _lock: FsLock,
+}
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        self.held.store(false, Ordering::Release);
+    }
+}
+
+impl std::fmt::Debug for StoreLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreLock").finish_non_exhaustive()
+    }
+}
+
+/// What this store last saw at the state file's path, to tell when another process changed it.
+#[derive(Debug, Clone, Copy)]
+enum Seen {
+    Nothing,
+    Missing,
+    File(Meta),
+}
+
+/// The state file of one daemon, and the files beside it.
+pub struct Store {
+    fs: Box<dyn Fs>,
+    path: PathBuf,
+    dir: PathBuf,
+    name: OsString,
+    prev: PathBuf,
+    lock_path: PathBuf,
+    highest_generation: u64,
+    seen: Seen,
+    durable_writes: u64,
+    locked: Arc<AtomicBool>,
+    broken: Option<Broken>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("highest_generation", &self.highest_generation)
+            .field("durable_writes", &self.durable_writes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tells apart the temp files of one process's saves.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Store {
+    /// Opens the state file at `path` on the real file system: creates a missing directory (mode
+    /// 0700), refuses a symbolic link and a directory that others may write to, and removes temp
+    /// files that a crashed save left behind. Nothing is read yet: see [`Store::load`].
+    pub fn open(path: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        Self::with_fs(path, Box::new(RealFs))
+    }
+
+    /// Opens the state file at `path` on the given file system, as [`Store::open`] does.
+    pub fn with_fs(path: impl Into<PathBuf>, fs: Box<dyn Fs>) -> Result<Store, StoreError> {
+        let store = Self::new(path.into(), fs)?;
+        store.prepare()?;
+        Ok(store)
+    }
+
+    /// A store on a fresh simulated disk, for tests and simulations.
+    pub fn in_memory() -> Store {
+        let path = PathBuf::from("/.daemon-state.json");
+        let name = OsString::from(".daemon-state.json");
+        Self::build(path, PathBuf::from("/"), name, Box::new(SimFs::new()))
+    }
+
+    fn new(path: PathBuf, fs: Box<dyn Fs>) -> Result<Store, StoreError> {
+        let Some(name) = path.file_name().map(OsStr::to_owned) else {
+            return Err(StoreError::NoFileName { path });
+        };
+        let dir = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        Ok(Self::build(path, dir, name, fs))
+    }
+
+    fn build(path: PathBuf, dir: PathBuf, name: OsString, fs: Box<dyn Fs>) -> Store {
+        let sibling = |suffix: &str| {
+            let mut sibling = name.clone();
+            sibling.push(suffix);
+            dir.join(sibling)
+        };
+        Store {
+            prev: sibling(".prev"),
+            lock_path: sibling(".lock"),
+            fs,
+            path,
+            dir,
+            name,
+            highest_generation: 0,
+            seen: Seen::Nothing,
+            durable_writes: 0,
+            locked: Arc::new(AtomicBool::new(false)),
+            broken: None,
+        }
+    }
+
+    /// The state file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many saves have become durable through this store.
+    pub fn durable_writes(&self) -> u64 {
+        self.durable_writes
+    }
+
+    /// Runs a deliberately broken variant of the protocol, to prove that the tests can fail.
+    #[doc(hidden)]
+    pub fn break_protocol(&mut self, broken: Broken) {
+        self.broken = Some(broken);
+    }
+
+    /// Takes the exclusive advisory lock that read-modify-writes of the state file hold, waiting
+    /// for another process to release it. The lock is on the sidecar `NAME.lock`, never on the
+    /// state file, which is replaced by every save.
+    pub fn lock(&self) -> Result<StoreLock, StoreError> {
+        if self.locked.swap(true, Ordering::Acquire) {
+            return Err(StoreError::AlreadyLocked {
+                path: self.path.clone(),
+            });
+        }
+        match self.fs.lock(&self.lock_path, true) {
+            Ok(Some(lock)) => Ok(StoreLock {
+                held: Arc::clone(&self.locked),
+                _lock: lock,
+            }),
+            Ok(None) => {
+                self.locked.store(false, Ordering::Release);
+                Err(io_error(
+                    "cannot lock",
+                    &self.lock_path,
+                    io::ErrorKind::WouldBlock.into(),
+                ))
+            }
+            Err(e) => {
+                self.locked.store(false, Ordering::Release);
+                Err(io_error("cannot lock", &self.lock_path, e))
+            }
+        }
+    }
+
+    /// Whether the state file is not the one this store last read or wrote (compared by device,
+    /// inode, size and modification time), so that a read-modify-write must read it again.
+    pub fn changed_on_disk(&self) -> Result<bool, StoreError> {
+        let now = self
+            .fs
+            .stat(&self.path)
+            .map_err(|e| io_error("cannot inspect", &self.path, e))?;
+        Ok(match (self.seen, now) {
+            (Seen::Missing, None) => false,
+            (Seen::File(then), Some(now)) => {
+                (then.dev, then.ino, then.size, then.mtime_ns)
+                    != (now.dev, now.ino, now.size, now.mtime_ns)
+            }
+            _ => true,
+        })
+    }
+
+    /// Saves the record durably. Sets its `generation` key to one more than the highest
+    /// generation this store has loaded or tried to save, and returns that number. On an error the
+    /// old state file is left as it was (an error from the final directory `fsync` may leave the new
+    /// one in place but not yet durable), no temp file is left behind, and the generation number is
+    /// not used again.
+    pub fn save(&mut self, record: &mut Record) -> Result<u64, StoreError> {
+        let generation = self.highest_generation + 1;
+        self.highest_generation = generation;
+        record.set(keys::GENERATION, Value::from(generation));
+        let bytes = record.to_vec();
+        let _lock = self.lock_unless_held()?;
+        self.write_durably(&bytes)?;
+        self.durable_writes += 1;
+        self.seen = match self.fs.stat(&self.path) {
+            Ok(Some(meta)) => Seen::File(meta),
+            _ => Seen::Nothing,
+        };
+        tracing::debug!(path = %self.path.display(), generation, "state saved");
+        Ok(generation)
+    }
+
+    /// The one write path: every byte that reaches the state file goes through here.
+    fn write_durably(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        if self.broken == Some(Broken::WriteInPlace) {
+            return self.write_in_place(bytes);
+        }
+        let (temp, file) = self.create_temp()?;
+        let mut leftovers = vec![temp.clone()];
+        let result = self.replace_with(&temp, file, bytes, &mut leftovers);
+        if result.is_err() {
+            for path in leftovers {
+                match self.fs.remove(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => tracing::warn!(
+                        path = %path.display(), error = %e, "cannot remove temp file after a failed save"
+                    ),
+                }
+            }
+        }
+        result
+    }
+
+    /// Writes and syncs the temp file, keeps the current file as `NAME.prev`, renames the temp file
+    /// over the state file and syncs the directory. `leftovers` holds what to remove on an error.
+    fn replace_with(
+        &self,
+        temp: &Path,
+        mut file: Box<dyn FsFile>,
+        bytes: &[u8],
+        leftovers: &mut Vec<PathBuf>,
+    ) -> Result<(), StoreError> {
+        file.write_all(bytes)
+            .map_err(|e| io_error("cannot write temp file for", &self.path, e))?;
+        if self.broken != Some(Broken::NoFileFsync) {
+            file.sync()
+                .map_err(|e| io_error("cannot sync temp file for", &self.path, e))?;
+        }
+        drop(file);
+        self.keep_previous(leftovers)?;
+        self.fs
+            .rename(temp, &self.path)
+            .map_err(|e| io_error("cannot rename temp file over", &self.path, e))?;
+        leftovers.clear();
+        self.sync_dir()
+    }
+
+    /// Keeps the current state file as `NAME.prev`: a hard link under a temp name, renamed over
+    /// `NAME.prev`, so that `NAME.prev` is always one whole generation. Nothing to do on a first save.
+    fn keep_previous(&self, leftovers: &mut Vec<PathBuf>) -> Result<(), StoreError> {
+        let link = self.temp_path();
+        match self.fs.hard_link(&self.path, &link) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(io_error(
+                    "cannot keep previous generation of",
+                    &self.path,
+                    e,
+                ));
+            }
+        }
+        leftovers.push(link.clone());
+        self.fs
+            .rename(&link, &self.prev)
+            .map_err(|e| io_error("cannot keep previous generation as", &self.prev, e))?;
+        leftovers.pop();
+        Ok(())
+    }
+
+    fn write_in_place(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.keep_previous(&mut Vec::new())?;
+        let mut file = self
+            .fs
+            .overwrite(&self.path)
+            .map_err(|e| io_error("cannot open", &self.path, e))?;
+        file.write_all(bytes)
+            .map_err(|e| io_error("cannot write", &self.path, e))?;
+        file.sync()
+            .map_err(|e| io_error("cannot sync", &self.path, e))?;
+        drop(file);
+        self.sync_dir()
+    }
+
+    fn sync_dir(&self) -> Result<(), StoreError> {
+        if self.broken == Some(Broken::NoDirFsync) {
+            return Ok(());
+        }
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| io_error("cannot sync directory", &self.dir, e))
+    }
+
+    /// Creates a new temp file, mode 0600, that no other save uses.
+    fn create_temp(&self) -> Result<(PathBuf, Box<dyn FsFile>), StoreError> {
+        let mut attempts = 0;
+        loop {
+            let temp = self.temp_path();
+            match self.fs.create_new(&temp) {
+                Ok(file) => return Ok((temp, file)),
+                // Only an orphan of an earlier process with the same id can hold the name.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => attempts += 1,
+                Err(e) => return Err(io_error("cannot create temp file for", &self.path, e)),
+            }
+        }
+    }
+
+    /// `NAME.<pid>-<counter>.tmp`, which the seed's glob `.daemon-state.*.tmp` also matches.
+    fn temp_path(&self) -> PathBuf {
+        let count = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut name = self.name.clone();
+        name.push(format!(".{}-{count}.tmp", std::process::id()));
+        self.dir.join(name)
+    }
+
+    fn is_temp(&self, name: &OsStr) -> bool {
+        let (name, ours) = (name.as_bytes(), self.name.as_bytes());
+        name.len() > ours.len() + ".tmp".len()
+            && name.starts_with(ours)
+            && name[ours.len()] == b'.'
+            && name.ends_with(b".tmp")
+    }
+
+    /// Creates the directory, refuses what must be refused, and sweeps orphan temp files.
+    fn prepare(&self) -> Result<(), StoreError> {
+        self.fs
+            .create_dir(&self.dir)
+            .map_err(|e| io_error("cannot create directory", &self.dir, e))?;
+        // `DIR/.` makes lstat look through a symbolic link to the directory, which is allowed.
+        let dir = self
+            .fs
+            .stat(&self.dir.join("."))
+            .map_err(|e| io_error("cannot inspect", &self.dir, e))?;
+        match dir {
+            Some(meta) if meta.kind == FileKind::Dir => {
+                if meta.mode & 0o022 != 0 {
+                    return Err(StoreError::InsecureDirectory {
+                        path: self.dir.clone(),
+                        mode: meta.mode,
+                    });
+                }
+            }
+            _ => return Err(wrong_kind(&self.dir, "directory")),
+        }
+        let file = self
+            .fs
+            .stat(&self.path)
+            .map_err(|e| io_error("cannot inspect", &self.path, e))?;
+        match file.map(|meta| meta.kind) {
+            None | Some(FileKind::File) => {}
+            Some(FileKind::Symlink) => {
+                return Err(StoreError::Symlink {
+                    path: self.path.clone(),
+                });
+            }
+            Some(_) => return Err(wrong_kind(&self.path, "regular file")),
+        }
+        self.sweep_temp_files()
+    }
+
+    /// Removes temp files left by crashed saves; only under the lock, since a temp file may belong
+    /// to another process's save in progress. When another process holds the lock, it waits for a
+    /// later open.
+    fn sweep_temp_files(&self) -> Result<(), StoreError> {
+        let lock = self
+            .fs
+            .lock(&self.lock_path, false)
+            .map_err(|e| io_error("cannot lock", &self.lock_path, e))?;
+        let Some(_lock) = lock else {
+            tracing::debug!(path = %self.path.display(), "lock busy; temp files not swept");
+            return Ok(());
+        };
+        let names = self
+            .fs
+            .list_dir(&self.dir)
+            .map_err(|e| io_error("cannot list directory", &self.dir, e))?;
+        for name in names.iter().filter(|name| self.is_temp(name)) {
+            let path = self.dir.join(name);
+            match self.fs.remove(&path) {
+                Ok(()) => tracing::info!(path = %path.display(), "removed an orphan temp file"),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove an orphan temp file")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn lock_unless_held(&self) -> Result<Option<StoreLock>, StoreError> {
+        if self.locked.load(Ordering::Acquire) {
+            Ok(None)
+        } else {
+            self.lock().map(Some)
+        }
+    }
+}
+
+fn io_error(action: &'static str, path: &Path, source: io::Error) -> StoreError {
+    StoreError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn wrong_kind(path: &Path, expected: &'static str) -> StoreError {
+    StoreError::WrongKind {
+        path: path.to_owned(),
+        expected,
+    }
+}

@@ -1,0 +1,233 @@
+//! The file-system calls the store makes, as a trait, and their real implementation.
+//!
+//! Owns the mapping from each call to the system calls behind it (flags, modes, `fsync`). It must not
+//! decide anything about the state file: order, names and recovery belong to `store`.
+
+use std::ffi::OsString;
+use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// What a path names, as `lstat` sees it (a symbolic link is not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// Anything else (a socket, a pipe, a device).
+    Other,
+}
+
+/// The parts of a file's metadata the store looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// What the path names.
+    pub kind: FileKind,
+    /// The permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// The device the file lives on.
+    pub dev: u64,
+    /// The inode number.
+    pub ino: u64,
+    /// The size in bytes.
+    pub size: u64,
+    /// The modification time in nanoseconds since the epoch.
+    pub mtime_ns: i128,
+}
+
+/// A file opened for writing by [`Fs::create_new`] or [`Fs::overwrite`]; closed when dropped.
+pub trait FsFile: Send {
+    /// Writes all of `data` at the current position.
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Makes the file's data durable (`fsync`).
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// An advisory lock; dropping it releases the lock.
+pub type FsLock = Box<dyn Send>;
+
+/// The calls the store makes. Every path is absolute or relative to the working directory, and every
+/// file the store writes lives in one directory, the state file's.
+pub trait Fs: Send {
+    /// Creates the directory and any missing parents, each with mode 0700, durably.
+    fn create_dir(&self, dir: &Path) -> io::Result<()>;
+    /// `lstat`: the metadata of what the path names, without following a symbolic link; `None` when
+    /// nothing is there.
+    fn stat(&self, path: &Path) -> io::Result<Option<Meta>>;
+    /// Reads a whole file without following a symbolic link (`O_NOFOLLOW`), with the metadata of the
+    /// file that was read; `None` when nothing is there. What is not a regular file reads as empty.
+    fn read(&self, path: &Path) -> io::Result<Option<(Vec<u8>, Meta)>>;
+    /// Creates a file that must not exist yet (`O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC`), mode 0600.
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Opens a file for rewriting in place, truncating it (`O_CREAT|O_TRUNC`). Used only by the
+    /// deliberately broken protocol that proves the crash tests can fail.
+    fn overwrite(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Renames `from` over `to`, atomically replacing it.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Makes `to` a new hard link to the file `from` names.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a directory entry.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries durable (`fsync` on the directory).
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// The names in a directory.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>>;
+    /// Takes an exclusive advisory lock on `path`, creating it (mode 0600) when missing. With `wait`
+    /// it blocks until the lock is free; without, it gives `None` when another holder has it.
+    fn lock(&self, path: &Path, wait: bool) -> io::Result<Option<FsLock>>;
+}
+
+/// The real file system, through `std::fs` and POSIX semantics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealFs;
+
+impl Fs for RealFs {
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            self.create_dir(parent)?;
+        }
+        match DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        self.sync_dir(parent)
+    }
+
+    fn stat(&self, path: &Path) -> io::Result<Option<Meta>> {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) => Ok(Some(meta_of(&meta))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Option<(Vec<u8>, Meta)>> {
+        let mut file = match OpenOptions::new()
+            .read(true)
+            // O_NONBLOCK: opening a named pipe must not hang; it changes nothing for a regular file.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let meta = meta_of(&file.metadata()?);
+        if meta.kind != FileKind::File {
+            return Ok(Some((Vec::new(), meta)));
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
+        file.read_to_end(&mut bytes)?;
+        Ok(Some((bytes, meta)))
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
+        // The umask can only take bits away; this makes the mode exactly 0600 whatever it is.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(Box::new(file))
+    }
+
+    fn overwrite(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
+        Ok(Box::new(file))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::hard_link(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        std::fs::read_dir(dir)?
+            .map(|entry| entry.map(|e| e.file_name()))
+            .collect()
+    }
+
+    fn lock(&self, path: &Path, wait: bool) -> io::Result<Option<FsLock>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
+        if wait {
+            file.lock()?;
+        } else {
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return Ok(None),
+                Err(TryLockError::Error(e)) => return Err(e),
+            }
+        }
+        // Closing the file releases the lock.
+        Ok(Some(Box::new(file)))
+    }
+}
+
+impl FsFile for File {
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        Write::write_all(self, data)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.sync_all()
+    }
+}
+
+fn meta_of(meta: &std::fs::Metadata) -> Meta {
+    let file_type = meta.file_type();
+    let kind = if file_type.is_symlink() {
+        FileKind::Symlink
+    } else if file_type.is_dir() {
+        FileKind::Dir
+    } else if file_type.is_file() {
+        FileKind::File
+    } else {
+        FileKind::Other
+    };
+    Meta {
+        kind,
+        mode: meta.mode() & 0o7777,
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+    }
+}
