@@ -7,4 +7,5 @@
 #![warn(missing_docs)]
 
 pub mod record;
+pub mod sessions;
 pub mod timestamp;
