@@ -6,6 +6,7 @@
 //! original Python implementation can still read.
 #![warn(missing_docs)]
 
+pub mod digest;
 pub mod record;
 pub mod sessions;
 pub mod timestamp;
