@@ -1,11 +1,8 @@
 //! daemon-state: the sleep/wake lifecycle of a long-lived background daemon.
-//!
-//! A host feeds the [`engine`] events (ticks, sessions, recalls, lock results, finished REM cycles,
-//! operator requests); the engine answers with transitions between four typed states and effects
-//! for the host to perform, and snapshots every transition atomically to a JSON state file that the
-//! original Python implementation can still read.
 #![warn(missing_docs)]
 
+pub mod digest;
 pub mod record;
+pub mod sessions;
 pub mod store;
 pub mod timestamp;

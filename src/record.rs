@@ -161,6 +161,20 @@ impl Record {
     }
 }
 
+/// Python's truth value of a JSON value, as the seed tests it with `if value:`: `null`, `false`,
+/// zero, `""`, `[]` and `{}` are false, everything else is true.
+pub fn is_truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        // A literal too large for `f64` (such as `1e400`) is infinite for Python, hence true.
+        Value::Number(n) => n.as_f64().is_none_or(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
 /// The JSON kind of a value, for messages.
 pub fn kind_of(value: &Value) -> &'static str {
     match value {
@@ -226,6 +240,24 @@ mod tests {
     fn duplicate_keys_keep_the_last_value_like_python() {
         let record = Record::from_slice(br#"{"a": 1, "a": 2}"#).unwrap();
         assert_eq!(record.get("a"), Some(&json!(2)));
+    }
+
+    #[test]
+    fn truthiness_follows_python() {
+        let falsy =
+            [json!(null), json!(false), json!(0), json!(-0.0), json!(""), json!([]), json!({})];
+        for value in falsy {
+            assert!(!is_truthy(&value), "{value}");
+        }
+        let huge: Value = serde_json::from_str("1e400").unwrap();
+        let tiny: Value = serde_json::from_str("1e-400").unwrap();
+        assert!(is_truthy(&huge));
+        assert!(!is_truthy(&tiny), "underflows to 0.0 in Python too");
+        let truthy =
+            [json!(true), json!(1), json!(-0.5), json!("x"), json!([0]), json!({"a": null})];
+        for value in truthy {
+            assert!(is_truthy(&value), "{value}");
+        }
     }
 
     #[test]

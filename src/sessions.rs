@@ -1,0 +1,291 @@
+//! First-turn tracking: which sessions still owe their first recall, kept in `first_turn_pending`.
+//!
+//! Owns marking, consuming and the two prunes of the session id -> timestamp object (the 24 h and
+//! 100-entry bound applied on every mark, and the 1 h reaper run at boot and on every tick). It must
+//! not read the clock or touch the disk: every function takes the moment it works at, and the caller
+//! decides whether to persist.
+
+use chrono::{DateTime, TimeDelta};
+use serde_json::{Map, Value};
+
+use crate::record::{Record, is_truthy, keys};
+use crate::timestamp::{self, Timestamp};
+
+/// How long a mark may wait for its first recall before the prune on session open drops it.
+pub const FIRST_TURN_TTL: TimeDelta = TimeDelta::hours(24);
+
+/// How many marks the prune on session open keeps, newest first.
+pub const MAX_FIRST_TURN_ENTRIES: usize = 100;
+
+/// The reaper's default time to live, in seconds (the seed's `FIRST_TURN_PENDING_TTL_SEC_DEFAULT`).
+pub const REAPER_TTL_SECS: f64 = 3600.0;
+
+/// Session ids are clipped to this many characters (Unicode scalar values, as Python counts them).
+pub const MAX_SESSION_ID_CHARS: usize = 128;
+
+/// The first [`MAX_SESSION_ID_CHARS`] characters of a session id.
+pub fn clip_session_id(id: &str) -> &str {
+    match id.char_indices().nth(MAX_SESSION_ID_CHARS) {
+        Some((end, _)) => &id[..end],
+        None => id,
+    }
+}
+
+/// The moment a stored value stands for when it is aged: a parsed timestamp, else the epoch (the
+/// seed's reading of legacy booleans and corrupt strings, so that they go first).
+fn age_of(value: &Value) -> Timestamp {
+    value.as_str().and_then(timestamp::parse).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// `now - ttl`, saturating at the ends of the representable range instead of overflowing.
+fn cutoff(now: Timestamp, ttl: TimeDelta) -> Timestamp {
+    now.checked_sub_signed(ttl).unwrap_or(if ttl > TimeDelta::zero() {
+        DateTime::<chrono::Utc>::MIN_UTC
+    } else {
+        DateTime::<chrono::Utc>::MAX_UTC
+    })
+}
+
+/// A TTL in seconds as Python's `timedelta(seconds=...)` reads it: rounded to the microsecond.
+/// `None` when nothing can be old enough (an infinite or not-a-number TTL).
+fn reaper_ttl(ttl_secs: f64) -> Option<TimeDelta> {
+    let micros = (ttl_secs * 1e6).round_ties_even();
+    if micros.is_nan() || micros >= i64::MAX as f64 {
+        None
+    } else if micros <= i64::MIN as f64 {
+        Some(TimeDelta::microseconds(i64::MIN + 1))
+    } else {
+        // In range and integral: the cast is exact.
+        Some(TimeDelta::microseconds(micros as i64))
+    }
+}
+
+/// What one pass of [`prune_stale`] did.
+struct Pruned {
+    removed: usize,
+    rewritten: bool,
+}
+
+fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: usize) -> Pruned {
+    let before = pending.len();
+    let cutoff = cutoff(now, ttl);
+    pending.retain(|_, value| age_of(value) >= cutoff);
+    // A non-string that survived (only possible within a day of the epoch) is stamped with the
+    // moment it stands for, as the seed does, so every value is a timestamp string afterwards.
+    let mut rewritten = false;
+    for value in pending.values_mut().filter(|value| !value.is_string()) {
+        *value = Value::String(timestamp::format(DateTime::UNIX_EPOCH));
+        rewritten = true;
+    }
+    if pending.len() > max {
+        // Newest first; on equal timestamps the later position, i.e. the more recent opening, first.
+        let mut ranked: Vec<(Timestamp, usize)> = pending
+            .values()
+            .enumerate()
+            .map(|(position, value)| (age_of(value), position))
+            .collect();
+        ranked.sort_unstable_by(|a, b| b.cmp(a));
+        let mut keep = vec![false; ranked.len()];
+        for &(_, position) in ranked.iter().take(max) {
+            keep[position] = true;
+        }
+        let mut position = 0;
+        pending.retain(|_, _| {
+            position += 1;
+            keep[position - 1]
+        });
+    }
+    Pruned { removed: before - pending.len(), rewritten }
+}
+
+/// The seed's `prune_stale_first_turn`: drops every entry whose timestamp is strictly older than
+/// `now - ttl` (legacy booleans, other non-strings and unparseable strings count as the epoch), then
+/// keeps the `max_entries` newest by timestamp. Returns how many entries it removed.
+///
+/// **fix**: on equal timestamps the cap keeps the most recently opened session (the later one in
+/// map order, which [`mark`] keeps in opening order), where the seed evicted the one it had just
+/// opened. Survivors keep their order.
+pub fn prune_stale(
+    pending: &mut Map<String, Value>,
+    now: Timestamp,
+    ttl: TimeDelta,
+    max_entries: usize,
+) -> usize {
+    prune(pending, now, ttl, max_entries).removed
+}
+
+/// Marks a session as owing its first recall: stores `at` under the clipped id, moves the id to
+/// the end of the map, then prunes with [`FIRST_TURN_TTL`] and [`MAX_FIRST_TURN_ENTRIES`]. Returns
+/// how many entries the prune removed.
+///
+/// **fix**: an empty id marks nothing (the seed's control plane stored `""`).
+pub fn mark(pending: &mut Map<String, Value>, id: &str, at: Timestamp) -> usize {
+    let id = clip_session_id(id);
+    if id.is_empty() {
+        return 0;
+    }
+    pending.shift_remove(id);
+    pending.insert(id.to_owned(), Value::String(timestamp::format(at)));
+    prune_stale(pending, at, FIRST_TURN_TTL, MAX_FIRST_TURN_ENTRIES)
+}
+
+/// Takes a session's mark away. True when the mark counted: a timestamp, or a legacy value that
+/// Python holds true (`true`, a non-zero number, a non-empty string, array or object). The id is
+/// clipped as [`mark`] clips it, so a long id finds its own mark.
+pub fn consume(pending: &mut Map<String, Value>, id: &str) -> bool {
+    pending.shift_remove(clip_session_id(id)).is_some_and(|value| is_truthy(&value))
+}
+
+/// The seed's `prune_first_turn_pending`, the 1 h reaper: drops an entry only when its timestamp
+/// is strictly older than `now - ttl_secs` (an entry exactly `ttl_secs` old stays), and drops
+/// unparseable strings and non-strings. Survivors keep their exact text and their order. Returns
+/// the dropped ids in map order.
+///
+/// An infinite or not-a-number TTL drops nothing for its age.
+pub fn reap(pending: &mut Map<String, Value>, now: Timestamp, ttl_secs: f64) -> Vec<String> {
+    let cutoff = reaper_ttl(ttl_secs).map(|ttl| cutoff(now, ttl));
+    let mut dropped = Vec::new();
+    pending.retain(|id, value| {
+        let parsed = value.as_str().and_then(timestamp::parse);
+        let keep = parsed.is_some_and(|at| cutoff.is_none_or(|cutoff| at >= cutoff));
+        if !keep {
+            dropped.push(id.clone());
+        }
+        keep
+    });
+    dropped
+}
+
+/// The earliest moment at which [`reap`] with this TTL would drop an entry, at the state file's
+/// microsecond resolution, so that the host can schedule a tick. An entry the reaper drops at any
+/// time (not a timestamp) makes it [`DateTime::MIN_UTC`], i.e. due now. `None` when nothing will
+/// ever expire.
+pub fn next_expiry(pending: &Map<String, Value>, ttl_secs: f64) -> Option<Timestamp> {
+    let ttl = reaper_ttl(ttl_secs)?;
+    pending
+        .values()
+        .filter_map(|value| match value.as_str().and_then(timestamp::parse) {
+            None => Some(DateTime::<chrono::Utc>::MIN_UTC),
+            Some(at) => at.checked_add_signed(ttl)?.checked_add_signed(TimeDelta::microseconds(1)),
+        })
+        .min()
+}
+
+/// [`mark`] on a state document: a `first_turn_pending` that is not an object is replaced by `{}`
+/// first. Returns whether the document changed (false for an empty id).
+pub fn open_in(record: &mut Record, id: &str, at: Timestamp) -> bool {
+    let id = clip_session_id(id);
+    if id.is_empty() {
+        return false;
+    }
+    let was_object = matches!(record.get(keys::FIRST_TURN_PENDING), Some(Value::Object(_)));
+    if !was_object {
+        record.set(keys::FIRST_TURN_PENDING, Value::Object(Map::new()));
+    }
+    let Some(Value::Object(pending)) = record.get_mut(keys::FIRST_TURN_PENDING) else {
+        return true;
+    };
+    let stamp = Value::String(timestamp::format(at));
+    let already_last = pending.iter().next_back() == Some((&id.to_owned(), &stamp));
+    pending.shift_remove(id);
+    pending.insert(id.to_owned(), stamp);
+    let pruned = prune(pending, at, FIRST_TURN_TTL, MAX_FIRST_TURN_ENTRIES);
+    !(was_object && already_last && pruned.removed == 0 && !pruned.rewritten)
+}
+
+/// [`consume`] on a state document. True when the session's mark counted, and then the document
+/// changed; a `first_turn_pending` that is not an object gives false and is left alone.
+///
+/// A legacy falsy value (`false`, `null`, `""`) is left in place for the reaper rather than taken:
+/// the seed popped it in memory but never saved, so its file kept it too, and this way "true"
+/// and "the document changed" are the same answer.
+pub fn consume_in(record: &mut Record, id: &str) -> bool {
+    let Some(Value::Object(pending)) = record.get_mut(keys::FIRST_TURN_PENDING) else {
+        return false;
+    };
+    let id = clip_session_id(id);
+    if !pending.get(id).is_some_and(is_truthy) {
+        return false;
+    }
+    consume(pending, id)
+}
+
+/// [`reap`] on a state document. A missing or non-object `first_turn_pending` is left alone. The
+/// document changed exactly when the returned list of dropped ids is not empty.
+pub fn reap_in(record: &mut Record, now: Timestamp, ttl_secs: f64) -> Vec<String> {
+    match record.get_mut(keys::FIRST_TURN_PENDING) {
+        Some(Value::Object(pending)) => reap(pending, now, ttl_secs),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(text: &str) -> Timestamp {
+        timestamp::parse(text).unwrap()
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn clips_by_characters_not_bytes() {
+        let long = "é".repeat(200);
+        assert_eq!(clip_session_id(&long).chars().count(), 128);
+        assert_eq!(clip_session_id(&long).len(), 256);
+        assert_eq!(clip_session_id("short"), "short");
+        assert_eq!(clip_session_id(""), "");
+    }
+
+    #[test]
+    fn ttl_conversion_rounds_like_timedelta_and_saturates() {
+        assert_eq!(reaper_ttl(3600.0), Some(TimeDelta::hours(1)));
+        assert_eq!(
+            reaper_ttl(0.0000005),
+            Some(TimeDelta::zero()),
+            "half a microsecond rounds to even"
+        );
+        assert_eq!(reaper_ttl(0.0000015), Some(TimeDelta::microseconds(2)));
+        assert_eq!(reaper_ttl(f64::INFINITY), None);
+        assert_eq!(reaper_ttl(f64::NAN), None);
+        assert!(reaper_ttl(f64::NEG_INFINITY).is_some());
+    }
+
+    #[test]
+    fn huge_ttls_do_not_overflow() {
+        let now = at("2026-04-27T12:00:00Z");
+        let mut pending = object(json!({"a": "2026-04-27T11:00:00Z", "b": true}));
+        assert_eq!(reap(&mut pending, now, 1e300), ["b"]);
+        assert_eq!(reap(&mut pending, now, -1e300), ["a"]);
+        let mut pending = object(json!({"a": "2026-04-27T11:00:00Z"}));
+        assert_eq!(prune_stale(&mut pending, now, TimeDelta::MAX, 100), 0);
+        assert_eq!(prune_stale(&mut pending, now, TimeDelta::MIN, 100), 1);
+    }
+
+    #[test]
+    fn a_non_string_that_survives_is_stamped_with_the_epoch() {
+        let now = at("1970-01-01T06:00:00Z");
+        let mut pending = object(json!({"legacy": true}));
+        assert_eq!(prune_stale(&mut pending, now, FIRST_TURN_TTL, 100), 0);
+        assert_eq!(Value::Object(pending), json!({"legacy": "1970-01-01T00:00:00+00:00"}));
+    }
+
+    #[test]
+    fn open_reports_no_change_only_for_an_identical_re_mark() {
+        let now = at("2026-04-27T12:00:00Z");
+        let mut record = Record::new();
+        assert!(!open_in(&mut record, "", now), "an empty id marks nothing");
+        assert_eq!(record, Record::new());
+        assert!(open_in(&mut record, "s1", now));
+        assert!(!open_in(&mut record, "s1", now));
+        assert!(open_in(&mut record, "s2", now));
+        assert!(open_in(&mut record, "s1", now), "s1 moves to the end");
+        let order: Vec<&String> =
+            record.get(keys::FIRST_TURN_PENDING).unwrap().as_object().unwrap().keys().collect();
+        assert_eq!(order, ["s2", "s1"]);
+    }
+}
