@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod digest;
+pub mod quiet_window;
 pub mod record;
 pub mod sessions;
 pub mod store;

@@ -156,11 +156,11 @@ fn overnight(state: &mut Record) -> Value {
 
 #[test]
 fn the_overnight_digest() {
-    // acceptance 12.7.1 and 12.8.3: nothing saved gives the zeroed default.
+    // acceptance 12.7.1, acceptance 12.8.3: nothing saved gives the zeroed default.
     assert_same(&digest::zeroed_overnight_digest(), &zeroed());
     assert_eq!(overnight(&mut Record::new()), zeroed());
 
-    // acceptance 12.7.2 and 12.8.1: every field of a delivered digest comes back.
+    // acceptance 12.7.2, acceptance 12.8.1: every field of a delivered digest comes back.
     let mut state =
         record(json!({"pending_digest": full_digest(), "last_digest_shown_at": hours_ago(20)}));
     let shown = overnight(&mut state);

@@ -184,7 +184,7 @@ fn secs_ago(secs: i64) -> String {
 #[test]
 fn reaper() {
     let now = drain_now();
-    // acceptance 12.2.1 and 12.3.3: the default TTL and the helper are public.
+    // acceptance 12.2.1, acceptance 12.3.3: the default TTL and the helper are public.
     assert_eq!(REAPER_TTL_SECS, 3600.0);
     let _: fn(&mut Map<String, Value>, Timestamp, f64) -> Vec<String> = sessions::reap;
 
