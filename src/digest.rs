@@ -104,10 +104,11 @@ pub fn fold(record: &mut Record, result: &RemResult) {
 ///
 /// **fix**: a `last_digest_shown_at` later than `now` (the clock went back) does not block delivery.
 pub fn take(record: &mut Record, now: Timestamp) -> Option<Value> {
-    if let Some(last) = record.timestamp(keys::LAST_DIGEST_SHOWN_AT) {
-        if last <= now && now - last < SHOW_THRESHOLD {
-            return None;
-        }
+    if let Some(last) = record.timestamp(keys::LAST_DIGEST_SHOWN_AT)
+        && last <= now
+        && now - last < SHOW_THRESHOLD
+    {
+        return None;
     }
     if !record.get(keys::PENDING_DIGEST).is_some_and(is_truthy) {
         return None;
