@@ -1,0 +1,641 @@
+//! The engine's working data: the state document, a typed view of it for the guards, and the few
+//! facts kept only in memory between snapshots.
+//!
+//! Owns every read and write of the document's known keys on behalf of the machine, and the rule
+//! that a key holding a wrong-typed value stays on disk as it was until there is a reason to rewrite
+//! it. It must not do I/O, read the clock, or decide transitions: `machine` decides, this module
+//! keeps the books.
+
+use chrono::Duration;
+use chrono_tz::Tz;
+use serde_json::{Map, Value, json};
+
+use crate::digest::{self, RemResult};
+use crate::event::Settings;
+use crate::quiet_window::{self, QuietWindow, SessionStarts};
+use crate::record::{Record, keys, kind_of};
+use crate::sessions;
+use crate::table::StateName;
+use crate::timestamp::{self, Timestamp};
+
+/// How long TRANSITIONING waits for the lock before giving up with `lock_timeout`.
+pub const LOCK_WAIT_TIMEOUT: Duration = Duration::minutes(5);
+/// Client activity this recent at a cycle boundary makes the night yield.
+pub const RECENT_ACTIVITY: Duration = Duration::seconds(30);
+/// REM cycles a night plans when `rem_cycle_count` is missing or unusable.
+pub const DEFAULT_REM_CYCLES: u32 = 4;
+/// The most REM cycles one night may plan, whatever the file says.
+pub const MAX_REM_CYCLES: u32 = 96;
+/// The longest user-sleep reason stored, in characters (the seed's clip).
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// The night that is running, or the last one that ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Night {
+    /// When the lock came and the night was planned.
+    pub started_at: Option<Timestamp>,
+    /// Cycles planned.
+    pub planned: u32,
+    /// Cycles completed so far.
+    pub completed: u32,
+    /// The host lost the lock mid-night.
+    pub lock_lost: bool,
+    /// The latest client activity seen during the night.
+    pub activity_at: Option<Timestamp>,
+}
+
+impl Night {
+    fn read(value: &Value) -> Option<Self> {
+        let obj = value.as_object()?;
+        let time = |k: &str| obj.get(k).and_then(Value::as_str).and_then(timestamp::parse);
+        let count = |k: &str| {
+            obj.get(k).and_then(Value::as_u64).map(|n| n.min(u64::from(MAX_REM_CYCLES)) as u32)
+        };
+        Some(Self {
+            started_at: time("started_at"),
+            planned: count("planned")?,
+            completed: count("completed")?,
+            lock_lost: matches!(obj.get("lock_lost"), Some(Value::Bool(true))),
+            activity_at: time("activity_at"),
+        })
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "started_at": self.started_at.map(timestamp::format),
+            "planned": self.planned,
+            "completed": self.completed,
+            "lock_lost": self.lock_lost,
+            "activity_at": self.activity_at.map(timestamp::format),
+        })
+    }
+}
+
+/// Which operator request a [`Data::queue_request`] call stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// `user_sleep_request`.
+    UserSleep,
+    /// `force_rem_request`.
+    ForceRem,
+    /// `force_wake_request`.
+    ForceWake,
+}
+
+impl RequestKind {
+    fn key(self) -> &'static str {
+        match self {
+            Self::UserSleep => keys::USER_SLEEP_REQUEST,
+            Self::ForceRem => keys::FORCE_REM_REQUEST,
+            Self::ForceWake => keys::FORCE_WAKE_REQUEST,
+        }
+    }
+}
+
+/// The typed reading of the document that the guards consult; rebuilt after every change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    /// The persisted state.
+    pub fsm: StateName,
+    /// `scheduler_paused` is the boolean `true`.
+    pub paused: bool,
+    /// The zone the quiet window is learned and checked in.
+    pub tz: Tz,
+    /// The learned quiet window.
+    pub window: Option<QuietWindow>,
+    /// When the window was last learned.
+    pub learned_at: Option<Timestamp>,
+    /// When the last session started.
+    pub last_session: Option<Timestamp>,
+    /// When the state last changed.
+    pub transition_at: Option<Timestamp>,
+    /// A user-sleep request is pending.
+    pub user_sleep_pending: bool,
+    /// A force-REM request is pending.
+    pub force_rem_pending: bool,
+    /// A force-wake request is pending.
+    pub force_wake_pending: bool,
+    /// Cycles a night plans.
+    pub rem_cycle_count: u32,
+    /// The running or last night.
+    pub night: Night,
+    /// The earliest moment the 1 h first-turn reaper has something to drop.
+    pub first_turn_expiry: Option<Timestamp>,
+    /// Why the last tick did not start a night.
+    pub skip_reason: Option<String>,
+}
+
+impl View {
+    /// Reads the document leniently, listing every known key whose value could not be used.
+    pub fn read(record: &Record) -> (Self, Vec<String>) {
+        let mut warnings = Vec::new();
+        let mut warn = |key: &str, value: &Value, meaning: &str| {
+            warnings.push(format!("{key} holds {}; read as {meaning}", kind_of_or_text(value)));
+        };
+        let present = |key: &str| record.get(key).filter(|v| !v.is_null());
+
+        let fsm = match present(keys::FSM_STATE) {
+            None => StateName::Wake,
+            Some(v) => v.as_str().and_then(StateName::parse).unwrap_or_else(|| {
+                warn(keys::FSM_STATE, v, "WAKE");
+                StateName::Wake
+            }),
+        };
+        let paused = match present(keys::SCHEDULER_PAUSED) {
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                warn(keys::SCHEDULER_PAUSED, v, "not paused");
+                false
+            }
+            None => false,
+        };
+        let tz = match present(keys::TIMEZONE) {
+            None => Tz::UTC,
+            Some(v) => v.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+                warn(keys::TIMEZONE, v, "UTC");
+                Tz::UTC
+            }),
+        };
+        let window = present(keys::QUIET_WINDOW).and_then(|v| {
+            let w = QuietWindow::from_value(v);
+            if w.is_none() {
+                warn(keys::QUIET_WINDOW, v, "no window");
+            }
+            w
+        });
+        let mut time = |key: &str| {
+            let v = present(key)?;
+            let t = v.as_str().and_then(timestamp::parse);
+            if t.is_none() {
+                warn(key, v, "missing");
+            }
+            t
+        };
+        let learned_at = time(keys::QUIET_WINDOW_LEARNED_AT);
+        let last_session = time(keys::LAST_SESSION_TS);
+        let transition_at = time(keys::FSM_TRANSITION_AT);
+        let pending = |key: &str| {
+            record
+                .get(key)
+                .and_then(Value::as_object)
+                .is_some_and(|o| matches!(o.get("pending"), Some(Value::Bool(true))))
+        };
+        let rem_cycle_count = match present(keys::REM_CYCLE_COUNT) {
+            None => DEFAULT_REM_CYCLES,
+            Some(v) => read_cycle_count(v).unwrap_or_else(|| {
+                warnings.push(format!(
+                    "{} holds {}; read as {DEFAULT_REM_CYCLES}",
+                    keys::REM_CYCLE_COUNT,
+                    kind_of_or_text(v)
+                ));
+                DEFAULT_REM_CYCLES
+            }),
+        };
+        let night = match present(keys::NIGHT) {
+            None => Night::default(),
+            Some(v) => Night::read(v).unwrap_or_else(|| {
+                warnings.push(format!("{} holds {}; read as no night", keys::NIGHT, kind_of(v)));
+                Night::default()
+            }),
+        };
+        let first_turn_expiry = match present(keys::FIRST_TURN_PENDING) {
+            Some(Value::Object(map)) => sessions::next_expiry(map, sessions::REAPER_TTL_SECS),
+            Some(v) => {
+                warnings.push(format!(
+                    "{} holds {}; read as empty",
+                    keys::FIRST_TURN_PENDING,
+                    kind_of(v)
+                ));
+                None
+            }
+            None => None,
+        };
+        let skip_reason =
+            record.get(keys::LAST_TICK_SKIPPED_REASON).and_then(Value::as_str).map(str::to_owned);
+        let view = Self {
+            fsm,
+            paused,
+            tz,
+            window,
+            learned_at,
+            last_session,
+            transition_at,
+            user_sleep_pending: pending(keys::USER_SLEEP_REQUEST),
+            force_rem_pending: pending(keys::FORCE_REM_REQUEST),
+            force_wake_pending: pending(keys::FORCE_WAKE_REQUEST),
+            rem_cycle_count,
+            night,
+            first_turn_expiry,
+            skip_reason,
+        };
+        (view, warnings)
+    }
+}
+
+fn kind_of_or_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{:?}", s.chars().take(40).collect::<String>()),
+        other => kind_of(other).to_owned(),
+    }
+}
+
+/// `rem_cycle_count` as the seed reads it (`int(value)`): a whole number, a numeric string, or a
+/// float with no fraction; at least 1, at most [`MAX_REM_CYCLES`].
+fn read_cycle_count(value: &Value) -> Option<u32> {
+    let n = match value {
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))?,
+        Value::String(s) => s.trim().parse::<u64>().ok()?,
+        _ => return None,
+    };
+    (n >= 1).then(|| n.min(u64::from(MAX_REM_CYCLES)) as u32)
+}
+
+/// The working data: the document, its view, and what is kept only in memory.
+#[derive(Debug, Clone)]
+pub struct Data {
+    record: Record,
+    view: View,
+    starts: SessionStarts,
+    starts_changed: bool,
+    last_tick_at: Option<Timestamp>,
+    last_activity_at: Option<Timestamp>,
+    changed: bool,
+}
+
+impl Data {
+    /// Takes a loaded document, with the warnings for keys that could not be used.
+    pub fn from_record(record: Record) -> (Self, Vec<String>) {
+        let (view, warnings) = View::read(&record);
+        let starts =
+            record.get(keys::SESSION_STARTS).map(SessionStarts::from_value).unwrap_or_default();
+        let data = Self {
+            record,
+            view,
+            starts,
+            starts_changed: false,
+            last_tick_at: None,
+            last_activity_at: None,
+            changed: false,
+        };
+        (data, warnings)
+    }
+
+    /// The document as it stands in memory.
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// The typed view.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// The session starts the quiet window is learned from.
+    pub fn session_starts(&self) -> &SessionStarts {
+        &self.starts
+    }
+
+    /// Whether something durable changed since the last snapshot.
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    /// The last tick's moment, kept in memory and written with the next snapshot.
+    pub fn last_tick_at(&self) -> Option<Timestamp> {
+        self.last_tick_at
+    }
+
+    /// The latest client activity known, in memory or from the running night.
+    pub fn last_activity_at(&self) -> Option<Timestamp> {
+        self.last_activity_at.max(self.view.night.activity_at)
+    }
+
+    /// Keeps the in-memory facts of `older` (another copy of this data) that this copy lacks.
+    pub fn carry_volatile_from(&mut self, older: &Data) {
+        self.last_tick_at = self.last_tick_at.max(older.last_tick_at);
+        self.last_activity_at = self.last_activity_at.max(older.last_activity_at);
+    }
+
+    /// Writes what is only in memory into the document and hands out a copy to persist.
+    pub fn snapshot(&mut self) -> Record {
+        if let Some(at) = self.last_tick_at {
+            self.record.set(keys::LAST_TICK_AT, json!(timestamp::format(at)));
+        }
+        if self.starts_changed {
+            self.record.set(keys::SESSION_STARTS, self.starts.to_value());
+            self.starts_changed = false;
+        }
+        self.changed = false;
+        self.record.clone()
+    }
+
+    fn edit(&mut self, change: impl FnOnce(&mut Record)) {
+        change(&mut self.record);
+        self.changed = true;
+        self.view = View::read(&self.record).0;
+    }
+
+    /// Records the new state and when it was entered.
+    pub fn set_fsm(&mut self, state: StateName, at: Timestamp) {
+        self.edit(|r| {
+            r.set(keys::FSM_STATE, json!(state.as_str()));
+            r.set(keys::FSM_TRANSITION_AT, json!(timestamp::format(at)));
+        });
+    }
+
+    /// Records the boot moment.
+    pub fn stamp_boot(&mut self, at: Timestamp) {
+        self.edit(|r| r.set(keys::DAEMON_STARTED_AT, json!(timestamp::format(at))));
+    }
+
+    /// The 1 h first-turn reaper: the ids dropped, in order (nothing is written when none is).
+    pub fn reap_first_turns(&mut self, at: Timestamp) -> Vec<String> {
+        if self.view.first_turn_expiry.is_none_or(|due| due > at) {
+            return Vec::new();
+        }
+        let mut dropped = Vec::new();
+        self.edit(|r| {
+            if let Some(Value::Object(map)) = r.get_mut(keys::FIRST_TURN_PENDING) {
+                dropped = sessions::reap(map, at, sessions::REAPER_TTL_SECS);
+            }
+        });
+        dropped
+    }
+
+    /// Notes a tick's moment in memory.
+    pub fn note_tick(&mut self, at: Timestamp) {
+        self.last_tick_at = Some(at);
+    }
+
+    /// Records why a tick did nothing; returns whether the reason is new (and so was written).
+    pub fn set_skip_reason(&mut self, reason: Option<&str>) -> bool {
+        if self.view.skip_reason.as_deref() == reason {
+            return false;
+        }
+        self.edit(|r| r.set(keys::LAST_TICK_SKIPPED_REASON, json!(reason)));
+        true
+    }
+
+    /// Whether the quiet window is due to be relearned: 24 h after the last learn, or at once when
+    /// the last learn lies in the future (the clock went back).
+    pub fn relearn_due(&self, at: Timestamp) -> bool {
+        quiet_window::should_relearn(self.view.learned_at.filter(|learned| *learned <= at), at)
+    }
+
+    /// Relearns the quiet window; a failed or empty relearn keeps the previous window.
+    pub fn relearn(&mut self, at: Timestamp) {
+        let learned = quiet_window::learn(self.starts.as_slice(), at, self.view.tz);
+        self.edit(|r| {
+            if let Some(window) = learned {
+                r.set(keys::QUIET_WINDOW, window.to_value());
+            } else if r.get(keys::QUIET_WINDOW).is_none() {
+                r.set(keys::QUIET_WINDOW, Value::Null);
+            }
+            r.set(keys::QUIET_WINDOW_LEARNED_AT, json!(timestamp::format(at)));
+        });
+    }
+
+    /// Why a night should start now, if it should: a pending request, the quiet window, or 2 h of
+    /// idleness since the last session with no night since.
+    pub fn sleep_due(&self, at: Timestamp) -> Option<&'static str> {
+        let v = &self.view;
+        if v.user_sleep_pending {
+            return Some("user_sleep_request");
+        }
+        if v.force_rem_pending {
+            return Some("force_rem_request");
+        }
+        if let Some(window) = v.window {
+            let slept_this_window = v.night.started_at.is_some_and(|s| {
+                let span = Duration::minutes(30 * i64::from(window.duration));
+                s <= at && at - s < span
+            });
+            if quiet_window::contains(window, quiet_window::bucket_of(at, v.tz))
+                && !slept_this_window
+            {
+                return Some("quiet_window");
+            }
+        }
+        if quiet_window::idle_long_enough(v.last_session, at) && !self.night_since_last_session() {
+            return Some("idle");
+        }
+        None
+    }
+
+    /// Whether a night has started since the last session: the 2 h idle rule starts at most one
+    /// night per idle stretch.
+    pub fn night_since_last_session(&self) -> bool {
+        match (self.view.night.started_at, self.view.last_session) {
+            (Some(night), Some(session)) => night >= session,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
+    /// A force-wake still pending when a night is about to begin was sent while none ran: it is
+    /// dropped, so it cannot cut the coming night short.
+    pub fn discard_stale_force_wake(&mut self, at: Timestamp) {
+        if self.view.force_wake_pending {
+            self.edit(|r| {
+                set_in(r, keys::FORCE_WAKE_REQUEST, "pending", json!(false));
+                set_in(r, keys::FORCE_WAKE_REQUEST, "discarded_at", json!(timestamp::format(at)));
+            });
+        }
+    }
+
+    /// Clears the skip reason when a night begins.
+    pub fn clear_skip_reason(&mut self) {
+        if self.view.skip_reason.is_some() {
+            self.edit(|r| r.set(keys::LAST_TICK_SKIPPED_REASON, Value::Null));
+        }
+    }
+
+    /// Whether TRANSITIONING has waited too long for the lock (or the clock jumped).
+    pub fn lock_wait_expired(&self, at: Timestamp) -> bool {
+        self.view.transition_at.is_none_or(|since| (at - since).abs() >= LOCK_WAIT_TIMEOUT)
+    }
+
+    /// Plans the night: 1 cycle for a force-REM request, else `rem_cycle_count`; marks the pending
+    /// requests honoured.
+    pub fn plan_night(&mut self, at: Timestamp) {
+        let planned = if self.view.force_rem_pending { 1 } else { self.view.rem_cycle_count };
+        let honoured: Vec<&str> = [
+            (self.view.user_sleep_pending, keys::USER_SLEEP_REQUEST),
+            (self.view.force_rem_pending, keys::FORCE_REM_REQUEST),
+        ]
+        .into_iter()
+        .filter_map(|(pending, key)| pending.then_some(key))
+        .collect();
+        let night = Night {
+            started_at: Some(at),
+            planned,
+            completed: 0,
+            lock_lost: false,
+            activity_at: None,
+        };
+        self.edit(|r| {
+            for key in honoured {
+                honour(r, key, at);
+            }
+            r.set(keys::NIGHT, night.to_json());
+        });
+    }
+
+    /// Why the night should yield at this boundary, in the seed's order, if it should. Only after
+    /// a completed cycle with cycles left.
+    pub fn yield_reason(&self, at: Timestamp) -> Option<&'static str> {
+        let night = &self.view.night;
+        if night.completed == 0 || night.completed >= night.planned {
+            return None;
+        }
+        if self.view.force_wake_pending {
+            return Some("force_wake_requested");
+        }
+        if night.lock_lost {
+            return Some("mcp_reacquired_mid_night");
+        }
+        if self.last_activity_at().is_some_and(|seen| at - seen <= RECENT_ACTIVITY) {
+            return Some("mcp_recent_activity");
+        }
+        None
+    }
+
+    /// Whether the night has cycles left.
+    pub fn cycles_left(&self) -> bool {
+        self.view.night.completed < self.view.night.planned
+    }
+
+    /// Folds a finished cycle into the digest and counts it.
+    pub fn finish_cycle(&mut self, result: &RemResult) {
+        let mut night = self.view.night.clone();
+        night.completed = (night.completed + 1).min(night.planned.max(1));
+        self.edit(|r| {
+            digest::fold(r, result);
+            r.set(keys::NIGHT, night.to_json());
+        });
+    }
+
+    /// Ends the night: records the completed cycles and settles a pending force-wake.
+    pub fn finish_night(&mut self, at: Timestamp) {
+        let completed = self.view.night.completed;
+        let force_wake = self.view.force_wake_pending;
+        self.edit(|r| {
+            r.set(keys::LAST_COMPLETED_CYCLES, json!(completed));
+            if force_wake {
+                honour(r, keys::FORCE_WAKE_REQUEST, at);
+            }
+        });
+    }
+
+    /// Remembers that the lock was lost mid-night.
+    pub fn remember_lock_lost(&mut self) {
+        let mut night = self.view.night.clone();
+        night.lock_lost = true;
+        self.edit(|r| r.set(keys::NIGHT, night.to_json()));
+    }
+
+    /// Remembers client activity: in memory always, durably while a night runs.
+    pub fn record_activity(&mut self, at: Timestamp, night_running: bool) {
+        self.last_activity_at = self.last_activity_at.max(Some(at));
+        if night_running {
+            let mut night = self.view.night.clone();
+            night.activity_at = night.activity_at.max(Some(at));
+            self.edit(|r| r.set(keys::NIGHT, night.to_json()));
+        }
+    }
+
+    /// A session opened: first-turn mark with the 24 h / 100 prune, `last_session_ts`, history.
+    pub fn open_session(&mut self, session_id: Option<&str>, at: Timestamp) {
+        self.starts.push(at);
+        self.starts.prune(at);
+        self.starts_changed = true;
+        self.edit(|r| {
+            if let Some(id) = session_id.filter(|id| !id.is_empty()) {
+                let pending = r.get_mut(keys::FIRST_TURN_PENDING).and_then(Value::as_object_mut);
+                match pending {
+                    Some(map) => {
+                        sessions::mark(map, id, at);
+                    }
+                    None => {
+                        let mut map = Map::new();
+                        sessions::mark(&mut map, id, at);
+                        r.set(keys::FIRST_TURN_PENDING, Value::Object(map));
+                    }
+                }
+            }
+            r.set(keys::LAST_SESSION_TS, json!(timestamp::format(at)));
+        });
+    }
+
+    /// A recall: consumes the first turn and applies the digest gate. Writes only what changed.
+    pub fn recall(&mut self, session_id: &str, at: Timestamp) -> (bool, Option<Value>) {
+        let mut scratch = self.record.clone();
+        let first_turn = scratch
+            .get_mut(keys::FIRST_TURN_PENDING)
+            .and_then(Value::as_object_mut)
+            .is_some_and(|map| map.contains_key(session_id) && sessions::consume(map, session_id));
+        let consumed =
+            scratch.get(keys::FIRST_TURN_PENDING) != self.record.get(keys::FIRST_TURN_PENDING);
+        let digest = digest::take(&mut scratch, at);
+        if consumed || digest.is_some() {
+            self.edit(|r| *r = scratch);
+        }
+        (first_turn, digest)
+    }
+
+    /// Stores an operator request as pending, replacing an earlier one.
+    pub fn queue_request(&mut self, kind: RequestKind, ts: String, reason: Option<&str>) {
+        let mut request = Map::new();
+        if let Some(reason) = reason {
+            let clipped: String = reason.chars().take(MAX_REASON_CHARS).collect();
+            request.insert("reason".into(), json!(clipped));
+        }
+        request.insert("ts".into(), json!(ts));
+        request.insert("pending".into(), json!(true));
+        self.edit(|r| r.set(kind.key(), Value::Object(request)));
+    }
+
+    /// Sets or clears the pause flag.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.edit(|r| r.set(keys::SCHEDULER_PAUSED, json!(paused)));
+    }
+
+    /// Stores changed settings.
+    pub fn configure(&mut self, settings: &Settings) {
+        self.edit(|r| {
+            if let Some(count) = settings.rem_cycle_count {
+                r.set(keys::REM_CYCLE_COUNT, json!(count.clamp(1, MAX_REM_CYCLES)));
+            }
+            if let Some(tz) = &settings.timezone {
+                r.set(keys::TIMEZONE, json!(tz));
+            }
+        });
+    }
+
+    /// Marks the document changed so the next snapshot writes what is only in memory.
+    pub fn touch(&mut self) {
+        self.changed = true;
+    }
+}
+
+/// Sets `field` inside the object at `key`, replacing a non-object with a new one.
+fn set_in(record: &mut Record, key: &str, field: &str, value: Value) {
+    match record.get_mut(key).and_then(Value::as_object_mut) {
+        Some(obj) => {
+            obj.insert(field.to_owned(), value);
+        }
+        None => {
+            let mut obj = Map::new();
+            obj.insert(field.to_owned(), value);
+            record.set(key, Value::Object(obj));
+        }
+    }
+}
+
+/// Marks a request honoured: `pending: false`, `honored_at`.
+fn honour(record: &mut Record, key: &str, at: Timestamp) {
+    set_in(record, key, "pending", json!(false));
+    set_in(record, key, "honored_at", json!(timestamp::format(at)));
+}

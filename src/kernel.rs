@@ -1,0 +1,141 @@
+//! The sans-I/O core: the machine and its data, one `handle` call run to completion.
+//!
+//! Owns restoring a machine from a document without firing entry actions, running an event and
+//! the engine's own `Continue` steps to completion, and gathering transitions, effects and the
+//! snapshots to persist. It must not touch the disk or read the clock: `engine` does both.
+
+use serde_json::Value;
+use statig::prelude::*;
+
+use crate::data::Data;
+use crate::effects::Effect;
+use crate::event::{Event, Trigger};
+use crate::machine::{Ctx, Lifecycle, Output, Rejection, Transition, name_of, state_of};
+use crate::record::Record;
+use crate::table::{Action, StateName};
+
+/// What one accepted event did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// The transitions taken, in order.
+    pub transitions: Vec<Transition>,
+    /// The effects for the host, in order.
+    pub effects: Vec<Effect>,
+    /// For a `Recall`: whether this was the session's first turn.
+    pub first_turn: Option<bool>,
+    /// For a `Recall`: the digest, when the gate delivered one.
+    pub digest: Option<Value>,
+    /// The documents to persist, in order (one per transition, plus one for other durable
+    /// changes). Empty when nothing durable changed.
+    pub snapshots: Vec<Record>,
+}
+
+/// One step of the machine alone, as the table tests see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The state after the step.
+    pub state: StateName,
+    /// The table actions performed.
+    pub actions: Vec<Action>,
+    /// Set when the event was refused.
+    pub rejection: Option<Rejection>,
+}
+
+/// The machine and its data.
+pub struct Core {
+    machine: StateMachine<Lifecycle>,
+    data: Data,
+}
+
+impl Core {
+    /// Restores a core from a document, in the state the document names, firing no entry action.
+    /// Returns the warnings for keys whose values could not be used.
+    pub fn restore(record: Record) -> (Self, Vec<String>) {
+        let (data, warnings) = Data::from_record(record);
+        let state = data.view().fsm;
+        (Self { machine: restored_machine(state), data }, warnings)
+    }
+
+    /// The current state.
+    pub fn state(&self) -> StateName {
+        name_of(self.machine.state())
+    }
+
+    /// The working data.
+    pub fn data(&self) -> &Data {
+        &self.data
+    }
+
+    /// Replaces the data (and the state it names), as a reload after another process wrote does.
+    pub fn replace_data(&mut self, data: Data) {
+        self.machine = restored_machine(data.view().fsm);
+        self.data = data;
+    }
+
+    /// Handles one event to completion: the event, then `Continue` while SLEEP asks for it.
+    /// A rejected event changes nothing.
+    pub fn handle(&mut self, event: &Event) -> Result<Outcome, Rejection> {
+        let mut out = Output { snapshot_transitions: true, ..Output::default() };
+        let mut ctx =
+            Ctx { data: &mut self.data, event: Some(&event.kind), at: event.at, out: &mut out };
+        self.machine.handle_with_context(&event.trigger(), &mut ctx);
+        while ctx.out.continue_pending && ctx.out.rejection.is_none() {
+            ctx.out.continue_pending = false;
+            ctx.event = None;
+            self.machine.handle_with_context(&Trigger::Continue, &mut ctx);
+        }
+        if let Some(rejection) = out.rejection {
+            return Err(rejection);
+        }
+        if self.data.changed() {
+            out.snapshots.push(self.data.snapshot());
+        }
+        let (first_turn, digest) = match out.recall {
+            Some((first_turn, digest)) => (Some(first_turn), digest),
+            None => (None, None),
+        };
+        Ok(Outcome {
+            transitions: out.transitions,
+            effects: out.effects,
+            first_turn,
+            digest,
+            snapshots: out.snapshots,
+        })
+    }
+
+    /// Runs exactly one machine step for `trigger` (no `Continue` follows), with `winding_down`
+    /// preset as a boot recovery or shutdown would leave it. For the table tests.
+    #[doc(hidden)]
+    pub fn step(
+        &mut self,
+        event: Option<&Event>,
+        trigger: Trigger,
+        at: crate::timestamp::Timestamp,
+        winding_down: bool,
+    ) -> Step {
+        let mut out = Output { winding_down, ..Output::default() };
+        let mut ctx =
+            Ctx { data: &mut self.data, event: event.map(|e| &e.kind), at, out: &mut out };
+        self.machine.handle_with_context(&trigger, &mut ctx);
+        Step { state: self.state(), actions: out.actions, rejection: out.rejection }
+    }
+}
+
+/// A machine in `state` whose entry actions have not run for this restore.
+fn restored_machine(state: StateName) -> StateMachine<Lifecycle> {
+    let mut machine = Lifecycle.state_machine();
+    // statig's initialization enters the initial state (WAKE) and runs its entry action; give it a
+    // scratch context so nothing of it reaches the real data or output.
+    let (mut scratch, _) = Data::from_record(Record::new());
+    let mut out = Output::default();
+    let mut ctx =
+        Ctx { data: &mut scratch, event: None, at: chrono::DateTime::UNIX_EPOCH, out: &mut out };
+    machine.init_with_context(&mut ctx);
+    // SAFETY: `State` is a plain enum of unit-like variants with no local storage, so every
+    // variant is a valid state on its own; placing the restored one directly is the documented way
+    // to skip the entry actions that a restore must not fire.
+    unsafe {
+        *machine.state_mut() = state_of(state);
+    }
+    machine
+}

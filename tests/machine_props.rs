@@ -1,0 +1,111 @@
+//! Property tests of the core: random host event sequences from every state.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use daemon_state::digest::RemResult;
+use daemon_state::event::{Event, EventKind, Settings};
+use daemon_state::kernel::Core;
+use daemon_state::record::Record;
+use daemon_state::table::{StateName, check_edge};
+use proptest::prelude::*;
+use serde_json::json;
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 4, 18, 22, 0, 0).unwrap()
+}
+
+fn arb_kind() -> impl Strategy<Value = EventKind> {
+    prop_oneof![
+        Just(EventKind::Boot),
+        any::<bool>().prop_map(|store_empty| EventKind::Tick { store_empty }),
+        any::<bool>().prop_map(|store_empty| EventKind::Tick { store_empty }),
+        proptest::option::of("[a-c]{0,2}")
+            .prop_map(|session_id| EventKind::SessionStarted { session_id }),
+        "[a-c]{0,2}".prop_map(|session_id| EventKind::Recall { session_id }),
+        Just(EventKind::LockAcquired),
+        Just(EventKind::LockAcquired),
+        Just(EventKind::LockDenied),
+        Just(EventKind::LockLost),
+        Just(EventKind::McpActivity),
+        (0u64..5, any::<bool>(), any::<bool>()).prop_map(|(n, claude, timed_out)| {
+            EventKind::RemCycleFinished {
+                result: RemResult {
+                    summaries_created: n,
+                    schema_candidates: n / 2,
+                    claude_call_used: claude,
+                    main_insight_text: claude.then(|| "insight".into()),
+                    timed_out,
+                },
+            }
+        }),
+        (0u64..5).prop_map(|_| EventKind::RemCycleFinished { result: RemResult::default() }),
+        Just(EventKind::UserSleepRequested { reason: "bed".into(), ts: None }),
+        Just(EventKind::ForceRemRequested { ts: None }),
+        Just(EventKind::ForceWakeRequested { ts: None }),
+        Just(EventKind::Pause),
+        Just(EventKind::Resume),
+        (1u32..6).prop_map(|n| EventKind::Configure(Settings {
+            rem_cycle_count: Some(n),
+            timezone: None
+        })),
+        Just(EventKind::Shutdown),
+    ]
+}
+
+fn arb_start() -> impl Strategy<Value = Record> {
+    (0usize..4, 1u32..6, 0u32..6).prop_map(|(state, planned, completed)| {
+        let state = StateName::ALL[state];
+        let at = start();
+        let doc = json!({
+            "fsm_state": state.as_str(),
+            "fsm_transition_at": daemon_state::timestamp::format(at),
+            "night": {"started_at": daemon_state::timestamp::format(at), "planned": planned,
+                      "completed": completed.min(planned - 1), "lock_lost": false, "activity_at": null},
+        });
+        Record::from_map(doc.as_object().unwrap().clone())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Only legal edges; Shutdown always reaches WAKE; the cycle counter never passes the plan;
+    /// a rejected event changes nothing.
+    #[test]
+    fn random_sequences_keep_the_invariants(
+        record in arb_start(),
+        steps in proptest::collection::vec((arb_kind(), 0i64..7200), 1..200),
+    ) {
+        let (mut core, _) = Core::restore(record);
+        let mut at = start();
+        for (kind, step_secs) in steps {
+            at += Duration::seconds(step_secs);
+            let before_state = core.state();
+            let before_record = core.data().record().clone();
+            let is_shutdown = kind == EventKind::Shutdown;
+            match core.handle(&Event::new(at, kind)) {
+                Ok(outcome) => {
+                    let mut current = before_state;
+                    for t in &outcome.transitions {
+                        prop_assert_eq!(t.from, current, "transitions chain");
+                        prop_assert!(check_edge(t.from, t.to).is_ok(), "illegal edge {:?}", t);
+                        current = t.to;
+                    }
+                    prop_assert_eq!(current, core.state());
+                    prop_assert_eq!(outcome.snapshots.len() >= outcome.transitions.len(), true);
+                }
+                Err(rejection) => {
+                    prop_assert_eq!(rejection.state, before_state);
+                    prop_assert_eq!(core.state(), before_state, "a rejection moved the machine");
+                    prop_assert_eq!(core.data().record(), &before_record, "a rejection changed the data");
+                }
+            }
+            let night = &core.data().view().night;
+            prop_assert!(night.completed <= night.planned.max(1), "completed {} of {}", night.completed, night.planned);
+            if is_shutdown {
+                prop_assert_eq!(core.state(), StateName::Wake, "shutdown must reach WAKE");
+            }
+        }
+        core.handle(&Event::new(at, EventKind::Shutdown)).unwrap();
+        prop_assert_eq!(core.state(), StateName::Wake);
+    }
+}
