@@ -1,0 +1,188 @@
+//! The shell around the core: one engine over one state file.
+//!
+//! Owns the read-modify-write cycle: take the file's lock, re-read the file if another process
+//! changed it, run the event through the core, persist every snapshot in order, and roll the core
+//! back to the last durable document when a save fails. It must not decide anything the table
+//! does not say, and it never reads the clock: callers pass the moment.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::data::Data;
+use crate::event::Event;
+use crate::kernel::{Core, Outcome};
+use crate::machine::Rejection;
+use crate::record::{Record, keys};
+use crate::store::{Loaded, Recovery, Store, StoreError};
+use crate::table::{IllegalTransition, StateName, check_edge};
+use crate::timestamp::{self, Timestamp};
+
+/// Why an engine call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The event has no row in the current state; nothing changed.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// A raw transition along an edge the seed does not allow; nothing changed.
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    /// The state file could not be read or written; the engine is back at the last durable state.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What opening an engine found worth telling.
+#[derive(Debug, Clone, Default)]
+pub struct OpenReport {
+    /// The file was corrupt and was moved aside; what was used instead.
+    pub recovery: Option<Recovery>,
+    /// Known keys whose values could not be used, and how they were read.
+    pub warnings: Vec<String>,
+}
+
+/// The lifecycle engine over its state file.
+pub struct Engine {
+    core: Core,
+    store: Store,
+    durable: Record,
+}
+
+impl Engine {
+    /// Opens the engine on a state file (created on the first save), reading it under its lock.
+    pub fn open(path: impl AsRef<Path>) -> Result<(Self, OpenReport), EngineError> {
+        Self::with_store(Store::open(path.as_ref().to_path_buf())?)
+    }
+
+    /// An engine whose state lives in memory only.
+    pub fn in_memory() -> Self {
+        let (core, _) = Core::restore(Record::new());
+        Self { core, store: Store::in_memory(), durable: Record::new() }
+    }
+
+    /// Opens the engine on a store, reading it under its lock.
+    pub fn with_store(mut store: Store) -> Result<(Self, OpenReport), EngineError> {
+        let loaded = {
+            let _lock = store.lock()?;
+            store.load()?
+        };
+        let Loaded { record, recovery } = loaded;
+        let (core, warnings) = Core::restore(record.clone());
+        for warning in &warnings {
+            tracing::warn!(path = %store.path().display(), "{warning}");
+        }
+        Ok((Self { core, store, durable: record }, OpenReport { recovery, warnings }))
+    }
+
+    /// The current state.
+    pub fn state(&self) -> StateName {
+        self.core.state()
+    }
+
+    /// The document as it stands in memory.
+    pub fn record(&self) -> &Record {
+        self.core.data().record()
+    }
+
+    /// The working data (typed view and guards).
+    pub fn data(&self) -> &Data {
+        self.core.data()
+    }
+
+    /// The store, for its path and its count of durable writes.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Handles one event to completion, persisting each snapshot before reporting it.
+    pub fn handle(&mut self, event: Event) -> Result<Outcome, EngineError> {
+        let _lock = self.store.lock()?;
+        self.refresh()?;
+        let mut outcome = self.core.handle(&event)?;
+        self.persist(&mut outcome.snapshots)?;
+        Ok(outcome)
+    }
+
+    /// The seed's raw `transition(to)`: moves the persisted state along a legal edge and nothing
+    /// else (no handler, no entry action). An illegal edge changes nothing.
+    pub fn transition(&mut self, to: StateName, at: Timestamp) -> Result<(), EngineError> {
+        let _lock = self.store.lock()?;
+        self.refresh()?;
+        check_edge(self.state(), to)?;
+        let mut record = self.core.data().record().clone();
+        record.set(keys::FSM_STATE, json!(to.as_str()));
+        record.set(keys::FSM_TRANSITION_AT, json!(timestamp::format(at)));
+        self.persist_one(record)?;
+        Ok(())
+    }
+
+    /// A locked read-modify-write of the document outside the machine (the `sessions` and
+    /// `digest` commands). `change` returns its answer and whether it changed the document; the
+    /// answer is given only once the change is durable.
+    pub fn update<R>(
+        &mut self,
+        change: impl FnOnce(&mut Record) -> (R, bool),
+    ) -> Result<R, EngineError> {
+        let _lock = self.store.lock()?;
+        self.refresh()?;
+        let mut record = self.core.data().record().clone();
+        let (answer, changed) = change(&mut record);
+        if changed {
+            self.persist_one(record)?;
+        }
+        Ok(answer)
+    }
+
+    /// Re-reads the file when another process changed it since this engine last read or wrote it.
+    pub fn refresh(&mut self) -> Result<(), EngineError> {
+        if self.store.changed_on_disk()? {
+            let Loaded { record, recovery } = self.store.load()?;
+            if let Some(recovery) = recovery {
+                tracing::error!(path = %self.store.path().display(), ?recovery, "state file was corrupt");
+            }
+            self.restore(record);
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, record: Record) {
+        let (mut data, _) = Data::from_record(record.clone());
+        data.carry_volatile_from(self.core.data());
+        self.core.replace_data(data);
+        self.durable = record;
+    }
+
+    /// Saves one document written outside the machine and makes it the engine's.
+    fn persist_one(&mut self, record: Record) -> Result<(), EngineError> {
+        let mut snapshots = [record];
+        self.persist(&mut snapshots)?;
+        let [record] = snapshots;
+        self.restore(record);
+        Ok(())
+    }
+
+    /// Saves the snapshots in order; on the first failure, returns to the last durable document.
+    fn persist(&mut self, snapshots: &mut [Record]) -> Result<(), EngineError> {
+        for snapshot in snapshots.iter_mut() {
+            if let Err(error) = self.store.save(snapshot) {
+                tracing::error!(path = %self.store.path().display(), %error, "save failed; back to the last durable state");
+                let durable = self.durable.clone();
+                self.restore(durable);
+                return Err(error.into());
+            }
+            self.durable = snapshot.clone();
+        }
+        Ok(())
+    }
+
+    /// A read-only summary of the state for people and tools.
+    pub fn status(&self, now: Timestamp) -> Value {
+        crate::status::status(self.core.state(), self.core.data(), now)
+    }
+
+    /// The earliest moment the host must tick for something to happen; `None` when nothing is
+    /// scheduled.
+    pub fn next_deadline(&self, now: Timestamp) -> Option<Timestamp> {
+        crate::status::next_deadline(self.core.state(), self.core.data(), now)
+    }
+}

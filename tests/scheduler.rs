@@ -1,0 +1,390 @@
+//! The scheduler's decisions against the seed project's cases (ACCEPTANCE 12.6, 12.9, 12.10), with
+//! an injected clock and a small host that grants the lock and runs REM cycles.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use daemon_state::digest::RemResult;
+use daemon_state::effects::Effect;
+use daemon_state::engine::Engine;
+use daemon_state::event::{Event, EventKind};
+use daemon_state::kernel::Outcome;
+use daemon_state::quiet_window;
+use daemon_state::table::{StateName, check_edge};
+use daemon_state::timestamp::{format, parse};
+use serde_json::{Value, json};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 4, 18, 23, 10, 0).unwrap()
+}
+
+/// `[(current local bucket - 2) mod 48, 8]`, as the seed's tests build it.
+fn window_covering(at: DateTime<Utc>) -> Value {
+    let bucket = quiet_window::bucket_of(at, chrono_tz::UTC);
+    json!([(bucket + 46) % 48, 8])
+}
+
+struct Host {
+    dir: tempfile::TempDir,
+    engine: Engine,
+    cycles: Vec<u32>,
+    effects: Vec<Effect>,
+    at: DateTime<Utc>,
+}
+
+impl Host {
+    fn new(state: Value) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".daemon-state.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
+        let (engine, report) = Engine::open(&path).unwrap();
+        assert!(report.recovery.is_none() && report.warnings.is_empty(), "{report:?}");
+        Self { dir, engine, cycles: Vec::new(), effects: Vec::new(), at: now() }
+    }
+
+    fn send(&mut self, kind: EventKind) -> Outcome {
+        let before = self.engine.state();
+        let outcome = self.engine.handle(Event::new(self.at, kind)).unwrap();
+        let mut current = before;
+        for t in &outcome.transitions {
+            assert_eq!(t.from, current);
+            check_edge(t.from, t.to).unwrap();
+            current = t.to;
+        }
+        self.effects.extend(outcome.effects.iter().cloned());
+        outcome
+    }
+
+    /// One tick, then a host that grants the lock and runs every cycle asked for. `during` runs
+    /// while a cycle is in progress and may send events of its own.
+    fn tick_through_night(&mut self, summaries: u64, mut during: impl FnMut(&mut Host, u32)) {
+        let mut pending = self.send(EventKind::Tick { store_empty: false }).effects;
+        while let Some(effect) = pending.first().cloned() {
+            pending.remove(0);
+            let next = match effect {
+                Effect::AcquireLock => self.send(EventKind::LockAcquired).effects,
+                Effect::RunRemCycle { cycle, .. } => {
+                    self.cycles.push(cycle);
+                    during(self, cycle);
+                    let result = RemResult { summaries_created: summaries, ..RemResult::default() };
+                    self.send(EventKind::RemCycleFinished { result }).effects
+                }
+                _ => Vec::new(),
+            };
+            pending.extend(next);
+        }
+    }
+
+    fn disk(&self) -> Value {
+        let bytes = std::fs::read(self.dir.path().join(".daemon-state.json")).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    fn emitted(&self, kind: &str) -> Vec<Value> {
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Emit { kind: k, payload, .. } if *k == kind => Some(payload.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+// acceptance 12.9.1 and 12.9.6: a paused scheduler skips, says so once, and persists it.
+#[test]
+fn paused_tick_skips_once_and_persists() {
+    let mut host = Host::new(
+        json!({"fsm_state": "WAKE", "scheduler_paused": true, "quiet_window": window_covering(now())}),
+    );
+    host.tick_through_night(0, |_, _| panic!("no REM cycle may run while paused"));
+    assert_eq!(host.engine.state(), StateName::Wake);
+    assert_eq!(host.emitted("daemon_tick_skipped"), [json!({"reason": "paused"})]);
+    let disk = host.disk();
+    assert_eq!(disk["last_tick_skipped_reason"], "paused");
+    assert_eq!(disk["scheduler_paused"], true);
+    assert!(parse(disk["last_tick_at"].as_str().unwrap()).is_some());
+    // fix: the seed emitted the skip on every tick; a pause is reported once.
+    host.at += Duration::seconds(30);
+    host.tick_through_night(0, |_, _| panic!("still paused"));
+    assert_eq!(host.emitted("daemon_tick_skipped").len(), 1);
+}
+
+// acceptance 12.9.2: a user-sleep request starts a night outside any window.
+#[test]
+fn user_sleep_bypasses_the_window() {
+    let mut host = Host::new(json!({
+        "fsm_state": "WAKE", "quiet_window": null,
+        "user_sleep_request": {"reason": "I am going to bed now", "ts": "2026-04-18T23:00:00+00:00", "pending": true},
+        "last_session_ts": format(now()),
+    }));
+    host.tick_through_night(1, |_, _| {});
+    assert_eq!(host.cycles, [1, 2, 3, 4]);
+    assert_eq!(host.engine.state(), StateName::Wake);
+    let disk = host.disk();
+    assert_eq!(disk["user_sleep_request"]["pending"], false);
+    assert!(disk["user_sleep_request"]["honored_at"].is_string());
+    assert_eq!(disk["last_completed_cycles"], 4);
+    assert_eq!(
+        disk["pending_digest"],
+        json!({"rem_cycles_completed": 4, "episodes_processed": 4, "schemas_induced_tier0": 0,
+               "claude_call_used": false, "main_insight_text": null, "timed_out_cycles": 0})
+    );
+}
+
+// acceptance 12.9.3: force-REM runs exactly one cycle.
+#[test]
+fn force_rem_runs_one_cycle() {
+    let mut host = Host::new(json!({
+        "fsm_state": "WAKE", "quiet_window": null, "rem_cycle_count": 4,
+        "force_rem_request": {"ts": "2026-04-18T10:00:00+00:00", "pending": true},
+        "last_session_ts": format(now()),
+    }));
+    host.tick_through_night(0, |_, _| {});
+    assert_eq!(host.cycles, [1]);
+    assert_eq!(host.disk()["force_rem_request"]["pending"], false);
+    assert_eq!(host.engine.state(), StateName::Wake);
+}
+
+// acceptance 12.9.4: a force-wake sent during cycle 2 ends the night after cycle 2.
+#[test]
+fn force_wake_mid_run_yields_at_the_boundary() {
+    let mut host = Host::new(
+        json!({"fsm_state": "WAKE", "quiet_window": window_covering(now()), "rem_cycle_count": 5}),
+    );
+    host.tick_through_night(0, |host, cycle| {
+        if cycle == 2 {
+            host.send(EventKind::ForceWakeRequested { ts: Some(format(host.at)) });
+        }
+    });
+    assert_eq!(host.cycles, [1, 2]);
+    let disk = host.disk();
+    assert_eq!(disk["force_wake_request"]["pending"], false);
+    assert!(disk["force_wake_request"]["honored_at"].is_string());
+    assert_eq!(
+        host.emitted("daemon_yielded"),
+        [json!({"reason": "force_wake_requested", "completed_cycles": 2})]
+    );
+    assert_eq!(host.engine.state(), StateName::Wake);
+}
+
+// acceptance 12.9.4, FLAG F-6 (fix): a force-wake sent while no night runs does not cut the next
+// night short; the seed stopped that night after its first cycle.
+#[test]
+fn stale_force_wake_does_not_cut_the_next_night() {
+    let mut host = Host::new(
+        json!({"fsm_state": "WAKE", "quiet_window": window_covering(now()), "rem_cycle_count": 3}),
+    );
+    host.at -= Duration::hours(1);
+    host.send(EventKind::ForceWakeRequested { ts: None });
+    host.at = now();
+    host.tick_through_night(0, |_, _| {});
+    assert_eq!(host.cycles, [1, 2, 3]);
+    assert!(host.emitted("daemon_yielded").is_empty());
+    assert_eq!(host.disk()["force_wake_request"]["pending"], false);
+}
+
+// acceptance 12.9.5: both requests pending: one cycle, both honoured.
+#[test]
+fn both_requests_run_one_cycle_and_are_both_honoured() {
+    let mut host = Host::new(json!({
+        "fsm_state": "WAKE", "rem_cycle_count": 4, "last_session_ts": format(now()),
+        "user_sleep_request": {"reason": "bedtime", "ts": "2026-04-18T23:00:00+00:00", "pending": true},
+        "force_rem_request": {"ts": "2026-04-18T23:00:01+00:00", "pending": true},
+    }));
+    host.tick_through_night(0, |_, _| {});
+    assert_eq!(host.cycles, [1]);
+    let disk = host.disk();
+    assert_eq!(disk["user_sleep_request"]["pending"], false);
+    assert_eq!(disk["force_rem_request"]["pending"], false);
+}
+
+// acceptance 12.6.3: an empty store skips the tick and runs no cycle.
+#[test]
+fn empty_store_skips() {
+    let mut host = Host::new(json!({"fsm_state": "WAKE"}));
+    let outcome = host.send(EventKind::Tick { store_empty: true });
+    assert!(outcome.transitions.is_empty());
+    assert!(!outcome.effects.iter().any(|e| matches!(e, Effect::RunRemCycle { .. })));
+    assert_eq!(host.disk()["last_tick_skipped_reason"], "empty_store");
+}
+
+// acceptance 12.10.1: client activity 5 s before the boundary ends the night after cycle 1.
+#[test]
+fn recent_activity_yields_after_the_first_cycle() {
+    let mut host = Host::new(
+        json!({"fsm_state": "WAKE", "quiet_window": window_covering(now()), "rem_cycle_count": 5}),
+    );
+    host.at -= Duration::seconds(5);
+    host.send(EventKind::McpActivity);
+    host.at = now();
+    host.tick_through_night(0, |_, _| {});
+    assert_eq!(host.cycles, [1]);
+    assert_eq!(
+        host.emitted("daemon_yielded"),
+        [json!({"reason": "mcp_recent_activity", "completed_cycles": 1})]
+    );
+    assert_eq!(host.engine.state(), StateName::Wake);
+}
+
+// acceptance 12.10.2: activity 600 s old does not stop the night.
+#[test]
+fn old_activity_does_not_yield() {
+    let mut host = Host::new(
+        json!({"fsm_state": "WAKE", "quiet_window": window_covering(now()), "rem_cycle_count": 3}),
+    );
+    host.at -= Duration::seconds(600);
+    host.send(EventKind::McpActivity);
+    host.at = now();
+    host.tick_through_night(0, |_, _| {});
+    assert_eq!(host.cycles, [1, 2, 3]);
+    assert!(host.emitted("daemon_yielded").is_empty());
+    assert_eq!(host.engine.state(), StateName::Wake);
+}
+
+// The lock lost mid-night ends it at the next boundary with the seed's reason.
+#[test]
+fn lock_lost_yields_at_the_boundary() {
+    let mut host = Host::new(
+        json!({"fsm_state": "WAKE", "quiet_window": window_covering(now()), "rem_cycle_count": 4}),
+    );
+    host.tick_through_night(0, |host, cycle| {
+        if cycle == 1 {
+            host.send(EventKind::LockLost);
+        }
+    });
+    assert_eq!(host.cycles, [1]);
+    assert_eq!(
+        host.emitted("daemon_yielded"),
+        [json!({"reason": "mcp_reacquired_mid_night", "completed_cycles": 1})]
+    );
+}
+
+// A denied lock yields with `mcp_active`; a lock that never comes times out.
+#[test]
+fn lock_denied_and_lock_timeout() {
+    let mut host = Host::new(json!({"fsm_state": "WAKE", "quiet_window": window_covering(now())}));
+    host.send(EventKind::Tick { store_empty: false });
+    assert_eq!(host.engine.state(), StateName::Transitioning);
+    host.send(EventKind::LockDenied);
+    assert_eq!(host.engine.state(), StateName::Wake);
+    assert_eq!(
+        host.emitted("daemon_yielded"),
+        [json!({"reason": "mcp_active", "completed_cycles": 0})]
+    );
+
+    let mut host = Host::new(json!({"fsm_state": "WAKE", "quiet_window": window_covering(now())}));
+    host.send(EventKind::Tick { store_empty: false });
+    host.at += Duration::minutes(1);
+    host.send(EventKind::Tick { store_empty: false });
+    assert_eq!(host.engine.state(), StateName::Transitioning);
+    host.at += Duration::minutes(5);
+    host.send(EventKind::Tick { store_empty: false });
+    assert_eq!(host.engine.state(), StateName::Wake);
+    assert_eq!(host.emitted("daemon_yielded")[0]["reason"], "lock_timeout");
+}
+
+// Crash recovery: a file left mid-night boots back to WAKE through legal edges, says what it found,
+// releases the lock, and keeps the digest.
+#[test]
+fn boot_recovers_every_mid_night_state() {
+    for found in ["TRANSITIONING", "SLEEP", "DREAMING"] {
+        let digest = json!({"rem_cycles_completed": 2, "episodes_processed": 7});
+        let mut host = Host::new(json!({
+            "fsm_state": found, "pending_digest": digest,
+            "night": {"started_at": format(now() - Duration::hours(1)), "planned": 4, "completed": 2,
+                      "lock_lost": false, "activity_at": null},
+        }));
+        let outcome = host.send(EventKind::Boot);
+        assert_eq!(host.engine.state(), StateName::Wake, "{found}");
+        let path: Vec<&str> = outcome.transitions.iter().map(|t| t.to.as_str()).collect();
+        let expected: &[&str] = if found == "DREAMING" { &["SLEEP", "WAKE"] } else { &["WAKE"] };
+        assert_eq!(path, expected, "{found}");
+        assert_eq!(host.emitted("fsm_recovered")[0]["found"], found);
+        assert!(outcome.effects.contains(&Effect::ReleaseLock), "{found}");
+        let disk = host.disk();
+        assert_eq!(disk["fsm_state"], "WAKE");
+        assert_eq!(disk["pending_digest"], digest, "{found}: the digest survives recovery");
+        assert_eq!(disk["daemon_started_at"], format(now()));
+    }
+}
+
+// fix: a shutdown mid-night walks back to WAKE before the process exits, so the file never says
+// DREAMING after a clean stop.
+#[test]
+fn shutdown_mid_night_leaves_wake_on_disk() {
+    let mut host = Host::new(
+        json!({"fsm_state": "WAKE", "quiet_window": window_covering(now()), "rem_cycle_count": 4}),
+    );
+    host.send(EventKind::Tick { store_empty: false });
+    host.send(EventKind::LockAcquired);
+    assert_eq!(host.engine.state(), StateName::Dreaming);
+    let outcome = host.send(EventKind::Shutdown);
+    assert_eq!(host.engine.state(), StateName::Wake);
+    assert!(outcome.effects.contains(&Effect::ReleaseLock));
+    assert_eq!(host.disk()["fsm_state"], "WAKE");
+}
+
+// acceptance 12.6.1, engine form: the seed's edge walk, with the raw transition API.
+#[test]
+fn seed_fsm_walk_in_engine_form() {
+    let mut host = Host::new(json!({}));
+    let at = now();
+    host.engine.transition(StateName::Transitioning, at).unwrap();
+    host.engine.transition(StateName::Sleep, at).unwrap();
+    host.engine.transition(StateName::Dreaming, at).unwrap();
+    let err = host.engine.transition(StateName::Transitioning, at).unwrap_err();
+    assert!(err.to_string().contains("Illegal transition"), "{err}");
+    assert_eq!(err.to_string(), "Illegal transition DREAMING -> TRANSITIONING; allowed: ['SLEEP']");
+    assert_eq!(host.engine.state(), StateName::Dreaming);
+    host.engine.transition(StateName::Sleep, at).unwrap();
+    host.engine.transition(StateName::Wake, at).unwrap();
+    assert!(host.engine.transition(StateName::Sleep, at).is_err());
+    assert_eq!(host.disk()["fsm_state"], "WAKE");
+}
+
+// SessionStarted writes last_session_ts (fix: the seed never wrote it) and marks the first turn;
+// Recall consumes it once and takes the digest through the gate.
+#[test]
+fn session_and_recall() {
+    let mut host =
+        Host::new(json!({"fsm_state": "WAKE", "pending_digest": {"rem_cycles_completed": 1}}));
+    host.send(EventKind::SessionStarted { session_id: Some("s1".into()) });
+    let disk = host.disk();
+    assert_eq!(disk["last_session_ts"], format(now()));
+    assert_eq!(disk["first_turn_pending"]["s1"], format(now()));
+    let first = host.send(EventKind::Recall { session_id: "s1".into() });
+    assert_eq!(first.first_turn, Some(true));
+    assert_eq!(first.digest, Some(json!({"rem_cycles_completed": 1})));
+    let second = host.send(EventKind::Recall { session_id: "s1".into() });
+    assert_eq!(second.first_turn, Some(false));
+    assert_eq!(second.digest, None);
+    assert!(host.disk().get("pending_digest").is_none());
+}
+
+// A simulated idle day: one session, then 2,880 ticks 30 s apart with the host granting the lock
+// and finishing every cycle. Exactly one night, 2 h after the session, and few durable writes
+// (the seed wrote the file on every tick: 2,880 times).
+#[test]
+fn idle_day_runs_one_night_with_few_writes() {
+    let mut host = Host::new(json!({"fsm_state": "WAKE"}));
+    let writes_before = host.engine.store().durable_writes();
+    let session_at = now();
+    host.send(EventKind::SessionStarted { session_id: Some("morning".into()) });
+    let mut night_starts = Vec::new();
+    for _ in 0..2880 {
+        host.at += Duration::seconds(30);
+        let cycles_before = host.cycles.len();
+        host.tick_through_night(1, |_, _| {});
+        if host.cycles.len() > cycles_before {
+            night_starts.push(host.at);
+        }
+    }
+    assert_eq!(
+        night_starts,
+        [session_at + Duration::hours(2)],
+        "exactly one night, 2 h after the session"
+    );
+    assert_eq!(host.cycles, [1, 2, 3, 4]);
+    let writes = host.engine.store().durable_writes() - writes_before;
+    assert!(writes <= 30, "{writes} durable writes in an idle day");
+    assert_eq!(host.engine.state(), StateName::Wake);
+}
