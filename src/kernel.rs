@@ -4,7 +4,7 @@
 //! the engine's own `Continue` steps to completion, and gathering transitions, effects and the
 //! snapshots to persist. It must not touch the disk or read the clock: `engine` does both.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use statig::prelude::*;
 
 use crate::data::Data;
@@ -13,6 +13,7 @@ use crate::event::{Event, Trigger};
 use crate::machine::{Ctx, Lifecycle, Output, Rejection, Transition, name_of, state_of};
 use crate::record::Record;
 use crate::table::{Action, StateName};
+use crate::timestamp;
 
 /// What one accepted event did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -28,6 +29,40 @@ pub struct Outcome {
     /// The documents to persist, in order (one per transition, plus one for other durable
     /// changes). Empty when nothing durable changed.
     pub snapshots: Vec<Record>,
+}
+
+impl Outcome {
+    /// The reply document of the `serve` protocol and of the `event` command:
+    /// `{"ok": true, "state", "transitions": [{"from", "to", "reason", "at"}], "effects": [...]}`,
+    /// plus `first_turn` and `digest` for a recall.
+    pub fn to_reply(&self, state: StateName) -> Value {
+        let transitions: Vec<Value> = self
+            .transitions
+            .iter()
+            .map(|t| {
+                json!({
+                    "from": t.from.as_str(),
+                    "to": t.to.as_str(),
+                    "reason": t.reason,
+                    "at": timestamp::format(t.at),
+                })
+            })
+            .collect();
+        let effects: Vec<Value> = self.effects.iter().map(Effect::to_json).collect();
+        let mut reply = json!({"ok": true, "state": state.as_str(), "transitions": transitions, "effects": effects});
+        if let Some(first_turn) = self.first_turn {
+            reply["first_turn"] = json!(first_turn);
+            reply["digest"] = self.digest.clone().unwrap_or(Value::Null);
+        }
+        reply
+    }
+}
+
+impl Rejection {
+    /// The reply document for a refused event: `{"ok": false, "reason": "rejected", "state", "error"}`.
+    pub fn to_reply(&self) -> Value {
+        json!({"ok": false, "reason": "rejected", "state": self.state.as_str(), "error": self.to_string()})
+    }
 }
 
 /// One step of the machine alone, as the table tests see it.
