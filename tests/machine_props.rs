@@ -109,3 +109,51 @@ proptest! {
         prop_assert_eq!(core.state(), StateName::Wake);
     }
 }
+
+/// A host that grants the lock and finishes every cycle: after any history, one night's worth of
+/// its answers brings the machine back to WAKE.
+fn settle(core: &mut Core, at: DateTime<Utc>) -> usize {
+    let mut steps = 0;
+    while core.state() != StateName::Wake {
+        let kind = match core.state() {
+            StateName::Transitioning => EventKind::LockAcquired,
+            StateName::Dreaming => EventKind::RemCycleFinished { result: RemResult::default() },
+            _ => EventKind::Boot,
+        };
+        core.handle(&Event::new(at, kind)).unwrap();
+        steps += 1;
+        assert!(steps <= 2 + daemon_state::data::MAX_REM_CYCLES as usize, "no way back to WAKE");
+    }
+    steps
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Clock steps backwards by up to a day and forwards by years: no panic, no illegal edge, and
+    /// the machine always settles back to WAKE within one night.
+    #[test]
+    fn wild_clocks_never_break_the_machine(
+        record in arb_start(),
+        steps in proptest::collection::vec(
+            (arb_kind(), prop_oneof![-86_400i64..0, 0i64..7_200, 0i64..(5 * 365 * 86_400)]),
+            1..200,
+        ),
+    ) {
+        let (mut core, _) = Core::restore(record);
+        let mut at = start();
+        for (kind, step_secs) in steps {
+            at += Duration::seconds(step_secs);
+            let before = core.state();
+            if let Ok(outcome) = core.handle(&Event::new(at, kind)) {
+                let mut current = before;
+                for t in &outcome.transitions {
+                    prop_assert!(check_edge(t.from, t.to).is_ok() && t.from == current, "{:?}", t);
+                    current = t.to;
+                }
+            }
+        }
+        settle(&mut core, at);
+        prop_assert_eq!(core.state(), StateName::Wake);
+    }
+}

@@ -388,3 +388,35 @@ fn idle_day_runs_one_night_with_few_writes() {
     assert!(writes <= 30, "{writes} durable writes in an idle day");
     assert_eq!(host.engine.state(), StateName::Wake);
 }
+
+// A week of sessions at 10 an hour through the day: the state file stays small, and the window the
+// engine learns from its bounded history equals the pure function over every timestamp.
+#[test]
+fn a_week_of_sessions_keeps_the_file_small_and_learns_the_same_window() {
+    let mut host = Host::new(json!({"fsm_state": "WAKE"}));
+    let start = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap();
+    let mut all = Vec::new();
+    for day in 0..7 {
+        for hour in 8..22 {
+            for i in 0..10 {
+                let at = start
+                    + Duration::days(day)
+                    + Duration::hours(hour)
+                    + Duration::minutes(6 * i + 1);
+                host.at = at;
+                host.send(EventKind::SessionStarted {
+                    session_id: Some(format!("d{day}-h{hour}-{i}")),
+                });
+                all.push(at);
+            }
+        }
+    }
+    host.at = start + Duration::days(7) + Duration::hours(7);
+    host.send(EventKind::Tick { store_empty: false });
+    let expected = quiet_window::learn(&all, host.at, chrono_tz::UTC);
+    assert!(expected.is_some(), "the fixture has a quiet night");
+    let learned = quiet_window::QuietWindow::from_value(&host.disk()["quiet_window"]);
+    assert_eq!(learned, expected);
+    let size = std::fs::metadata(host.dir.path().join(".daemon-state.json")).unwrap().len();
+    assert!(size < 64 * 1024, "state file is {size} bytes");
+}
