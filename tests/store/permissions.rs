@@ -1,0 +1,1 @@
+//! Permissions, refusals, quarantine and read errors.
