@@ -6,6 +6,7 @@ mod crash_model;
 mod permissions;
 mod processes;
 mod python;
+mod sim;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
