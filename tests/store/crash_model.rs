@@ -15,6 +15,8 @@ use super::is_seed_temp;
 
 const DIR: &str = "/state";
 const PATH: &str = "/state/.daemon-state.json";
+/// A state file cut short by a writer that did not follow the protocol.
+const TORN: &[u8] = b"{\"fsm_state\": \"SLE";
 const ERRNOS: [(i32, &str); 4] = [
     (libc::EIO, "EIO"),
     (libc::ENOSPC, "ENOSPC"),
@@ -66,38 +68,40 @@ impl Checker {
         Ok(store)
     }
 
-    /// Opens the store, loads, and saves `saves` documents, stopping at the first error.
+    /// Saves `saves` documents on a fresh disk.
     fn history(&self, fs: &SimFs, saves: u64) -> Result<Outcome, String> {
         let mut outcome = Outcome {
             acknowledged: 0,
             in_flight: None,
             documents: BTreeMap::from([(0, Record::new())]),
         };
+        self.extend(fs, &mut outcome, saves)?;
+        Ok(outcome)
+    }
+
+    /// Opens a store, loads, and saves `saves` more documents, stopping at the first error.
+    fn extend(&self, fs: &SimFs, outcome: &mut Outcome, saves: u64) -> Verdict {
         let Ok(mut store) = self.open(fs) else {
-            return Ok(outcome);
+            return Ok(());
         };
         if store.load().is_err() {
-            return Ok(outcome);
+            return Ok(());
         }
-        for i in 1..=saves {
-            let mut record = document(i);
+        for _ in 0..saves {
+            let mut record = document(outcome.documents.len() as u64);
             let result = store.save(&mut record);
             let generation = outcome.acknowledged + 1;
             outcome.documents.insert(generation, record);
             match result {
                 Ok(g) if g == generation => outcome.acknowledged = g,
-                Ok(g) => {
-                    return Err(format!(
-                        "save {i} returned generation {g}, not {generation}"
-                    ));
-                }
+                Ok(g) => return Err(format!("a save returned generation {g}, not {generation}")),
                 Err(_) => {
                     outcome.in_flight = Some(generation);
                     break;
                 }
             }
         }
-        Ok(outcome)
+        Ok(())
     }
 
     /// One disk image: it loads as the acknowledged generation or the one in flight, whole; the
@@ -312,12 +316,78 @@ impl Checker {
         Ok(())
     }
 
+    /// After `saves` saves the state file turns corrupt; then a power cut before every call of the
+    /// next open, load (which quarantines it) and save: every image loads the previous generation
+    /// or the new one, whole.
+    fn corrupt_then_power_cuts(&mut self, saves: u64) -> Verdict {
+        for cut in 0.. {
+            let fs = SimFs::new();
+            let mut outcome = self.history(&fs, saves)?;
+            fs.replace_durably(Path::new(PATH), TORN);
+            // The corruption, not the store, lost the last generation.
+            outcome.acknowledged = saves - 1;
+            fs.cut_power_at(cut);
+            self.extend(&fs, &mut outcome, 1)?;
+            if !fs.power_was_cut() {
+                return Ok(());
+            }
+            self.runs += 1;
+            let context = format!("{saves} saves, then corrupt, power cut at call {cut}");
+            self.check_images(&fs, &outcome, &context)?;
+        }
+        Ok(())
+    }
+
+    /// After two saves the state file turns corrupt; then an error at every call while a store
+    /// opens and loads: the load fails or gives the previous generation, the corrupt bytes are not
+    /// lost, and a clean load afterwards gives the previous generation.
+    fn corrupt_then_injected_errors(&mut self) -> Verdict {
+        for call in Call::ALL {
+            for (errno, errno_name) in ERRNOS {
+                for nth in 0.. {
+                    let context = format!("corrupt file, {errno_name} at {call:?} #{nth}");
+                    let fs = SimFs::new();
+                    let outcome = self.history(&fs, 2)?;
+                    let previous = &outcome.documents[&1];
+                    fs.replace_durably(Path::new(PATH), TORN);
+                    fs.fail_at(call, nth, errno);
+                    let loaded = self.open(&fs).and_then(|mut s| s.load());
+                    if !fs.take_injected() {
+                        break;
+                    }
+                    self.runs += 1;
+                    if let Ok(loaded) = &loaded
+                        && &loaded.record != previous
+                    {
+                        return Err(format!("{context}: loaded {:?}", loaded.record));
+                    }
+                    let dir = Path::new(DIR);
+                    let kept = fs
+                        .names(dir)
+                        .into_iter()
+                        .any(|name| fs.contents(&dir.join(name)).as_deref() == Some(TORN));
+                    if !kept {
+                        return Err(format!("{context}: the corrupt bytes are gone"));
+                    }
+                    let again = self.open(&fs).and_then(|mut s| s.load());
+                    match again {
+                        Ok(again) if &again.record == previous => {}
+                        other => return Err(format!("{context}: then loaded {other:?}")),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn everything(&mut self) -> Verdict {
         for saves in 1..=3 {
             self.power_cuts(saves)?;
             self.corrupt_files(saves)?;
+            self.corrupt_then_power_cuts(saves)?;
         }
-        self.injected_errors()
+        self.injected_errors()?;
+        self.corrupt_then_injected_errors()
     }
 }
 
@@ -357,6 +427,21 @@ fn corrupt_files_are_quarantined_and_the_previous_generation_loads() {
     for saves in 1..=3 {
         checker.corrupt_files(saves).unwrap();
     }
+}
+
+// Corrupt files, continued: a power cut at every point of the recovery and the save after it, and
+// an error at every call of the recovery, never lose the previous generation or the corrupt bytes.
+#[test]
+fn a_corrupt_file_survives_power_cuts_and_errors_during_its_recovery() {
+    let mut checker = Checker::new(None);
+    for saves in 1..=3 {
+        checker.corrupt_then_power_cuts(saves).unwrap();
+    }
+    checker.corrupt_then_injected_errors().unwrap();
+    eprintln!(
+        "recovery: {} runs, {} disk images",
+        checker.runs, checker.images
+    );
 }
 
 // Negative controls: each deliberately broken variant (no file fsync, no directory fsync, write in
