@@ -2,6 +2,7 @@
 //! simulated one, real processes killed mid-save or racing each other, and permissions.
 
 mod acceptance;
+mod api;
 mod crash_model;
 mod permissions;
 mod processes;
