@@ -131,6 +131,9 @@ enum Seen {
 }
 
 /// The state file of one daemon, and the files beside it.
+///
+/// Use one `Store` per state file in a process: the lock belongs to an open file, so a second store
+/// on the same file in the same process would wait for the first one's lock like another process.
 pub struct Store {
     fs: Box<dyn Fs>,
     path: PathBuf,
