@@ -233,22 +233,13 @@ impl Store {
     /// state file, which is replaced by every save.
     pub fn lock(&self) -> Result<StoreLock, StoreError> {
         if self.locked.swap(true, Ordering::Acquire) {
-            return Err(StoreError::AlreadyLocked {
-                path: self.path.clone(),
-            });
+            return Err(StoreError::AlreadyLocked { path: self.path.clone() });
         }
         match self.fs.lock(&self.lock_path, true) {
-            Ok(Some(lock)) => Ok(StoreLock {
-                held: Arc::clone(&self.locked),
-                _lock: lock,
-            }),
+            Ok(Some(lock)) => Ok(StoreLock { held: Arc::clone(&self.locked), _lock: lock }),
             Ok(None) => {
                 self.locked.store(false, Ordering::Release);
-                Err(io_error(
-                    "cannot lock",
-                    &self.lock_path,
-                    io::ErrorKind::WouldBlock.into(),
-                ))
+                Err(io_error("cannot lock", &self.lock_path, io::ErrorKind::WouldBlock.into()))
             }
             Err(e) => {
                 self.locked.store(false, Ordering::Release);
@@ -260,10 +251,8 @@ impl Store {
     /// Whether the state file is not the one this store last read or wrote (compared by device,
     /// inode, size and modification time), so that a read-modify-write must read it again.
     pub fn changed_on_disk(&self) -> Result<bool, StoreError> {
-        let now = self
-            .fs
-            .stat(&self.path)
-            .map_err(|e| io_error("cannot inspect", &self.path, e))?;
+        let now =
+            self.fs.stat(&self.path).map_err(|e| io_error("cannot inspect", &self.path, e))?;
         Ok(match (self.seen, now) {
             (Seen::Missing, None) => false,
             (Seen::File(then), Some(now)) => {
@@ -303,16 +292,12 @@ impl Store {
             }
             _ => return Err(wrong_kind(&self.dir, "directory")),
         }
-        let file = self
-            .fs
-            .stat(&self.path)
-            .map_err(|e| io_error("cannot inspect", &self.path, e))?;
+        let file =
+            self.fs.stat(&self.path).map_err(|e| io_error("cannot inspect", &self.path, e))?;
         match file.map(|meta| meta.kind) {
             None | Some(FileKind::File) => {}
             Some(FileKind::Symlink) => {
-                return Err(StoreError::Symlink {
-                    path: self.path.clone(),
-                });
+                return Err(StoreError::Symlink { path: self.path.clone() });
             }
             Some(_) => return Err(wrong_kind(&self.path, "regular file")),
         }
@@ -349,25 +334,14 @@ impl Store {
     }
 
     fn lock_unless_held(&self) -> Result<Option<StoreLock>, StoreError> {
-        if self.locked.load(Ordering::Acquire) {
-            Ok(None)
-        } else {
-            self.lock().map(Some)
-        }
+        if self.locked.load(Ordering::Acquire) { Ok(None) } else { self.lock().map(Some) }
     }
 }
 
 fn io_error(action: &'static str, path: &Path, source: io::Error) -> StoreError {
-    StoreError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
+    StoreError::Io { action, path: path.to_owned(), source }
 }
 
 fn wrong_kind(path: &Path, expected: &'static str) -> StoreError {
-    StoreError::WrongKind {
-        path: path.to_owned(),
-        expected,
-    }
+    StoreError::WrongKind { path: path.to_owned(), expected }
 }

@@ -179,9 +179,7 @@ impl Fs for RealFs {
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
-        std::fs::read_dir(dir)?
-            .map(|entry| entry.map(|e| e.file_name()))
-            .collect()
+        std::fs::read_dir(dir)?.map(|entry| entry.map(|e| e.file_name())).collect()
     }
 
     fn lock(&self, path: &Path, wait: bool) -> io::Result<Option<FsLock>> {

@@ -68,11 +68,9 @@ impl Store {
         bytes: &[u8],
         leftovers: &mut Vec<PathBuf>,
     ) -> Result<(), StoreError> {
-        file.write_all(bytes)
-            .map_err(|e| io_error("cannot write temp file for", &self.path, e))?;
+        file.write_all(bytes).map_err(|e| io_error("cannot write temp file for", &self.path, e))?;
         if self.broken != Some(Broken::NoFileFsync) {
-            file.sync()
-                .map_err(|e| io_error("cannot sync temp file for", &self.path, e))?;
+            file.sync().map_err(|e| io_error("cannot sync temp file for", &self.path, e))?;
         }
         drop(file);
         self.keep_previous(leftovers)?;
@@ -91,11 +89,7 @@ impl Store {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => {
-                return Err(io_error(
-                    "cannot keep previous generation of",
-                    &self.path,
-                    e,
-                ));
+                return Err(io_error("cannot keep previous generation of", &self.path, e));
             }
         }
         leftovers.push(link.clone());
@@ -108,14 +102,10 @@ impl Store {
 
     fn write_in_place(&self, bytes: &[u8]) -> Result<(), StoreError> {
         self.keep_previous(&mut Vec::new())?;
-        let mut file = self
-            .fs
-            .overwrite(&self.path)
-            .map_err(|e| io_error("cannot open", &self.path, e))?;
-        file.write_all(bytes)
-            .map_err(|e| io_error("cannot write", &self.path, e))?;
-        file.sync()
-            .map_err(|e| io_error("cannot sync", &self.path, e))?;
+        let mut file =
+            self.fs.overwrite(&self.path).map_err(|e| io_error("cannot open", &self.path, e))?;
+        file.write_all(bytes).map_err(|e| io_error("cannot write", &self.path, e))?;
+        file.sync().map_err(|e| io_error("cannot sync", &self.path, e))?;
         drop(file);
         self.sync_dir()
     }
@@ -124,9 +114,7 @@ impl Store {
         if self.broken == Some(Broken::NoDirFsync) {
             return Ok(());
         }
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| io_error("cannot sync directory", &self.dir, e))
+        self.fs.sync_dir(&self.dir).map_err(|e| io_error("cannot sync directory", &self.dir, e))
     }
 
     /// Creates a new temp file, mode 0600, that no other save uses.

@@ -97,19 +97,11 @@ impl SimFs {
     }
 
     fn from_state(state: State) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                state: Mutex::new(state),
-                unlocked: Condvar::new(),
-            }),
-        }
+        Self { shared: Arc::new(Shared { state: Mutex::new(state), unlocked: Condvar::new() }) }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shared.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Cuts the power just before the `nth` call from now (of any kind; 0 is the next one): that
@@ -130,11 +122,7 @@ impl SimFs {
     pub fn fail_at(&self, call: Call, nth: u64, errno: i32) {
         let mut state = self.state();
         let already = state.calls_by_kind.get(&call).copied().unwrap_or(0);
-        state.inject.push(Injection {
-            call,
-            nth: already + nth,
-            errno,
-        });
+        state.inject.push(Injection { call, nth: already + nth, errno });
     }
 
     /// Whether an error armed by [`SimFs::fail_at`] was returned since the last call; disarms
@@ -155,11 +143,7 @@ impl SimFs {
     /// The names in a directory as they are visible now.
     pub fn names(&self, dir: &Path) -> Vec<OsString> {
         let state = self.state();
-        state
-            .dirs
-            .get(dir)
-            .map(|d| d.current.keys().cloned().collect())
-            .unwrap_or_default()
+        state.dirs.get(dir).map(|d| d.current.keys().cloned().collect()).unwrap_or_default()
     }
 
     /// Replaces a file durably with new content, as another writer's completed rename would.
@@ -189,38 +173,21 @@ impl SimFs {
         let mut count = 0;
         let mut prefixes = vec![0usize; dirs.len()];
         loop {
-            let image_dirs: Vec<BTreeMap<OsString, u64>> = dirs
-                .iter()
-                .zip(&prefixes)
-                .map(|((_, dir), &k)| dir.replay(k))
-                .collect();
-            let reachable: BTreeSet<u64> = image_dirs
-                .iter()
-                .flat_map(|entries| entries.values().copied())
-                .collect();
+            let image_dirs: Vec<BTreeMap<OsString, u64>> =
+                dirs.iter().zip(&prefixes).map(|((_, dir), &k)| dir.replay(k)).collect();
+            let reachable: BTreeSet<u64> =
+                image_dirs.iter().flat_map(|entries| entries.values().copied()).collect();
             let choices: Vec<(u64, Vec<Vec<u8>>)> = reachable
                 .iter()
-                .filter_map(|ino| {
-                    state
-                        .inodes
-                        .get(ino)
-                        .map(|inode| (*ino, inode.crash_choices()))
-                })
+                .filter_map(|ino| state.inodes.get(ino).map(|inode| (*ino, inode.crash_choices())))
                 .collect();
             let mut picks = vec![0usize; choices.len()];
             loop {
-                let mut image = State {
-                    next_ino: state.next_ino,
-                    ..State::default()
-                };
+                let mut image = State { next_ino: state.next_ino, ..State::default() };
                 for ((path, _), entries) in dirs.iter().zip(&image_dirs) {
                     image.dirs.insert(
                         (*path).clone(),
-                        Dir {
-                            durable: entries.clone(),
-                            current: entries.clone(),
-                            log: Vec::new(),
-                        },
+                        Dir { durable: entries.clone(), current: entries.clone(), log: Vec::new() },
                     );
                 }
                 for ((ino, options), &pick) in choices.iter().zip(&picks) {
@@ -262,11 +229,8 @@ impl SimFs {
             state.power_cut = true;
             return Err(io::Error::other("simulated power cut"));
         }
-        if let Some(inject) = state
-            .inject
-            .iter()
-            .find(|inject| inject.call == call && inject.nth == this)
-            .copied()
+        if let Some(inject) =
+            state.inject.iter().find(|inject| inject.call == call && inject.nth == this).copied()
         {
             state.injected = true;
             return Err(io::Error::from_raw_os_error(inject.errno));
@@ -345,25 +309,17 @@ impl Fs for SimFs {
             return Ok(Some((Vec::new(), meta)));
         }
         let found = state.lookup(path).and_then(|ino| state.inodes.get(&ino));
-        Ok(found
-            .zip(state.meta(path))
-            .map(|(inode, meta)| (inode.current.clone(), meta)))
+        Ok(found.zip(state.meta(path)).map(|(inode, meta)| (inode.current.clone(), meta)))
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let ino = self.enter(Call::Create)?.open_file(path, true)?;
-        Ok(Box::new(SimFile {
-            fs: self.clone(),
-            ino,
-        }))
+        Ok(Box::new(SimFile { fs: self.clone(), ino }))
     }
 
     fn overwrite(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let ino = self.enter(Call::Create)?.open_file(path, false)?;
-        Ok(Box::new(SimFile {
-            fs: self.clone(),
-            ino,
-        }))
+        Ok(Box::new(SimFile { fs: self.clone(), ino }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -371,9 +327,7 @@ impl Fs for SimFs {
         if from.parent() != to.parent() {
             return Err(io::Error::from_raw_os_error(libc::EXDEV));
         }
-        state
-            .lookup(from)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        state.lookup(from).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         let (dir, name) = state.split(from)?;
         let to_name = to.file_name().unwrap_or_default().to_owned();
         dir.apply(DirOp::Rename(name.to_owned(), to_name));
@@ -385,9 +339,7 @@ impl Fs for SimFs {
         if from.parent() != to.parent() {
             return Err(io::Error::from_raw_os_error(libc::EXDEV));
         }
-        state
-            .lookup(from)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        state.lookup(from).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         if state.lookup(to).is_some() {
             return Err(io::Error::from_raw_os_error(libc::EEXIST));
         }
@@ -399,9 +351,7 @@ impl Fs for SimFs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut state = self.enter(Call::Remove)?;
-        state
-            .lookup(path)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        state.lookup(path).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         let (dir, name) = state.split(path)?;
         dir.apply(DirOp::Remove(name.to_owned()));
         Ok(())
@@ -409,10 +359,8 @@ impl Fs for SimFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.enter(Call::SyncDir)?;
-        let dir = state
-            .dirs
-            .get_mut(dir)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let dir =
+            state.dirs.get_mut(dir).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         dir.durable = dir.current.clone();
         dir.log.clear();
         Ok(())
@@ -420,10 +368,7 @@ impl Fs for SimFs {
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         let state = self.enter(Call::ListDir)?;
-        let dir = state
-            .dirs
-            .get(dir)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let dir = state.dirs.get(dir).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         Ok(dir.current.keys().cloned().collect())
     }
 
@@ -433,16 +378,9 @@ impl Fs for SimFs {
             if !wait {
                 return Ok(None);
             }
-            state = self
-                .shared
-                .unlocked
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = self.shared.unlocked.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
         state.locks.insert(path.to_owned());
-        Ok(Some(Box::new(SimLock {
-            fs: self.clone(),
-            path: path.to_owned(),
-        })))
+        Ok(Some(Box::new(SimLock { fs: self.clone(), path: path.to_owned() })))
     }
 }

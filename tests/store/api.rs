@@ -60,10 +60,7 @@ fn changed_on_disk_sees_other_writers_only() {
     theirs.load().unwrap();
     theirs.save(&mut document(2)).unwrap();
     assert!(ours.changed_on_disk().unwrap());
-    assert_eq!(
-        ours.load().unwrap().record,
-        document(2).clone_with_generation(2)
-    );
+    assert_eq!(ours.load().unwrap().record, document(2).clone_with_generation(2));
     assert!(!ours.changed_on_disk().unwrap());
 }
 
@@ -108,11 +105,7 @@ fn temp_files_match_the_seed_glob_and_are_swept_on_open() {
     fs.fail_at(Call::Remove, 0, libc::EIO);
     assert!(store.save(&mut document(1)).is_err());
     let dir = Path::new("/state");
-    let temps: Vec<_> = fs
-        .names(dir)
-        .into_iter()
-        .filter(|n| is_seed_temp(n))
-        .collect();
+    let temps: Vec<_> = fs.names(dir).into_iter().filter(|n| is_seed_temp(n)).collect();
     assert_eq!(temps.len(), 1, "{:?}", fs.names(dir));
     let name = temps[0].to_string_lossy().into_owned();
     assert!(name.starts_with(".daemon-state.json."), "{name}");

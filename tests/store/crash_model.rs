@@ -53,11 +53,7 @@ type Verdict = Result<(), String>;
 
 impl Checker {
     fn new(broken: Option<Broken>) -> Self {
-        Self {
-            broken,
-            runs: 0,
-            images: 0,
-        }
+        Self { broken, runs: 0, images: 0 }
     }
 
     fn open(&self, fs: &SimFs) -> Result<Store, StoreError> {
@@ -120,18 +116,13 @@ impl Checker {
         if outcome.documents.get(&generation) != Some(&loaded.record) {
             return Err(format!("generation {generation} loaded with mixed content"));
         }
-        let temps: Vec<_> = image
-            .names(Path::new(DIR))
-            .into_iter()
-            .filter(|name| is_seed_temp(name))
-            .collect();
+        let temps: Vec<_> =
+            image.names(Path::new(DIR)).into_iter().filter(|name| is_seed_temp(name)).collect();
         if !temps.is_empty() {
             return Err(format!("temp files left after open: {temps:?}"));
         }
         let mut next = document(9);
-        store
-            .save(&mut next)
-            .map_err(|e| format!("the next save failed: {e}"))?;
+        store.save(&mut next).map_err(|e| format!("the next save failed: {e}"))?;
         let back = self.open(image).and_then(|mut s| s.load());
         match back {
             Ok(back) if back.record == next => Ok(()),
@@ -161,11 +152,7 @@ impl Checker {
                 return Ok(());
             }
             self.runs += 1;
-            self.check_images(
-                &fs,
-                &outcome,
-                &format!("{saves} saves, power cut at call {cut}"),
-            )?;
+            self.check_images(&fs, &outcome, &format!("{saves} saves, power cut at call {cut}"))?;
         }
         Ok(())
     }
@@ -228,45 +215,32 @@ impl Checker {
             Ok(g) => outcome.acknowledged = g,
             Err(()) => outcome.in_flight = Some(2),
         }
-        let temps: Vec<_> = fs
-            .names(Path::new(DIR))
-            .into_iter()
-            .filter(|name| is_seed_temp(name))
-            .collect();
+        let temps: Vec<_> =
+            fs.names(Path::new(DIR)).into_iter().filter(|name| is_seed_temp(name)).collect();
         if !temps.is_empty() {
             return Err(format!("{context}: temp files left behind: {temps:?}"));
         }
         self.check_images(&fs, &outcome, context)?;
         // Only a failed directory sync comes after the rename, so only then may the new file show.
-        let visible = self
-            .open(&fs)
-            .and_then(|mut s| s.load())
-            .map_err(|e| format!("{context}: {e}"))?;
+        let visible =
+            self.open(&fs).and_then(|mut s| s.load()).map_err(|e| format!("{context}: {e}"))?;
         let generation = visible.record.generation();
         let allowed = match saved {
             Ok(g) => generation == g,
             Err(()) => generation == 1 || (call == Call::SyncDir && generation == 2),
         };
         if !allowed || outcome.documents.get(&generation) != Some(&visible.record) {
-            return Err(format!(
-                "{context}: generation {generation} is visible after {saved:?}"
-            ));
+            return Err(format!("{context}: generation {generation} is visible after {saved:?}"));
         }
         let mut store = match store {
             Some(store) => store,
-            None => self
-                .open(&fs)
-                .map_err(|e| format!("{context}: reopen: {e}"))?,
+            None => self.open(&fs).map_err(|e| format!("{context}: reopen: {e}"))?,
         };
         let mut next = document(3);
-        store
-            .save(&mut next)
-            .map_err(|e| format!("{context}: the next clean save failed: {e}"))?;
+        store.save(&mut next).map_err(|e| format!("{context}: the next clean save failed: {e}"))?;
         match self.open(&fs).and_then(|mut s| s.load()) {
             Ok(back) if back.record == next => Ok(true),
-            other => Err(format!(
-                "{context}: the next clean save did not read back: {other:?}"
-            )),
+            other => Err(format!("{context}: the next clean save did not read back: {other:?}")),
         }
     }
 
@@ -288,10 +262,8 @@ impl Checker {
             let fs = SimFs::new();
             let outcome = self.history(&fs, saves)?;
             fs.replace_durably(Path::new(PATH), &bytes);
-            let loaded = self
-                .open(&fs)
-                .and_then(|mut s| s.load())
-                .map_err(|e| format!("{context}: {e}"))?;
+            let loaded =
+                self.open(&fs).and_then(|mut s| s.load()).map_err(|e| format!("{context}: {e}"))?;
             let previous = &outcome.documents[&(saves - 1)];
             if &loaded.record != previous {
                 return Err(format!(
@@ -308,9 +280,7 @@ impl Checker {
             let name = quarantined_to.file_name().map(OsStr::to_string_lossy);
             let is_quarantine = name.is_some_and(|n| n.starts_with(".daemon-state.json.corrupt."));
             if !is_quarantine || fs.contents(quarantined_to).as_ref() != Some(&bytes) {
-                return Err(format!(
-                    "{context}: the corrupt bytes are not at {quarantined_to:?}"
-                ));
+                return Err(format!("{context}: the corrupt bytes are not at {quarantined_to:?}"));
             }
         }
         Ok(())
@@ -399,10 +369,7 @@ fn every_power_cut_leaves_a_whole_acknowledged_or_later_generation() {
     for saves in 1..=3 {
         checker.power_cuts(saves).unwrap();
     }
-    eprintln!(
-        "power cuts: {} runs, {} disk images",
-        checker.runs, checker.images
-    );
+    eprintln!("power cuts: {} runs, {} disk images", checker.runs, checker.images);
     assert!(checker.images > 100, "too few images: {}", checker.images);
 }
 
@@ -412,10 +379,7 @@ fn every_power_cut_leaves_a_whole_acknowledged_or_later_generation() {
 fn every_injected_error_leaves_the_old_state_and_the_next_save_works() {
     let mut checker = Checker::new(None);
     checker.injected_errors().unwrap();
-    eprintln!(
-        "injected errors: {} runs, {} disk images",
-        checker.runs, checker.images
-    );
+    eprintln!("injected errors: {} runs, {} disk images", checker.runs, checker.images);
     assert!(checker.runs >= 60, "too few runs: {}", checker.runs);
 }
 
@@ -438,10 +402,7 @@ fn a_corrupt_file_survives_power_cuts_and_errors_during_its_recovery() {
         checker.corrupt_then_power_cuts(saves).unwrap();
     }
     checker.corrupt_then_injected_errors().unwrap();
-    eprintln!(
-        "recovery: {} runs, {} disk images",
-        checker.runs, checker.images
-    );
+    eprintln!("recovery: {} runs, {} disk images", checker.runs, checker.images);
 }
 
 // Negative controls: each deliberately broken variant (no file fsync, no directory fsync, write in

@@ -11,11 +11,7 @@ use serde_json::json;
 use super::{NAME, state_dir};
 
 fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777
+    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -140,31 +136,14 @@ fn corrupt_files_are_quarantined_keeping_five_and_prev_is_used() {
         std::fs::write(&path, bytes).unwrap();
         let loaded = Store::open(&path).unwrap().load().unwrap();
         assert_eq!(loaded.record, previous, "corruption {i}");
-        let Some(Recovery::RestoredPrevious {
-            quarantined_to,
-            generation,
-            ..
-        }) = &loaded.recovery
+        let Some(Recovery::RestoredPrevious { quarantined_to, generation, .. }) = &loaded.recovery
         else {
             panic!("corruption {i}: {:?}", loaded.recovery);
         };
         assert_eq!(*generation, previous.generation());
         assert_eq!(std::fs::read(quarantined_to).unwrap(), *bytes);
-        assert!(
-            loaded
-                .recovery
-                .as_ref()
-                .unwrap()
-                .to_string()
-                .contains("corrupt")
-        );
-        seen.push(
-            quarantined_to
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned(),
-        );
+        assert!(loaded.recovery.as_ref().unwrap().to_string().contains("corrupt"));
+        seen.push(quarantined_to.file_name().unwrap().to_string_lossy().into_owned());
         let kept = quarantined(dir.path());
         assert_eq!(kept, seen[seen.len().saturating_sub(5)..], "corruption {i}");
         // Put the good generation back for the next round, as a save after the recovery would.
@@ -184,10 +163,7 @@ fn a_corrupt_file_without_a_previous_generation_starts_fresh() {
     std::fs::write(dir.path().join(".daemon-state.json.prev"), b"nor this").unwrap();
     let loaded = Store::open(&path).unwrap().load().unwrap();
     assert_eq!(loaded.record, Record::new());
-    assert!(matches!(
-        loaded.recovery,
-        Some(Recovery::StartedFresh { .. })
-    ));
+    assert!(matches!(loaded.recovery, Some(Recovery::StartedFresh { .. })));
     assert!(!path.exists());
     assert_eq!(quarantined(dir.path()).len(), 1);
 }

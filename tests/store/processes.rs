@@ -130,14 +130,8 @@ fn kill_nine_mid_save_never_loses_an_acknowledged_generation() {
         "{KILLS} kills ({killed_mid_run} by the signal), {acknowledged} generations acknowledged, {:?}",
         started.elapsed()
     );
-    assert!(
-        acknowledged >= KILLS as u64,
-        "too few saves: {acknowledged}"
-    );
-    assert!(
-        killed_mid_run >= KILLS / 2,
-        "too few kills landed: {killed_mid_run}"
-    );
+    assert!(acknowledged >= KILLS as u64, "too few saves: {acknowledged}");
+    assert!(killed_mid_run >= KILLS / 2, "too few kills landed: {killed_mid_run}");
 }
 
 /// Child of the read-modify-write test: adds its own keys, each under the lock, reloading when
@@ -173,20 +167,13 @@ fn two_processes_doing_locked_read_modify_writes_lose_nothing() {
         .map(|key| {
             spawn_child(
                 "processes::child_read_modify_write",
-                &[
-                    (CHILD_MODE, "rmw"),
-                    (CHILD_PATH, path_text),
-                    (CHILD_KEY, key),
-                ],
+                &[(CHILD_MODE, "rmw"), (CHILD_PATH, path_text), (CHILD_KEY, key)],
             )
         })
         .collect();
     for mut child in children {
         let status = child.wait().expect("wait");
-        assert!(
-            status.success(),
-            "a read-modify-write child failed: {status}"
-        );
+        assert!(status.success(), "a read-modify-write child failed: {status}");
     }
     let record = Store::open(&path).unwrap().load().unwrap().record;
     for key in ["a", "b"] {

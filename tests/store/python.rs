@@ -34,11 +34,7 @@ fn python_reads_what_the_store_writes() {
                   assert isinstance(d, dict), type(d)\n\
                   print(json.dumps(list(d)))\n\
                   print(d['generation'], d['big'], d['first_turn_pending']['sess-\\u00fc'])\n";
-    let output = Command::new("python3")
-        .args(["-c", script])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = Command::new("python3").args(["-c", script]).arg(&path).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "python3 failed: {stderr}");
     let stdout = String::from_utf8(output.stdout).unwrap();

@@ -32,10 +32,8 @@ fn unsynced_data_may_be_dropped_kept_or_torn_and_fsync_makes_it_durable() {
     let mut file = fs.create_new(path).unwrap();
     file.write_all(b"abc").unwrap();
     fs.sync_dir(Path::new("/d")).unwrap();
-    let want: BTreeSet<_> = [&b""[..], b"a", b"ab", b"abc"]
-        .iter()
-        .map(|b| Some(b.to_vec()))
-        .collect();
+    let want: BTreeSet<_> =
+        [&b""[..], b"a", b"ab", b"abc"].iter().map(|b| Some(b.to_vec())).collect();
     assert_eq!(images(&fs, path), want);
     file.sync().unwrap();
     assert_eq!(images(&fs, path), BTreeSet::from([Some(b"abc".to_vec())]));
@@ -58,10 +56,7 @@ fn unsynced_directory_operations_survive_as_a_prefix_of_their_order() {
         ControlFlow::Continue(())
     });
     let x = Some(b"x".to_vec());
-    assert_eq!(
-        seen,
-        BTreeSet::from([(None, None), (x.clone(), None), (None, x)])
-    );
+    assert_eq!(seen, BTreeSet::from([(None, None), (x.clone(), None), (None, x)]));
     fs.sync_dir(Path::new("/d")).unwrap();
     assert_eq!(count_images(&fs), 1);
 }

@@ -140,12 +140,8 @@ impl State {
     pub(super) fn new_inode(&mut self, data: Vec<u8>) -> u64 {
         self.next_ino += 1;
         self.clock += 1;
-        let inode = Inode {
-            durable: Vec::new(),
-            current: data,
-            sync_failed: false,
-            mtime_ns: self.clock,
-        };
+        let inode =
+            Inode { durable: Vec::new(), current: data, sync_failed: false, mtime_ns: self.clock };
         self.inodes.insert(self.next_ino, inode);
         self.next_ino
     }
@@ -178,10 +174,8 @@ impl State {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         };
-        let dir = self
-            .dirs
-            .get_mut(parent)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let dir =
+            self.dirs.get_mut(parent).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         Ok((dir, name))
     }
 
