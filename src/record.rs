@@ -141,7 +141,10 @@ impl Record {
 
     /// A string key read as a moment; `None` when missing, not a string, or not a timestamp.
     pub fn timestamp(&self, key: &str) -> Option<Timestamp> {
-        self.doc.get(key).and_then(Value::as_str).and_then(timestamp::parse)
+        self.doc
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(timestamp::parse)
     }
 
     /// A key that counts only when it holds the boolean `true`.
@@ -151,7 +154,10 @@ impl Record {
 
     /// The `generation` counter, 0 when missing or not a whole number.
     pub fn generation(&self) -> u64 {
-        self.doc.get(keys::GENERATION).and_then(Value::as_u64).unwrap_or(0)
+        self.doc
+            .get(keys::GENERATION)
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
     }
 }
 
@@ -174,12 +180,30 @@ mod tests {
 
     #[test]
     fn rejects_every_kind_of_corruption() {
-        assert!(matches!(Record::from_slice(b""), Err(RecordError::NotJson(_))));
-        assert!(matches!(Record::from_slice(&[0; 64]), Err(RecordError::NotJson(_))));
-        assert!(matches!(Record::from_slice(b"{\"a\": 1"), Err(RecordError::NotJson(_))));
-        assert_eq!(Record::from_slice(b"{\"a\": \"\xff\"}"), Err(RecordError::NotUtf8(7)));
-        assert_eq!(Record::from_slice(b"[1, 2]"), Err(RecordError::NotObject("an array")));
-        assert_eq!(Record::from_slice(b"null"), Err(RecordError::NotObject("null")));
+        assert!(matches!(
+            Record::from_slice(b""),
+            Err(RecordError::NotJson(_))
+        ));
+        assert!(matches!(
+            Record::from_slice(&[0; 64]),
+            Err(RecordError::NotJson(_))
+        ));
+        assert!(matches!(
+            Record::from_slice(b"{\"a\": 1"),
+            Err(RecordError::NotJson(_))
+        ));
+        assert_eq!(
+            Record::from_slice(b"{\"a\": \"\xff\"}"),
+            Err(RecordError::NotUtf8(7))
+        );
+        assert_eq!(
+            Record::from_slice(b"[1, 2]"),
+            Err(RecordError::NotObject("an array"))
+        );
+        assert_eq!(
+            Record::from_slice(b"null"),
+            Err(RecordError::NotObject("null"))
+        );
     }
 
     #[test]
