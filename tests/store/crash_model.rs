@@ -161,17 +161,9 @@ impl Checker {
     /// and saves: the old state stays loadable, nothing is left behind, power may fail right after,
     /// and the next clean save succeeds.
     fn injected_errors(&mut self) -> Verdict {
-        for call in Call::ALL {
-            for (errno, errno_name) in ERRNOS {
-                for nth in 0.. {
-                    let context = format!("{errno_name} at {call:?} #{nth}");
-                    if !self.injected_error(call, nth, errno, &context)? {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(())
+        every_injection("", |call, nth, errno, context| {
+            self.injected_error(call, nth, errno, context)
+        })
     }
 
     /// Returns whether the error was injected (false once there is no `nth` call of that kind).
@@ -312,42 +304,46 @@ impl Checker {
     /// opens and loads: the load fails or gives the previous generation, the corrupt bytes are not
     /// lost, and a clean load afterwards gives the previous generation.
     fn corrupt_then_injected_errors(&mut self) -> Verdict {
-        for call in Call::ALL {
-            for (errno, errno_name) in ERRNOS {
-                for nth in 0.. {
-                    let context = format!("corrupt file, {errno_name} at {call:?} #{nth}");
-                    let fs = SimFs::new();
-                    let outcome = self.history(&fs, 2)?;
-                    let previous = &outcome.documents[&1];
-                    fs.replace_durably(Path::new(PATH), TORN);
-                    fs.fail_at(call, nth, errno);
-                    let loaded = self.open(&fs).and_then(|mut s| s.load());
-                    if !fs.take_injected() {
-                        break;
-                    }
-                    self.runs += 1;
-                    if let Ok(loaded) = &loaded
-                        && &loaded.record != previous
-                    {
-                        return Err(format!("{context}: loaded {:?}", loaded.record));
-                    }
-                    let dir = Path::new(DIR);
-                    let kept = fs
-                        .names(dir)
-                        .into_iter()
-                        .any(|name| fs.contents(&dir.join(name)).as_deref() == Some(TORN));
-                    if !kept {
-                        return Err(format!("{context}: the corrupt bytes are gone"));
-                    }
-                    let again = self.open(&fs).and_then(|mut s| s.load());
-                    match again {
-                        Ok(again) if &again.record == previous => {}
-                        other => return Err(format!("{context}: then loaded {other:?}")),
-                    }
-                }
-            }
+        every_injection("corrupt file, ", |call, nth, errno, context| {
+            self.corrupt_injected_error(call, nth, errno, context)
+        })
+    }
+
+    /// Returns whether the error was injected (false once there is no `nth` call of that kind).
+    fn corrupt_injected_error(
+        &mut self,
+        call: Call,
+        nth: u64,
+        errno: i32,
+        context: &str,
+    ) -> Result<bool, String> {
+        let fs = SimFs::new();
+        let outcome = self.history(&fs, 2)?;
+        let previous = &outcome.documents[&1];
+        fs.replace_durably(Path::new(PATH), TORN);
+        fs.fail_at(call, nth, errno);
+        let loaded = self.open(&fs).and_then(|mut s| s.load());
+        if !fs.take_injected() {
+            return Ok(false);
         }
-        Ok(())
+        self.runs += 1;
+        if let Ok(loaded) = &loaded
+            && &loaded.record != previous
+        {
+            return Err(format!("{context}: loaded {:?}", loaded.record));
+        }
+        let dir = Path::new(DIR);
+        let kept = fs
+            .names(dir)
+            .into_iter()
+            .any(|name| fs.contents(&dir.join(name)).as_deref() == Some(TORN));
+        if !kept {
+            return Err(format!("{context}: the corrupt bytes are gone"));
+        }
+        match self.open(&fs).and_then(|mut s| s.load()) {
+            Ok(again) if &again.record == previous => Ok(true),
+            other => Err(format!("{context}: then loaded {other:?}")),
+        }
     }
 
     fn everything(&mut self) -> Verdict {
@@ -359,6 +355,25 @@ impl Checker {
         self.injected_errors()?;
         self.corrupt_then_injected_errors()
     }
+}
+
+/// Runs `one` for every errno at every call of every kind, counting `nth` up until `one` reports
+/// that no such call happened.
+fn every_injection(
+    prefix: &str,
+    mut one: impl FnMut(Call, u64, i32, &str) -> Result<bool, String>,
+) -> Verdict {
+    for call in Call::ALL {
+        for (errno, errno_name) in ERRNOS {
+            for nth in 0.. {
+                let context = format!("{prefix}{errno_name} at {call:?} #{nth}");
+                if !one(call, nth, errno, &context)? {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 // Crash model: histories of 1 to 3 saves, a power cut before every file-system call, and every disk
