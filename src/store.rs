@@ -11,6 +11,7 @@
 
 mod fs;
 mod load;
+mod save;
 mod sim;
 
 use std::ffi::{OsStr, OsString};
@@ -18,11 +19,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use serde_json::Value;
-
-use crate::record::{Record, keys};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use fs::{FileKind, Fs, FsFile, FsLock, Meta, RealFs};
 pub use load::{Loaded, Recovery};
@@ -134,6 +131,9 @@ enum Seen {
 }
 
 /// The state file of one daemon, and the files beside it.
+///
+/// Use one `Store` per state file in a process: the lock belongs to an open file, so a second store
+/// on the same file in the same process would wait for the first one's lock like another process.
 pub struct Store {
     fs: Box<dyn Fs>,
     path: PathBuf,
@@ -157,9 +157,6 @@ impl std::fmt::Debug for Store {
             .finish_non_exhaustive()
     }
 }
-
-/// Tells apart the temp files of one process's saves.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Store {
     /// Opens the state file at `path` on the real file system: creates a missing directory (mode
@@ -236,22 +233,13 @@ impl Store {
     /// state file, which is replaced by every save.
     pub fn lock(&self) -> Result<StoreLock, StoreError> {
         if self.locked.swap(true, Ordering::Acquire) {
-            return Err(StoreError::AlreadyLocked {
-                path: self.path.clone(),
-            });
+            return Err(StoreError::AlreadyLocked { path: self.path.clone() });
         }
         match self.fs.lock(&self.lock_path, true) {
-            Ok(Some(lock)) => Ok(StoreLock {
-                held: Arc::clone(&self.locked),
-                _lock: lock,
-            }),
+            Ok(Some(lock)) => Ok(StoreLock { held: Arc::clone(&self.locked), _lock: lock }),
             Ok(None) => {
                 self.locked.store(false, Ordering::Release);
-                Err(io_error(
-                    "cannot lock",
-                    &self.lock_path,
-                    io::ErrorKind::WouldBlock.into(),
-                ))
+                Err(io_error("cannot lock", &self.lock_path, io::ErrorKind::WouldBlock.into()))
             }
             Err(e) => {
                 self.locked.store(false, Ordering::Release);
@@ -263,10 +251,8 @@ impl Store {
     /// Whether the state file is not the one this store last read or wrote (compared by device,
     /// inode, size and modification time), so that a read-modify-write must read it again.
     pub fn changed_on_disk(&self) -> Result<bool, StoreError> {
-        let now = self
-            .fs
-            .stat(&self.path)
-            .map_err(|e| io_error("cannot inspect", &self.path, e))?;
+        let now =
+            self.fs.stat(&self.path).map_err(|e| io_error("cannot inspect", &self.path, e))?;
         Ok(match (self.seen, now) {
             (Seen::Missing, None) => false,
             (Seen::File(then), Some(now)) => {
@@ -275,141 +261,6 @@ impl Store {
             }
             _ => true,
         })
-    }
-
-    /// Saves the record durably. Sets its `generation` key to one more than the highest
-    /// generation this store has loaded or tried to save, and returns that number. On an error the
-    /// old state file is left as it was (an error from the final directory `fsync` may leave the new
-    /// one in place but not yet durable), no temp file is left behind, and the generation number is
-    /// not used again.
-    pub fn save(&mut self, record: &mut Record) -> Result<u64, StoreError> {
-        let generation = self.highest_generation + 1;
-        self.highest_generation = generation;
-        record.set(keys::GENERATION, Value::from(generation));
-        let bytes = record.to_vec();
-        let _lock = self.lock_unless_held()?;
-        self.write_durably(&bytes)?;
-        self.durable_writes += 1;
-        self.seen = match self.fs.stat(&self.path) {
-            Ok(Some(meta)) => Seen::File(meta),
-            _ => Seen::Nothing,
-        };
-        tracing::debug!(path = %self.path.display(), generation, "state saved");
-        Ok(generation)
-    }
-
-    /// The one write path: every byte that reaches the state file goes through here.
-    fn write_durably(&self, bytes: &[u8]) -> Result<(), StoreError> {
-        if self.broken == Some(Broken::WriteInPlace) {
-            return self.write_in_place(bytes);
-        }
-        let (temp, file) = self.create_temp()?;
-        let mut leftovers = vec![temp.clone()];
-        let result = self.replace_with(&temp, file, bytes, &mut leftovers);
-        if result.is_err() {
-            for path in leftovers {
-                match self.fs.remove(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => tracing::warn!(
-                        path = %path.display(), error = %e, "cannot remove temp file after a failed save"
-                    ),
-                }
-            }
-        }
-        result
-    }
-
-    /// Writes and syncs the temp file, keeps the current file as `NAME.prev`, renames the temp file
-    /// over the state file and syncs the directory. `leftovers` holds what to remove on an error.
-    fn replace_with(
-        &self,
-        temp: &Path,
-        mut file: Box<dyn FsFile>,
-        bytes: &[u8],
-        leftovers: &mut Vec<PathBuf>,
-    ) -> Result<(), StoreError> {
-        file.write_all(bytes)
-            .map_err(|e| io_error("cannot write temp file for", &self.path, e))?;
-        if self.broken != Some(Broken::NoFileFsync) {
-            file.sync()
-                .map_err(|e| io_error("cannot sync temp file for", &self.path, e))?;
-        }
-        drop(file);
-        self.keep_previous(leftovers)?;
-        self.fs
-            .rename(temp, &self.path)
-            .map_err(|e| io_error("cannot rename temp file over", &self.path, e))?;
-        leftovers.clear();
-        self.sync_dir()
-    }
-
-    /// Keeps the current state file as `NAME.prev`: a hard link under a temp name, renamed over
-    /// `NAME.prev`, so that `NAME.prev` is always one whole generation. Nothing to do on a first save.
-    fn keep_previous(&self, leftovers: &mut Vec<PathBuf>) -> Result<(), StoreError> {
-        let link = self.temp_path();
-        match self.fs.hard_link(&self.path, &link) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(io_error(
-                    "cannot keep previous generation of",
-                    &self.path,
-                    e,
-                ));
-            }
-        }
-        leftovers.push(link.clone());
-        self.fs
-            .rename(&link, &self.prev)
-            .map_err(|e| io_error("cannot keep previous generation as", &self.prev, e))?;
-        leftovers.pop();
-        Ok(())
-    }
-
-    fn write_in_place(&self, bytes: &[u8]) -> Result<(), StoreError> {
-        self.keep_previous(&mut Vec::new())?;
-        let mut file = self
-            .fs
-            .overwrite(&self.path)
-            .map_err(|e| io_error("cannot open", &self.path, e))?;
-        file.write_all(bytes)
-            .map_err(|e| io_error("cannot write", &self.path, e))?;
-        file.sync()
-            .map_err(|e| io_error("cannot sync", &self.path, e))?;
-        drop(file);
-        self.sync_dir()
-    }
-
-    fn sync_dir(&self) -> Result<(), StoreError> {
-        if self.broken == Some(Broken::NoDirFsync) {
-            return Ok(());
-        }
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| io_error("cannot sync directory", &self.dir, e))
-    }
-
-    /// Creates a new temp file, mode 0600, that no other save uses.
-    fn create_temp(&self) -> Result<(PathBuf, Box<dyn FsFile>), StoreError> {
-        let mut attempts = 0;
-        loop {
-            let temp = self.temp_path();
-            match self.fs.create_new(&temp) {
-                Ok(file) => return Ok((temp, file)),
-                // Only an orphan of an earlier process with the same id can hold the name.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => attempts += 1,
-                Err(e) => return Err(io_error("cannot create temp file for", &self.path, e)),
-            }
-        }
-    }
-
-    /// `NAME.<pid>-<counter>.tmp`, which the seed's glob `.daemon-state.*.tmp` also matches.
-    fn temp_path(&self) -> PathBuf {
-        let count = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut name = self.name.clone();
-        name.push(format!(".{}-{count}.tmp", std::process::id()));
-        self.dir.join(name)
     }
 
     fn is_temp(&self, name: &OsStr) -> bool {
@@ -441,16 +292,12 @@ impl Store {
             }
             _ => return Err(wrong_kind(&self.dir, "directory")),
         }
-        let file = self
-            .fs
-            .stat(&self.path)
-            .map_err(|e| io_error("cannot inspect", &self.path, e))?;
+        let file =
+            self.fs.stat(&self.path).map_err(|e| io_error("cannot inspect", &self.path, e))?;
         match file.map(|meta| meta.kind) {
             None | Some(FileKind::File) => {}
             Some(FileKind::Symlink) => {
-                return Err(StoreError::Symlink {
-                    path: self.path.clone(),
-                });
+                return Err(StoreError::Symlink { path: self.path.clone() });
             }
             Some(_) => return Err(wrong_kind(&self.path, "regular file")),
         }
@@ -487,25 +334,14 @@ impl Store {
     }
 
     fn lock_unless_held(&self) -> Result<Option<StoreLock>, StoreError> {
-        if self.locked.load(Ordering::Acquire) {
-            Ok(None)
-        } else {
-            self.lock().map(Some)
-        }
+        if self.locked.load(Ordering::Acquire) { Ok(None) } else { self.lock().map(Some) }
     }
 }
 
 fn io_error(action: &'static str, path: &Path, source: io::Error) -> StoreError {
-    StoreError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
+    StoreError::Io { action, path: path.to_owned(), source }
 }
 
 fn wrong_kind(path: &Path, expected: &'static str) -> StoreError {
-    StoreError::WrongKind {
-        path: path.to_owned(),
-        expected,
-    }
+    StoreError::WrongKind { path: path.to_owned(), expected }
 }

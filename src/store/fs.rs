@@ -141,7 +141,13 @@ impl Fs for RealFs {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)?;
         // The umask can only take bits away; this makes the mode exactly 0600 whatever it is.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        if let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(0o600)) {
+            drop(file);
+            // The caller never learns the name of a file this call failed to create: remove it
+            // here, and report the error that made the call fail rather than this one.
+            std::fs::remove_file(path).ok();
+            return Err(e);
+        }
         Ok(Box::new(file))
     }
 
@@ -173,9 +179,7 @@ impl Fs for RealFs {
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
-        std::fs::read_dir(dir)?
-            .map(|entry| entry.map(|e| e.file_name()))
-            .collect()
+        std::fs::read_dir(dir)?.map(|entry| entry.map(|e| e.file_name())).collect()
     }
 
     fn lock(&self, path: &Path, wait: bool) -> io::Result<Option<FsLock>> {

@@ -56,29 +56,18 @@ pub enum Recovery {
 impl fmt::Display for Recovery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Recovery::RestoredPrevious {
-                problem,
-                quarantined_to,
-                previous,
-                generation,
-            } => write!(
+            Recovery::RestoredPrevious { problem, quarantined_to, previous, generation } => write!(
                 f,
                 "the state file was corrupt ({problem}): moved to {}; loaded generation {generation} from {}",
                 quarantined_to.display(),
                 previous.display()
             ),
-            Recovery::StartedFresh {
-                problem,
-                quarantined_to,
-            } => write!(
+            Recovery::StartedFresh { problem, quarantined_to } => write!(
                 f,
                 "the state file was corrupt ({problem}): moved to {}; no usable previous generation, starting fresh",
                 quarantined_to.display()
             ),
-            Recovery::MissingRestoredPrevious {
-                previous,
-                generation,
-            } => write!(
+            Recovery::MissingRestoredPrevious { previous, generation } => write!(
                 f,
                 "the state file was missing: loaded generation {generation} from {}",
                 previous.display()
@@ -149,10 +138,7 @@ impl Store {
                 tracing::error!(path = %self.path.display(), "{recovery}");
                 return Ok(self.loaded(record, Seen::Missing, Some(recovery)));
             }
-            None => Recovery::StartedFresh {
-                problem,
-                quarantined_to,
-            },
+            None => Recovery::StartedFresh { problem, quarantined_to },
         };
         tracing::error!(path = %self.path.display(), "{recovery}");
         Ok(self.loaded(Record::new(), Seen::Missing, Some(recovery)))
@@ -179,9 +165,9 @@ impl Store {
                 Err(wrong_kind(path, "regular file"))
             }
             Ok(found) => Ok(found),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(StoreError::Symlink {
-                path: path.to_owned(),
-            }),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                Err(StoreError::Symlink { path: path.to_owned() })
+            }
             Err(e) => Err(io_error("cannot read", path, e)),
         }
     }
@@ -197,12 +183,7 @@ impl Store {
             name
         });
         let mut n = 0;
-        while self
-            .fs
-            .stat(&target)
-            .map_err(|e| io_error("cannot inspect", &target, e))?
-            .is_some()
-        {
+        while self.fs.stat(&target).map_err(|e| io_error("cannot inspect", &target, e))?.is_some() {
             n += 1;
             let mut name = base.clone();
             name.push(format!("{stamp}-{n}"));

@@ -78,51 +78,9 @@ struct Shared {
     unlocked: Condvar,
 }
 
-#[derive(Clone, Default)]
-struct State {
-    dirs: BTreeMap<PathBuf, Dir>,
-    inodes: BTreeMap<u64, Inode>,
-    next_ino: u64,
-    clock: i128,
-    calls: u64,
-    calls_by_kind: BTreeMap<Call, u64>,
-    power_cut_at: Option<u64>,
-    power_cut: bool,
-    inject: Option<Injection>,
-    injected: bool,
-    locks: BTreeSet<PathBuf>,
-}
+mod disk;
 
-#[derive(Clone, Copy)]
-struct Injection {
-    call: Call,
-    nth: u64,
-    errno: i32,
-}
-
-#[derive(Clone, Default)]
-struct Dir {
-    durable: BTreeMap<OsString, u64>,
-    current: BTreeMap<OsString, u64>,
-    log: Vec<DirOp>,
-}
-
-#[derive(Clone)]
-enum DirOp {
-    Create(OsString, u64),
-    Rename(OsString, OsString),
-    Link(OsString, OsString),
-    Remove(OsString),
-}
-
-#[derive(Clone, Default)]
-struct Inode {
-    durable: Vec<u8>,
-    current: Vec<u8>,
-    /// An `fsync` of this file failed: its data can no longer be made durable.
-    sync_failed: bool,
-    mtime_ns: i128,
-}
+use disk::{Dir, DirOp, Injection, Inode, State, advance};
 
 impl Default for SimFs {
     fn default() -> Self {
@@ -139,25 +97,18 @@ impl SimFs {
     }
 
     fn from_state(state: State) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                state: Mutex::new(state),
-                unlocked: Condvar::new(),
-            }),
-        }
+        Self { shared: Arc::new(Shared { state: Mutex::new(state), unlocked: Condvar::new() }) }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shared.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Cuts the power just before the call numbered `call` (counting every call from 0): that call
-    /// and every later one fails with EIO and changes nothing.
-    pub fn cut_power_at(&self, call: u64) {
-        self.state().power_cut_at = Some(call);
+    /// Cuts the power just before the `nth` call from now (of any kind; 0 is the next one): that
+    /// call and every later one fails with EIO and changes nothing.
+    pub fn cut_power_at(&self, nth: u64) {
+        let mut state = self.state();
+        state.power_cut_at = Some(state.calls + nth);
     }
 
     /// Whether the power was cut.
@@ -166,22 +117,19 @@ impl SimFs {
     }
 
     /// Makes the `nth` call (from 0) of kind `call`, counted from now, fail with the OS error
-    /// `errno` (for example `libc::EIO`, `libc::ENOSPC`, `libc::EDQUOT`, `libc::EACCES`).
+    /// `errno` (for example `libc::EIO`, `libc::ENOSPC`, `libc::EDQUOT`, `libc::EACCES`). Several
+    /// errors may be armed at once.
     pub fn fail_at(&self, call: Call, nth: u64, errno: i32) {
         let mut state = self.state();
         let already = state.calls_by_kind.get(&call).copied().unwrap_or(0);
-        state.inject = Some(Injection {
-            call,
-            nth: already + nth,
-            errno,
-        });
-        state.injected = false;
+        state.inject.push(Injection { call, nth: already + nth, errno });
     }
 
-    /// Whether the error armed by [`SimFs::fail_at`] was returned; disarms it.
+    /// Whether an error armed by [`SimFs::fail_at`] was returned since the last call; disarms
+    /// them all.
     pub fn take_injected(&self) -> bool {
         let mut state = self.state();
-        state.inject = None;
+        state.inject.clear();
         std::mem::take(&mut state.injected)
     }
 
@@ -195,11 +143,7 @@ impl SimFs {
     /// The names in a directory as they are visible now.
     pub fn names(&self, dir: &Path) -> Vec<OsString> {
         let state = self.state();
-        state
-            .dirs
-            .get(dir)
-            .map(|d| d.current.keys().cloned().collect())
-            .unwrap_or_default()
+        state.dirs.get(dir).map(|d| d.current.keys().cloned().collect()).unwrap_or_default()
     }
 
     /// Replaces a file durably with new content, as another writer's completed rename would.
@@ -229,38 +173,21 @@ impl SimFs {
         let mut count = 0;
         let mut prefixes = vec![0usize; dirs.len()];
         loop {
-            let image_dirs: Vec<BTreeMap<OsString, u64>> = dirs
-                .iter()
-                .zip(&prefixes)
-                .map(|((_, dir), &k)| dir.replay(k))
-                .collect();
-            let reachable: BTreeSet<u64> = image_dirs
-                .iter()
-                .flat_map(|entries| entries.values().copied())
-                .collect();
+            let image_dirs: Vec<BTreeMap<OsString, u64>> =
+                dirs.iter().zip(&prefixes).map(|((_, dir), &k)| dir.replay(k)).collect();
+            let reachable: BTreeSet<u64> =
+                image_dirs.iter().flat_map(|entries| entries.values().copied()).collect();
             let choices: Vec<(u64, Vec<Vec<u8>>)> = reachable
                 .iter()
-                .filter_map(|ino| {
-                    state
-                        .inodes
-                        .get(ino)
-                        .map(|inode| (*ino, inode.crash_choices()))
-                })
+                .filter_map(|ino| state.inodes.get(ino).map(|inode| (*ino, inode.crash_choices())))
                 .collect();
             let mut picks = vec![0usize; choices.len()];
             loop {
-                let mut image = State {
-                    next_ino: state.next_ino,
-                    ..State::default()
-                };
+                let mut image = State { next_ino: state.next_ino, ..State::default() };
                 for ((path, _), entries) in dirs.iter().zip(&image_dirs) {
                     image.dirs.insert(
                         (*path).clone(),
-                        Dir {
-                            durable: entries.clone(),
-                            current: entries.clone(),
-                            log: Vec::new(),
-                        },
+                        Dir { durable: entries.clone(), current: entries.clone(), log: Vec::new() },
                     );
                 }
                 for ((ino, options), &pick) in choices.iter().zip(&picks) {
@@ -302,160 +229,13 @@ impl SimFs {
             state.power_cut = true;
             return Err(io::Error::other("simulated power cut"));
         }
-        if let Some(inject) = state.inject
-            && inject.call == call
-            && inject.nth == this
+        if let Some(inject) =
+            state.inject.iter().find(|inject| inject.call == call && inject.nth == this).copied()
         {
             state.injected = true;
             return Err(io::Error::from_raw_os_error(inject.errno));
         }
         Ok(state)
-    }
-}
-
-/// Steps a mixed-radix counter; false once it wraps around.
-fn advance(digits: &mut [usize], radix: impl Fn(usize) -> usize) -> bool {
-    for (i, digit) in digits.iter_mut().enumerate() {
-        *digit += 1;
-        if *digit < radix(i) {
-            return true;
-        }
-        *digit = 0;
-    }
-    false
-}
-
-impl Dir {
-    /// The entries after the durable ones and the first `k` logged operations.
-    fn replay(&self, k: usize) -> BTreeMap<OsString, u64> {
-        let mut entries = self.durable.clone();
-        for op in &self.log[..k] {
-            op.apply(&mut entries);
-        }
-        entries
-    }
-
-    fn apply(&mut self, op: DirOp) {
-        op.apply(&mut self.current);
-        self.log.push(op);
-    }
-}
-
-impl DirOp {
-    fn apply(&self, entries: &mut BTreeMap<OsString, u64>) {
-        match self {
-            DirOp::Create(name, ino) => {
-                entries.insert(name.clone(), *ino);
-            }
-            DirOp::Rename(from, to) => {
-                if let Some(ino) = entries.remove(from) {
-                    entries.insert(to.clone(), ino);
-                }
-            }
-            DirOp::Link(from, to) => {
-                if let Some(&ino) = entries.get(from) {
-                    entries.insert(to.clone(), ino);
-                }
-            }
-            DirOp::Remove(name) => {
-                entries.remove(name);
-            }
-        }
-    }
-}
-
-impl Inode {
-    /// What a crash may leave of this file's data: the durable data, or any prefix of the current.
-    fn crash_choices(&self) -> Vec<Vec<u8>> {
-        if self.durable == self.current && !self.sync_failed {
-            return vec![self.current.clone()];
-        }
-        let mut options = vec![self.durable.clone()];
-        for len in 0..=self.current.len() {
-            let prefix = &self.current[..len];
-            if prefix != self.durable.as_slice() {
-                options.push(prefix.to_vec());
-            }
-        }
-        options
-    }
-}
-
-impl State {
-    fn lookup(&self, path: &Path) -> Option<u64> {
-        let dir = self.dirs.get(path.parent()?)?;
-        dir.current.get(path.file_name()?).copied()
-    }
-
-    fn new_inode(&mut self, data: Vec<u8>) -> u64 {
-        self.next_ino += 1;
-        self.clock += 1;
-        let inode = Inode {
-            durable: Vec::new(),
-            current: data,
-            sync_failed: false,
-            mtime_ns: self.clock,
-        };
-        self.inodes.insert(self.next_ino, inode);
-        self.next_ino
-    }
-
-    fn meta(&self, path: &Path) -> Option<Meta> {
-        if self.dirs.contains_key(path) {
-            return Some(Meta {
-                kind: FileKind::Dir,
-                mode: 0o700,
-                dev: 1,
-                ino: 0,
-                size: 0,
-                mtime_ns: 0,
-            });
-        }
-        let ino = self.lookup(path)?;
-        let inode = self.inodes.get(&ino)?;
-        Some(Meta {
-            kind: FileKind::File,
-            mode: 0o600,
-            dev: 1,
-            ino,
-            size: inode.current.len() as u64,
-            mtime_ns: inode.mtime_ns,
-        })
-    }
-
-    /// The directory and the name of a path whose directory exists.
-    fn split<'p>(&mut self, path: &'p Path) -> io::Result<(&mut Dir, &'p std::ffi::OsStr)> {
-        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        };
-        let dir = self
-            .dirs
-            .get_mut(parent)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-        Ok((dir, name))
-    }
-
-    fn open_file(&mut self, path: &Path, exclusive: bool) -> io::Result<u64> {
-        if self.dirs.contains_key(path) {
-            return Err(io::Error::from_raw_os_error(libc::EISDIR));
-        }
-        if let Some(ino) = self.lookup(path) {
-            if exclusive {
-                return Err(io::Error::from_raw_os_error(libc::EEXIST));
-            }
-            self.clock += 1;
-            let clock = self.clock;
-            if let Some(inode) = self.inodes.get_mut(&ino) {
-                inode.current.clear();
-                inode.mtime_ns = clock;
-            }
-            return Ok(ino);
-        }
-        self.split(path)?;
-        let ino = self.new_inode(Vec::new());
-        let (dir, name) = self.split(path)?;
-        dir.apply(DirOp::Create(name.to_owned(), ino));
-        Ok(ino)
     }
 }
 
@@ -525,29 +305,21 @@ impl Fs for SimFs {
 
     fn read(&self, path: &Path) -> io::Result<Option<(Vec<u8>, Meta)>> {
         let state = self.enter(Call::Read)?;
-        if state.dirs.contains_key(path) {
-            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        if let Some(meta) = state.meta(path).filter(|m| m.kind == FileKind::Dir) {
+            return Ok(Some((Vec::new(), meta)));
         }
         let found = state.lookup(path).and_then(|ino| state.inodes.get(&ino));
-        Ok(found
-            .zip(state.meta(path))
-            .map(|(inode, meta)| (inode.current.clone(), meta)))
+        Ok(found.zip(state.meta(path)).map(|(inode, meta)| (inode.current.clone(), meta)))
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let ino = self.enter(Call::Create)?.open_file(path, true)?;
-        Ok(Box::new(SimFile {
-            fs: self.clone(),
-            ino,
-        }))
+        Ok(Box::new(SimFile { fs: self.clone(), ino }))
     }
 
     fn overwrite(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let ino = self.enter(Call::Create)?.open_file(path, false)?;
-        Ok(Box::new(SimFile {
-            fs: self.clone(),
-            ino,
-        }))
+        Ok(Box::new(SimFile { fs: self.clone(), ino }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -555,9 +327,7 @@ impl Fs for SimFs {
         if from.parent() != to.parent() {
             return Err(io::Error::from_raw_os_error(libc::EXDEV));
         }
-        state
-            .lookup(from)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        state.lookup(from).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         let (dir, name) = state.split(from)?;
         let to_name = to.file_name().unwrap_or_default().to_owned();
         dir.apply(DirOp::Rename(name.to_owned(), to_name));
@@ -569,9 +339,7 @@ impl Fs for SimFs {
         if from.parent() != to.parent() {
             return Err(io::Error::from_raw_os_error(libc::EXDEV));
         }
-        state
-            .lookup(from)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        state.lookup(from).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         if state.lookup(to).is_some() {
             return Err(io::Error::from_raw_os_error(libc::EEXIST));
         }
@@ -583,9 +351,7 @@ impl Fs for SimFs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut state = self.enter(Call::Remove)?;
-        state
-            .lookup(path)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        state.lookup(path).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         let (dir, name) = state.split(path)?;
         dir.apply(DirOp::Remove(name.to_owned()));
         Ok(())
@@ -593,10 +359,8 @@ impl Fs for SimFs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.enter(Call::SyncDir)?;
-        let dir = state
-            .dirs
-            .get_mut(dir)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let dir =
+            state.dirs.get_mut(dir).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         dir.durable = dir.current.clone();
         dir.log.clear();
         Ok(())
@@ -604,10 +368,7 @@ impl Fs for SimFs {
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         let state = self.enter(Call::ListDir)?;
-        let dir = state
-            .dirs
-            .get(dir)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let dir = state.dirs.get(dir).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         Ok(dir.current.keys().cloned().collect())
     }
 
@@ -617,121 +378,9 @@ impl Fs for SimFs {
             if !wait {
                 return Ok(None);
             }
-            state = self
-                .shared
-                .unlocked
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = self.shared.unlocked.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
         state.locks.insert(path.to_owned());
-        Ok(Some(Box::new(SimLock {
-            fs: self.clone(),
-            path: path.to_owned(),
-        })))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn count_images(fs: &SimFs) -> u64 {
-        match fs.for_each_crash_image(|_| ControlFlow::Continue(())) {
-            ControlFlow::Continue(n) => n,
-            ControlFlow::Break(()) => unreachable!(),
-        }
-    }
-
-    fn images(fs: &SimFs, path: &Path) -> BTreeSet<Option<Vec<u8>>> {
-        let mut seen = BTreeSet::new();
-        let _ = fs.for_each_crash_image(|image| {
-            seen.insert(image.contents(path));
-            ControlFlow::Continue(())
-        });
-        seen
-    }
-
-    #[test]
-    fn unsynced_data_may_be_dropped_kept_or_torn_and_fsync_makes_it_durable() {
-        let fs = SimFs::new();
-        fs.create_dir(Path::new("/d")).unwrap();
-        let path = Path::new("/d/f");
-        let mut file = fs.create_new(path).unwrap();
-        file.write_all(b"abc").unwrap();
-        fs.sync_dir(Path::new("/d")).unwrap();
-        let want: BTreeSet<_> = [&b""[..], b"a", b"ab", b"abc"]
-            .iter()
-            .map(|b| Some(b.to_vec()))
-            .collect();
-        assert_eq!(images(&fs, path), want);
-        file.sync().unwrap();
-        assert_eq!(images(&fs, path), BTreeSet::from([Some(b"abc".to_vec())]));
-    }
-
-    #[test]
-    fn unsynced_directory_operations_survive_as_a_prefix_of_their_order() {
-        let fs = SimFs::new();
-        fs.create_dir(Path::new("/d")).unwrap();
-        let (a, b) = (Path::new("/d/a"), Path::new("/d/b"));
-        let mut file = fs.create_new(a).unwrap();
-        file.write_all(b"x").unwrap();
-        file.sync().unwrap();
-        fs.rename(a, b).unwrap();
-        // Three prefixes: nothing, the create, the create and the rename.
-        assert_eq!(count_images(&fs), 3);
-        let mut seen = BTreeSet::new();
-        let _ = fs.for_each_crash_image(|image| {
-            seen.insert((image.contents(a), image.contents(b)));
-            ControlFlow::Continue(())
-        });
-        let x = Some(b"x".to_vec());
-        assert_eq!(
-            seen,
-            BTreeSet::from([(None, None), (x.clone(), None), (None, x)])
-        );
-        fs.sync_dir(Path::new("/d")).unwrap();
-        assert_eq!(count_images(&fs), 1);
-    }
-
-    #[test]
-    fn a_failed_fsync_is_never_made_good_by_a_second_one() {
-        let fs = SimFs::new();
-        fs.create_dir(Path::new("/d")).unwrap();
-        let path = Path::new("/d/f");
-        let mut file = fs.create_new(path).unwrap();
-        fs.sync_dir(Path::new("/d")).unwrap();
-        file.write_all(b"ab").unwrap();
-        fs.fail_at(Call::Sync, 0, libc::EIO);
-        assert_eq!(file.sync().unwrap_err().raw_os_error(), Some(libc::EIO));
-        assert!(fs.take_injected());
-        file.sync().unwrap();
-        assert!(images(&fs, path).contains(&Some(Vec::new())));
-    }
-
-    #[test]
-    fn errors_are_injected_at_the_nth_call_of_a_kind_and_power_cuts_freeze_the_disk() {
-        let fs = SimFs::new();
-        fs.create_dir(Path::new("/d")).unwrap();
-        fs.fail_at(Call::Stat, 1, libc::ENOSPC);
-        assert!(fs.stat(Path::new("/d")).is_ok());
-        let err = fs.stat(Path::new("/d")).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
-        assert!(fs.stat(Path::new("/d")).is_ok());
-        assert!(fs.take_injected());
-        fs.cut_power_at(4);
-        assert!(fs.create_new(Path::new("/d/f")).is_err());
-        assert!(fs.power_was_cut());
-        assert_eq!(fs.names(Path::new("/d")), Vec::<OsString>::new());
-    }
-
-    #[test]
-    fn a_held_lock_is_refused_without_waiting_and_freed_on_drop() {
-        let fs = SimFs::new();
-        let path = Path::new("/d.lock");
-        let held = fs.lock(path, true).unwrap();
-        assert!(held.is_some());
-        assert!(fs.lock(path, false).unwrap().is_none());
-        drop(held);
-        assert!(fs.lock(path, false).unwrap().is_some());
+        Ok(Some(Box::new(SimLock { fs: self.clone(), path: path.to_owned() })))
     }
 }

@@ -1,0 +1,141 @@
+//! Saving: the one write path through which every byte reaches the state file.
+//!
+//! Owns the order of the steps that make a save durable and the cleanup when one fails. It must not
+//! read the state file nor give the bytes meaning.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::Value;
+
+use super::{Broken, FsFile, Seen, Store, StoreError, io_error};
+use crate::record::{Record, keys};
+
+/// Tells apart the temp files of one process's saves.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Store {
+    /// Saves the record durably. Sets its `generation` key to one more than the highest
+    /// generation this store has loaded or tried to save, and returns that number. On an error the
+    /// old state file is left as it was (an error from the final directory `fsync` may leave the new
+    /// one in place but not yet durable), no temp file is left behind, and the generation number is
+    /// not used again.
+    pub fn save(&mut self, record: &mut Record) -> Result<u64, StoreError> {
+        let generation = self.highest_generation + 1;
+        self.highest_generation = generation;
+        record.set(keys::GENERATION, Value::from(generation));
+        let bytes = record.to_vec();
+        let _lock = self.lock_unless_held()?;
+        self.write_durably(&bytes)?;
+        self.durable_writes += 1;
+        self.seen = match self.fs.stat(&self.path) {
+            Ok(Some(meta)) => Seen::File(meta),
+            _ => Seen::Nothing,
+        };
+        tracing::debug!(path = %self.path.display(), generation, "state saved");
+        Ok(generation)
+    }
+
+    /// The one write path: every byte that reaches the state file goes through here.
+    fn write_durably(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        if self.broken == Some(Broken::WriteInPlace) {
+            return self.write_in_place(bytes);
+        }
+        let (temp, file) = self.create_temp()?;
+        let mut leftovers = vec![temp.clone()];
+        let result = self.replace_with(&temp, file, bytes, &mut leftovers);
+        if result.is_err() {
+            for path in leftovers {
+                match self.fs.remove(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => tracing::warn!(
+                        path = %path.display(), error = %e, "cannot remove temp file after a failed save"
+                    ),
+                }
+            }
+        }
+        result
+    }
+
+    /// Writes and syncs the temp file, keeps the current file as `NAME.prev`, renames the temp file
+    /// over the state file and syncs the directory. `leftovers` holds what to remove on an error.
+    fn replace_with(
+        &self,
+        temp: &Path,
+        mut file: Box<dyn FsFile>,
+        bytes: &[u8],
+        leftovers: &mut Vec<PathBuf>,
+    ) -> Result<(), StoreError> {
+        file.write_all(bytes).map_err(|e| io_error("cannot write temp file for", &self.path, e))?;
+        if self.broken != Some(Broken::NoFileFsync) {
+            file.sync().map_err(|e| io_error("cannot sync temp file for", &self.path, e))?;
+        }
+        drop(file);
+        self.keep_previous(leftovers)?;
+        self.fs
+            .rename(temp, &self.path)
+            .map_err(|e| io_error("cannot rename temp file over", &self.path, e))?;
+        leftovers.clear();
+        self.sync_dir()
+    }
+
+    /// Keeps the current state file as `NAME.prev`: a hard link under a temp name, renamed over
+    /// `NAME.prev`, so that `NAME.prev` is always one whole generation. Nothing to do on a first save.
+    fn keep_previous(&self, leftovers: &mut Vec<PathBuf>) -> Result<(), StoreError> {
+        let link = self.temp_path();
+        match self.fs.hard_link(&self.path, &link) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(io_error("cannot keep previous generation of", &self.path, e));
+            }
+        }
+        leftovers.push(link.clone());
+        self.fs
+            .rename(&link, &self.prev)
+            .map_err(|e| io_error("cannot keep previous generation as", &self.prev, e))?;
+        leftovers.pop();
+        Ok(())
+    }
+
+    fn write_in_place(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.keep_previous(&mut Vec::new())?;
+        let mut file =
+            self.fs.overwrite(&self.path).map_err(|e| io_error("cannot open", &self.path, e))?;
+        file.write_all(bytes).map_err(|e| io_error("cannot write", &self.path, e))?;
+        file.sync().map_err(|e| io_error("cannot sync", &self.path, e))?;
+        drop(file);
+        self.sync_dir()
+    }
+
+    fn sync_dir(&self) -> Result<(), StoreError> {
+        if self.broken == Some(Broken::NoDirFsync) {
+            return Ok(());
+        }
+        self.fs.sync_dir(&self.dir).map_err(|e| io_error("cannot sync directory", &self.dir, e))
+    }
+
+    /// Creates a new temp file, mode 0600, that no other save uses.
+    fn create_temp(&self) -> Result<(PathBuf, Box<dyn FsFile>), StoreError> {
+        let mut attempts = 0;
+        loop {
+            let temp = self.temp_path();
+            match self.fs.create_new(&temp) {
+                Ok(file) => return Ok((temp, file)),
+                // Only an orphan of an earlier process with the same id can hold the name.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => attempts += 1,
+                Err(e) => return Err(io_error("cannot create temp file for", &self.path, e)),
+            }
+        }
+    }
+
+    /// `NAME.<pid>-<counter>.tmp`, which the seed's glob `.daemon-state.*.tmp` also matches.
+    fn temp_path(&self) -> PathBuf {
+        let count = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut name = self.name.clone();
+        name.push(format!(".{}-{count}.tmp", std::process::id()));
+        self.dir.join(name)
+    }
+}

@@ -1,0 +1,199 @@
+//! Permissions, refusals, quarantine and read errors, on the real file system where the kernel
+//! decides, and on the simulated one where an error must be injected.
+
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+
+use daemon_state::record::Record;
+use daemon_state::store::{Call, Recovery, SimFs, Store, StoreError};
+use serde_json::json;
+
+use super::{NAME, state_dir};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn saved(store: &mut Store, n: u64) -> Record {
+    let mut record = Record::from_map(json!({"n": n}).as_object().unwrap().clone());
+    store.save(&mut record).unwrap();
+    record
+}
+
+fn quarantined(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".daemon-state.json.corrupt."))
+        .collect();
+    names.sort();
+    names
+}
+
+// Permissions: the state file, its previous generation and the lock file are 0600, whatever the
+// umask lets through.
+#[test]
+fn every_file_the_store_makes_is_private() {
+    let (dir, path) = state_dir();
+    let mut store = Store::open(&path).unwrap();
+    saved(&mut store, 1);
+    saved(&mut store, 2);
+    for name in [NAME, ".daemon-state.json.prev", ".daemon-state.json.lock"] {
+        assert_eq!(mode(&dir.path().join(name)), 0o600, "{name}");
+    }
+}
+
+// Permissions: a missing directory is created, with its missing parents, mode 0700.
+#[test]
+fn a_missing_directory_is_created_private() {
+    let (dir, _) = state_dir();
+    let path = dir.path().join("a/b").join(NAME);
+    let mut store = Store::open(&path).unwrap();
+    saved(&mut store, 1);
+    assert_eq!(mode(&dir.path().join("a")), 0o700);
+    assert_eq!(mode(&dir.path().join("a/b")), 0o700);
+}
+
+// Permissions: a state file that is a symbolic link is refused, at open and at load.
+#[test]
+fn a_symlinked_state_file_is_refused() {
+    let (dir, path) = state_dir();
+    let target = dir.path().join("elsewhere.json");
+    std::fs::write(&target, b"{}").unwrap();
+    symlink(&target, &path).unwrap();
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Symlink { .. }), "{err:?}");
+    assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+
+    std::fs::remove_file(&path).unwrap();
+    let mut store = Store::open(&path).unwrap();
+    symlink(&target, &path).unwrap();
+    let err = store.load().unwrap_err();
+    assert!(matches!(err, StoreError::Symlink { .. }), "{err:?}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"{}");
+}
+
+// Permissions: a directory that its group or others may write to is refused; a symbolic link to a
+// private directory is fine.
+#[test]
+fn a_directory_others_may_write_is_refused() {
+    #[track_caller]
+    fn check(dir_mode: u32, refused: bool) {
+        let (dir, path) = state_dir();
+        chmod(dir.path(), dir_mode);
+        match Store::open(&path) {
+            Err(StoreError::InsecureDirectory { path: p, mode }) if refused => {
+                assert_eq!((p.as_path(), mode), (dir.path(), dir_mode));
+            }
+            Ok(_) if !refused => {}
+            other => panic!("mode {dir_mode:o}: {other:?}"),
+        }
+        let message = Store::open(&path).err().map(|e| e.to_string());
+        if refused {
+            assert!(message.unwrap().contains(&*dir.path().to_string_lossy()));
+        }
+    }
+    check(0o700, false);
+    check(0o755, false);
+    check(0o750, false);
+    check(0o770, true);
+    check(0o707, true);
+    check(0o777, true);
+    check(0o1777, true);
+
+    let (dir, _) = state_dir();
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    chmod(&private, 0o700);
+    symlink(&private, dir.path().join("link")).unwrap();
+    Store::open(dir.path().join("link").join(NAME)).unwrap();
+}
+
+// Quarantine: each kind of corrupt file (bad JSON, bad UTF-8, empty, zero-filled, not an object) is
+// moved to `NAME.corrupt.<time>` with its bytes intact, `NAME.prev` is loaded and reported, and
+// only the newest five quarantined copies are kept.
+#[test]
+fn corrupt_files_are_quarantined_keeping_five_and_prev_is_used() {
+    let corruptions: [&[u8]; 7] = [
+        b"{\"fsm_state\": ",
+        b"{\"fsm_state\": \"\xff\xfe\"}",
+        b"",
+        &[0; 4096],
+        b"[\"WAKE\"]",
+        b"\"WAKE\"",
+        b"{\"fsm_state\": \"WAKE\"} trailing",
+    ];
+    let (dir, path) = state_dir();
+    let mut store = Store::open(&path).unwrap();
+    let mut previous = saved(&mut store, 0);
+    let mut seen = Vec::new();
+    for (i, bytes) in corruptions.iter().enumerate() {
+        let current = saved(&mut store, i as u64 + 1);
+        std::fs::write(&path, bytes).unwrap();
+        let loaded = Store::open(&path).unwrap().load().unwrap();
+        assert_eq!(loaded.record, previous, "corruption {i}");
+        let Some(Recovery::RestoredPrevious { quarantined_to, generation, .. }) = &loaded.recovery
+        else {
+            panic!("corruption {i}: {:?}", loaded.recovery);
+        };
+        assert_eq!(*generation, previous.generation());
+        assert_eq!(std::fs::read(quarantined_to).unwrap(), *bytes);
+        assert!(loaded.recovery.as_ref().unwrap().to_string().contains("corrupt"));
+        seen.push(quarantined_to.file_name().unwrap().to_string_lossy().into_owned());
+        let kept = quarantined(dir.path());
+        assert_eq!(kept, seen[seen.len().saturating_sub(5)..], "corruption {i}");
+        // Put the good generation back for the next round, as a save after the recovery would.
+        store = Store::open(&path).unwrap();
+        store.load().unwrap();
+        let mut again = current.clone();
+        store.save(&mut again).unwrap();
+        previous = again;
+    }
+}
+
+// Quarantine: with no usable `NAME.prev`, a corrupt file gives a fresh record, reported.
+#[test]
+fn a_corrupt_file_without_a_previous_generation_starts_fresh() {
+    let (dir, path) = state_dir();
+    std::fs::write(&path, b"not json").unwrap();
+    std::fs::write(dir.path().join(".daemon-state.json.prev"), b"nor this").unwrap();
+    let loaded = Store::open(&path).unwrap().load().unwrap();
+    assert_eq!(loaded.record, Record::new());
+    assert!(matches!(loaded.recovery, Some(Recovery::StartedFresh { .. })));
+    assert!(!path.exists());
+    assert_eq!(quarantined(dir.path()).len(), 1);
+}
+
+// Read errors: EACCES (and EIO) while reading is an error naming the path, never an empty state.
+#[test]
+fn a_read_error_is_an_error_not_an_empty_state() {
+    for errno in [libc::EACCES, libc::EIO] {
+        let fs = SimFs::new();
+        let path = "/state/.daemon-state.json";
+        let mut store = Store::with_fs(path, Box::new(fs.clone())).unwrap();
+        saved(&mut store, 1);
+        fs.fail_at(Call::Read, 0, errno);
+        let err = store.load().unwrap_err();
+        let StoreError::Io { source, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(source.raw_os_error(), Some(errno));
+        assert!(err.to_string().contains(path), "{err}");
+    }
+
+    // The kernel's own EACCES, where permissions bind (not for root).
+    if unsafe { libc::geteuid() } == 0 {
+        eprintln!("note: running as root, so the real-file EACCES case is skipped");
+        return;
+    }
+    let (_dir, path) = state_dir();
+    let mut store = Store::open(&path).unwrap();
+    saved(&mut store, 1);
+    chmod(&path, 0o000);
+    let err = store.load().unwrap_err();
+    assert!(err.to_string().contains("ermission denied"), "{err}");
+}
