@@ -101,6 +101,12 @@ impl Store {
     }
 
     fn load_missing(&mut self) -> Result<Loaded, StoreError> {
+        // A missing file is a fresh state (a user may delete it to start over), unless a quarantined
+        // copy shows that a recovery was interrupted between moving the corrupt file aside and
+        // saving again: then the previous generation is what the file would have held.
+        if !self.quarantined_copy_exists() {
+            return Ok(self.loaded(Record::new(), Seen::Missing, None));
+        }
         match self.read_previous()? {
             Some(record) => {
                 let recovery = Recovery::MissingRestoredPrevious {
@@ -170,6 +176,15 @@ impl Store {
             }
             Err(e) => Err(io_error("cannot read", path, e)),
         }
+    }
+
+    /// Whether any `NAME.corrupt.*` copy is in the directory.
+    fn quarantined_copy_exists(&self) -> bool {
+        let mut prefix = self.name.clone();
+        prefix.push(".corrupt.");
+        self.fs.list_dir(&self.dir).is_ok_and(|names| {
+            names.iter().any(|name| name.as_bytes().starts_with(prefix.as_bytes()))
+        })
     }
 
     /// Moves the state file to `NAME.corrupt.<UTC time>` and removes all but the newest copies.
