@@ -407,21 +407,41 @@ impl Data {
         if v.force_rem_pending {
             return Some("force_rem_request");
         }
-        if let Some(window) = v.window {
-            let slept_this_window = v.night.started_at.is_some_and(|s| {
-                let span = Duration::minutes(30 * i64::from(window.duration));
-                s <= at && at - s < span
-            });
-            if quiet_window::contains(window, quiet_window::bucket_of(at, v.tz))
-                && !slept_this_window
-            {
-                return Some("quiet_window");
-            }
+        if let Some(window) = v.window
+            && quiet_window::contains(window, quiet_window::bucket_of(at, v.tz))
+            && self.slept_this_window(at).is_none()
+        {
+            return Some("quiet_window");
         }
         if quiet_window::idle_long_enough(v.last_session, at) && !self.night_since_last_session() {
             return Some("idle");
         }
         None
+    }
+
+    /// When `at` lies in the quiet window and a night already started in this occurrence of it:
+    /// the moment the occurrence ends (the window starts at most one night per occurrence).
+    pub fn slept_this_window(&self, at: Timestamp) -> Option<Timestamp> {
+        let (window, tz) = (self.view.window?, self.view.tz);
+        let started = self.view.night.started_at?;
+        let inside = |t: Timestamp| quiet_window::contains(window, quiet_window::bucket_of(t, tz));
+        if !inside(at) {
+            return None;
+        }
+        // Local buckets are 30 minutes and every zone's offset is a multiple of 15 minutes, so
+        // stepping back by quarter hours finds where this occurrence began.
+        let step = Duration::minutes(15);
+        let mut begin = at
+            - Duration::seconds(at.timestamp().rem_euclid(900))
+            - Duration::nanoseconds(i64::from(at.timestamp_subsec_nanos()));
+        for _ in 0..usize::from(quiet_window::BUCKETS) * 2 {
+            if !inside(begin - step) {
+                break;
+            }
+            begin -= step;
+        }
+        let end = begin + Duration::minutes(30 * i64::from(window.duration));
+        (started >= begin && started <= at).then_some(end)
     }
 
     /// Whether a night has started since the last session: the 2 h idle rule starts at most one

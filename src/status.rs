@@ -2,7 +2,6 @@
 //!
 //! Owns what `status` shows and when the host must tick next. It must not change anything.
 
-use chrono::Duration;
 use serde_json::{Value, json};
 
 use crate::data::{Data, LOCK_WAIT_TIMEOUT};
@@ -72,11 +71,7 @@ pub fn next_deadline(state: StateName, data: &Data, now: Timestamp) -> Option<Ti
             };
             candidates.push(Some(relearn));
             if let Some(window) = view.window {
-                let span = Duration::minutes(30 * i64::from(window.duration));
-                let after = match view.night.started_at {
-                    Some(started) if started <= now && now - started < span => started + span,
-                    _ => now,
-                };
+                let after = data.slept_this_window(now).unwrap_or(now);
                 candidates.push(quiet_window::next_window_start(window, after, view.tz));
             }
             if !data.night_since_last_session() {

@@ -420,3 +420,63 @@ fn a_week_of_sessions_keeps_the_file_small_and_learns_the_same_window() {
     let size = std::fs::metadata(host.dir.path().join(".daemon-state.json")).unwrap().len();
     assert!(size < 64 * 1024, "state file is {size} bytes");
 }
+
+// next_deadline: when the host must tick next for something to happen.
+#[test]
+fn next_deadline_names_the_earliest_thing_due() {
+    let learned = format(now());
+    // The 2 h idle mark after the last session, sooner than the relearn.
+    let host = Host::new(json!({"fsm_state": "WAKE", "quiet_window_learned_at": learned,
+        "last_session_ts": format(now() - Duration::minutes(10))}));
+    assert_eq!(host.engine.next_deadline(now()), Some(now() + Duration::minutes(110)));
+    // A first turn expiring (1 h reaper) comes first.
+    let host = Host::new(json!({"fsm_state": "WAKE", "quiet_window_learned_at": learned,
+        "last_session_ts": format(now() - Duration::minutes(10)),
+        "first_turn_pending": {"s": format(now() - Duration::minutes(50))}}));
+    let due = host.engine.next_deadline(now()).unwrap();
+    assert!(
+        due > now() + Duration::minutes(10)
+            && due <= now() + Duration::minutes(10) + Duration::seconds(1)
+    );
+    // The quiet window's start.
+    let bucket = quiet_window::bucket_of(now(), chrono_tz::UTC);
+    let host = Host::new(json!({"fsm_state": "WAKE", "quiet_window_learned_at": learned,
+        "last_session_ts": format(now()), "night": {"started_at": format(now()), "planned": 4,
+        "completed": 4, "lock_lost": false, "activity_at": null}, "quiet_window": [(bucket + 1) % 48, 6]}));
+    let start = quiet_window::next_window_start(
+        quiet_window::QuietWindow::from_value(&json!([(bucket + 1) % 48, 6])).unwrap(),
+        now(),
+        chrono_tz::UTC,
+    );
+    assert_eq!(host.engine.next_deadline(now()), start);
+    assert!(start.unwrap() > now() && start.unwrap() <= now() + Duration::minutes(30));
+    // A pending request: now.
+    let host = Host::new(
+        json!({"fsm_state": "WAKE", "force_rem_request": {"ts": learned, "pending": true}}),
+    );
+    assert_eq!(host.engine.next_deadline(now()), Some(now()));
+    // Waiting for the lock: the wait bound.
+    let host = Host::new(json!({"fsm_state": "TRANSITIONING", "fsm_transition_at": learned,
+        "quiet_window_learned_at": learned, "last_session_ts": learned}));
+    assert_eq!(host.engine.next_deadline(now()), Some(now() + Duration::minutes(5)));
+}
+
+// The quiet window starts one night per occurrence: after the night, the rest of the window is
+// quiet; the next day's window starts the next night.
+#[test]
+fn the_window_starts_one_night_per_occurrence() {
+    let mut host = Host::new(json!({"fsm_state": "WAKE", "quiet_window": window_covering(now()),
+        "rem_cycle_count": 2, "quiet_window_learned_at": format(now()), "last_session_ts": format(now())}));
+    host.tick_through_night(0, |_, _| {});
+    assert_eq!(host.cycles, [1, 2]);
+    for _ in 0..20 {
+        host.at += Duration::seconds(30);
+        host.tick_through_night(0, |_, _| {});
+    }
+    assert_eq!(host.cycles, [1, 2], "no second night in the same window");
+    host.at = now() + Duration::days(1) - Duration::hours(1);
+    host.send(EventKind::SessionStarted { session_id: None });
+    host.at = now() + Duration::days(1);
+    host.tick_through_night(0, |_, _| {});
+    assert_eq!(host.cycles, [1, 2, 1, 2], "the next day's window starts the next night");
+}
