@@ -480,3 +480,15 @@ fn the_window_starts_one_night_per_occurrence() {
     host.tick_through_night(0, |_, _| {});
     assert_eq!(host.cycles, [1, 2, 1, 2], "the next day's window starts the next night");
 }
+
+// fix: a relearn that finds no window (too little history) keeps the previous one; the seed
+// replaced it with nothing. Relearning is due at exactly 24 h (inclusive).
+#[test]
+fn an_empty_relearn_keeps_the_previous_window() {
+    let mut host = Host::new(json!({"fsm_state": "WAKE", "quiet_window": [44, 16],
+        "quiet_window_learned_at": format(now() - Duration::hours(24)), "last_session_ts": format(now())}));
+    host.send(EventKind::Tick { store_empty: false });
+    let disk = host.disk();
+    assert_eq!(disk["quiet_window"], json!([44, 16]));
+    assert_eq!(disk["quiet_window_learned_at"], format(now()));
+}
