@@ -10,10 +10,12 @@
 
 mod lines;
 mod messages;
+mod socket;
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono_tz::Tz;
 use serde_json::{Value, json};
@@ -27,6 +29,7 @@ use crate::timestamp::{self, Timestamp};
 
 pub use lines::MAX_LINE_BYTES;
 pub use messages::{Refusal, Request};
+pub use socket::{SocketError, SocketListener};
 
 /// The version `status` reports: this crate's.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -56,7 +59,7 @@ pub enum ServeError {
 }
 
 /// Runs the protocol until end of input (stdio) or until the process is stopped (socket).
-/// Everything that can refuse to start (the state file, the zone) is checked before
+/// Everything that can refuse to start (the state file, the zone, the socket) is checked before
 /// anything is written.
 pub fn run(options: &ServeOptions) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let zone = match &options.tz {
@@ -65,18 +68,22 @@ pub fn run(options: &ServeOptions) -> Result<(), Box<dyn std::error::Error + Sen
     };
     // Opening already logged what its report says (a quarantined file, unusable keys).
     let (mut engine, _report) = Engine::open(&options.state_file)?;
-    if let Some(socket) = &options.socket {
-        return Err(format!("serve --socket is not built yet ({})", socket.display()).into());
-    }
+    let socket = options.socket.clone().map(SocketListener::bind).transpose()?;
     let fixed = options.now;
     let clock = move || fixed.unwrap_or_else(|| SystemClock.now());
     if let Some(zone) = zone {
         configure_timezone(&mut engine, zone, clock())?;
     }
     let server = Server::new(engine, clock);
-    match server.serve_stream(io::stdin().lock(), io::stdout().lock()) {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
+    match socket {
+        None => match server.serve_stream(io::stdin().lock(), io::stdout().lock()) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            other => Ok(other?),
+        },
+        Some(socket) => {
+            tracing::info!(path = %socket.path().display(), "serving on a Unix socket");
+            Arc::new(server).serve_socket(&socket)
+        }
     }
 }
 
@@ -159,6 +166,35 @@ impl Server {
             bytes.push(b'\n');
             writer.write_all(&bytes)?;
             writer.flush()?;
+        }
+    }
+
+    /// Serves every connection to `socket` on a thread of its own, for as long as the process
+    /// runs.
+    pub fn serve_socket(self: &Arc<Self>, socket: &SocketListener) -> ! {
+        loop {
+            match socket.listener().accept() {
+                Ok((stream, _)) => {
+                    let server = Arc::clone(self);
+                    let spawned = std::thread::Builder::new()
+                        .name("serve-connection".into())
+                        .spawn(move || server.serve_connection(&stream));
+                    if let Err(error) = spawned {
+                        tracing::error!(%error, "cannot start a connection thread; connection dropped");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept a connection");
+                    // Out of descriptors or memory: give the other connections time to finish.
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    fn serve_connection(&self, stream: &UnixStream) {
+        if let Err(error) = self.serve_stream(BufReader::new(stream), stream) {
+            tracing::debug!(%error, "connection ended");
         }
     }
 }
