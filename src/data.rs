@@ -331,6 +331,12 @@ impl Data {
         self.record.clone()
     }
 
+    /// Applies a change made outside the machine (the seed's own bookkeeping keys) and refreshes
+    /// the view.
+    pub fn edit_record(&mut self, change: impl FnOnce(&mut Record)) {
+        self.edit(change);
+    }
+
     fn edit(&mut self, change: impl FnOnce(&mut Record)) {
         change(&mut self.record);
         self.changed = true;
@@ -595,7 +601,10 @@ impl Data {
         let first_turn = scratch
             .get_mut(keys::FIRST_TURN_PENDING)
             .and_then(Value::as_object_mut)
-            .is_some_and(|map| map.contains_key(session_id) && sessions::consume(map, session_id));
+            .is_some_and(|map| {
+                let id = sessions::clip_session_id(session_id);
+                map.contains_key(id) && sessions::consume(map, id)
+            });
         let consumed =
             scratch.get(keys::FIRST_TURN_PENDING) != self.record.get(keys::FIRST_TURN_PENDING);
         let digest = digest::take(&mut scratch, at);

@@ -103,6 +103,20 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// Handles one event and then applies `change` to the document, in one locked cycle and one
+    /// write (the seed's `session_open` bookkeeping rides along with the session start).
+    pub fn handle_with(
+        &mut self,
+        event: Event,
+        change: impl FnOnce(&mut Record),
+    ) -> Result<Outcome, EngineError> {
+        let _lock = self.store.lock()?;
+        self.refresh()?;
+        let mut outcome = self.core.handle_with(&event, change)?;
+        self.persist(&mut outcome.snapshots)?;
+        Ok(outcome)
+    }
+
     /// The seed's raw `transition(to)`: moves the persisted state along a legal edge and nothing
     /// else (no handler, no entry action). An illegal edge changes nothing.
     pub fn transition(&mut self, to: StateName, at: Timestamp) -> Result<(), EngineError> {

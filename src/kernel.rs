@@ -107,6 +107,23 @@ impl Core {
         self.data = data;
     }
 
+    /// Handles one event to completion, then applies `change` to the document; the change joins
+    /// the last snapshot, so it costs no write of its own. A rejected event applies nothing.
+    pub fn handle_with(
+        &mut self,
+        event: &Event,
+        change: impl FnOnce(&mut Record),
+    ) -> Result<Outcome, Rejection> {
+        let mut outcome = self.handle(event)?;
+        self.data.edit_record(change);
+        let snapshot = self.data.snapshot();
+        match outcome.snapshots.last_mut() {
+            Some(last) => *last = snapshot,
+            None => outcome.snapshots.push(snapshot),
+        }
+        Ok(outcome)
+    }
+
     /// Handles one event to completion: the event, then `Continue` while SLEEP asks for it.
     /// A rejected event changes nothing.
     pub fn handle(&mut self, event: &Event) -> Result<Outcome, Rejection> {

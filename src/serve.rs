@@ -227,8 +227,9 @@ fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Value {
             control(engine, result, json!({"ok": true, "paused": paused}))
         }
         Request::SessionOpen { session_id, ts } => {
-            let result = run(EventKind::SessionStarted { session_id: session_id.clone() })
-                .and_then(|_| engine.update(|record| (open_session(record, session_id, ts), true)));
+            let event =
+                Event::new(now, EventKind::SessionStarted { session_id: session_id.clone() });
+            let result = engine.handle_with(event, |record| open_session(record, session_id, ts));
             control(engine, result, json!({"ok": true, "reason": "session_open_queued"}))
         }
         Request::Engine { kind, at } => match engine.handle(Event::new(at.unwrap_or(now), kind)) {

@@ -193,3 +193,33 @@ fn another_writers_change_is_never_overwritten() {
         disk["first_turn_pending"]["a"].is_string() && disk["first_turn_pending"]["b"].is_string()
     );
 }
+
+// The seed's session_open bookkeeping rides with the session start: one locked cycle, one write.
+#[test]
+fn an_event_and_its_bookkeeping_cost_one_write() {
+    let fs = SimFs::new();
+    let mut engine = engine_on(&fs, json!({"fsm_state": "WAKE"}));
+    let writes = engine.store().durable_writes();
+    let event = Event::new(now(), EventKind::SessionStarted { session_id: Some("s".into()) });
+    engine
+        .handle_with(event, |record| record.set("last_session_open", json!({"session_id": "s"})))
+        .unwrap();
+    assert_eq!(engine.store().durable_writes(), writes + 1);
+    let disk = on_disk(&fs);
+    assert_eq!(disk["last_session_open"], json!({"session_id": "s"}));
+    assert!(disk["first_turn_pending"]["s"].is_string());
+}
+
+// Ids are clipped to 128 characters when marked, and the same clip finds them when recalled.
+#[test]
+fn a_long_session_id_is_found_again_at_recall() {
+    let fs = SimFs::new();
+    let mut engine = engine_on(&fs, json!({}));
+    let long = "a".repeat(1000);
+    engine
+        .handle(Event::new(now(), EventKind::SessionStarted { session_id: Some(long.clone()) }))
+        .unwrap();
+    assert!(on_disk(&fs)["first_turn_pending"][&"a".repeat(128)].is_string());
+    let outcome = engine.handle(Event::new(now(), EventKind::Recall { session_id: long })).unwrap();
+    assert_eq!(outcome.first_turn, Some(true));
+}
