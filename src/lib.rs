@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod data;
+pub mod diagram;
 pub mod digest;
 pub mod effects;
 pub mod engine;
