@@ -6,6 +6,7 @@
 //! that the original Python implementation can still read.
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod clock;
 pub mod data;
 pub mod diagram;
