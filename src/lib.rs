@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod cli;
 pub mod clock;
 pub mod data;
 pub mod diagram;
