@@ -261,6 +261,7 @@ pub struct Data {
     starts_changed: bool,
     last_tick_at: Option<Timestamp>,
     last_activity_at: Option<Timestamp>,
+    zone_override: Option<Tz>,
     changed: bool,
 }
 
@@ -277,6 +278,7 @@ impl Data {
             starts_changed: false,
             last_tick_at: None,
             last_activity_at: None,
+            zone_override: None,
             changed: false,
         };
         (data, warnings)
@@ -314,8 +316,18 @@ impl Data {
 
     /// Keeps the in-memory facts of `older` (another copy of this data) that this copy lacks.
     pub fn carry_volatile_from(&mut self, older: &Data) {
+        if let Some(zone) = older.zone_override {
+            self.override_zone(zone);
+        }
         self.last_tick_at = self.last_tick_at.max(older.last_tick_at);
         self.last_activity_at = self.last_activity_at.max(older.last_activity_at);
+    }
+
+    /// Uses `zone` for the quiet window from now on without storing it (a `--tz` given to one
+    /// command); the stored `timezone` stays as it is.
+    pub fn override_zone(&mut self, zone: Tz) {
+        self.zone_override = Some(zone);
+        self.view.tz = zone;
     }
 
     /// Writes what is only in memory into the document and hands out a copy to persist.
@@ -341,6 +353,9 @@ impl Data {
         change(&mut self.record);
         self.changed = true;
         self.view = View::read(&self.record).0;
+        if let Some(zone) = self.zone_override {
+            self.view.tz = zone;
+        }
     }
 
     /// Records the new state and when it was entered.

@@ -89,6 +89,11 @@ impl Engine {
         self.core.data()
     }
 
+    /// Uses `zone` for the quiet window without storing it: a per-invocation `--tz`.
+    pub fn override_zone(&mut self, zone: chrono_tz::Tz) {
+        self.core.override_zone(zone);
+    }
+
     /// The store, for its path and its count of durable writes.
     pub fn store(&self) -> &Store {
         &self.store

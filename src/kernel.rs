@@ -101,6 +101,11 @@ impl Core {
         &self.data
     }
 
+    /// Uses `zone` for the quiet window without storing it.
+    pub fn override_zone(&mut self, zone: chrono_tz::Tz) {
+        self.data.override_zone(zone);
+    }
+
     /// Replaces the data (and the state it names), as a reload after another process wrote does.
     pub fn replace_data(&mut self, data: Data) {
         self.machine = restored_machine(data.view().fsm);
@@ -141,6 +146,9 @@ impl Core {
         }
         if self.data.changed() {
             out.snapshots.push(self.data.snapshot());
+        }
+        for effect in &out.effects {
+            tracing::debug!(?effect, "effect");
         }
         let (first_turn, digest) = match out.recall {
             Some((first_turn, digest)) => (Some(first_turn), digest),

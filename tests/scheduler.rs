@@ -492,3 +492,18 @@ fn an_empty_relearn_keeps_the_previous_window() {
     assert_eq!(disk["quiet_window"], json!([44, 16]));
     assert_eq!(disk["quiet_window_learned_at"], format(now()));
 }
+
+// A denied lock after an earlier night reports no completed cycles: this attempt ran none.
+#[test]
+fn a_denied_lock_reports_no_cycles_of_an_earlier_night() {
+    let mut host =
+        Host::new(json!({"fsm_state": "WAKE", "user_sleep_request": {"reason": "bed", "ts": "t",
+        "pending": true}, "night": {"started_at": format(now() - Duration::days(1)), "planned": 4,
+        "completed": 3, "lock_lost": false, "activity_at": null}}));
+    host.send(EventKind::Tick { store_empty: false });
+    host.send(EventKind::LockDenied);
+    assert_eq!(
+        host.emitted("daemon_yielded"),
+        [json!({"reason": "mcp_active", "completed_cycles": 0})]
+    );
+}

@@ -21,8 +21,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::diagram;
 use crate::digest::{self, RemResult};
 use crate::engine::{Engine, EngineError};
-use crate::event::{Event, EventKind, Settings};
-use crate::record::keys;
+use crate::event::{Event, EventKind};
 use crate::serve::{self, ServeOptions};
 use crate::sessions;
 use crate::simulate::{self, SimulateOptions};
@@ -168,7 +167,7 @@ impl Context {
     }
 
     /// Opens the engine, reports a recovered corrupt file and odd values on stderr, and stores
-    /// `--tz` when it differs from the stored zone.
+    /// uses `--tz` for this command without storing it.
     fn engine(&self) -> Result<Engine, CliError> {
         let path = self.state_file()?;
         let (mut engine, report) = Engine::open(&path)?;
@@ -179,11 +178,10 @@ impl Context {
             warn(&format!("{}: {warning}", path.display()));
         }
         if let Some(tz) = &self.tz {
-            let stored = engine.record().get(keys::TIMEZONE).and_then(Value::as_str);
-            if stored != Some(tz.as_str()) {
-                let settings = Settings { timezone: Some(tz.clone()), ..Settings::default() };
-                engine.handle(Event::new(self.now, EventKind::Configure(settings)))?;
-            }
+            let zone = tz
+                .parse()
+                .map_err(|_| CliError::Usage(format!("--tz: unknown time zone {tz:?}")))?;
+            engine.override_zone(zone);
         }
         Ok(engine)
     }
