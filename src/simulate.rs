@@ -2,12 +2,13 @@
 //! nights, printing progress and a summary.
 //!
 //! Owns the simulated day pattern, the host side of the protocol (granting the lock, running REM
-//! cycles) and the summary. It must not bypass the engine: it is a host like any other.
+//! cycles) and the hypnogram. It must not bypass the engine: it is a host like any other.
 
 mod crash;
 mod host;
 mod night;
 mod pattern;
+mod plot;
 mod queue;
 mod rng;
 mod rows;
@@ -15,7 +16,7 @@ mod summary;
 mod trace;
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::json;
@@ -103,10 +104,6 @@ fn simulate(options: &SimulateOptions, out: &mut dyn Write) -> Result<(), Simula
     if options.days == 0 {
         return Err(SimulateError::NoDays);
     }
-    if let Some(plot) = &options.plot {
-        let error = io::Error::other("the hypnogram is not drawn yet");
-        return Err(SimulateError::Plot { path: plot.clone(), source: error });
-    }
     let dir = state_dir(options)?;
     let path = dir.join(STATE_FILE_NAME);
     if path.exists() {
@@ -141,6 +138,11 @@ fn simulate(options: &SimulateOptions, out: &mut dyn Write) -> Result<(), Simula
         trace: &host.trace,
         final_state,
     };
+    if let Some(plot) = &options.plot {
+        let title =
+            format!("daemon-state hypnogram: {} days, seed {} (UTC)", options.days, options.seed);
+        write_plot(plot, &host.trace, &title)?;
+    }
     if options.json {
         let mut doc = summary::to_json(&report);
         doc["state_file"] = json!(path.display().to_string());
@@ -148,8 +150,16 @@ fn simulate(options: &SimulateOptions, out: &mut dyn Write) -> Result<(), Simula
         writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
     } else {
         summary::write_text(out, &report)?;
+        if let Some(plot) = &options.plot {
+            writeln!(out, "hypnogram: {}", plot.display())?;
+        }
         writeln!(out, "state file: {}", path.display())?;
         writeln!(out, "  (read it with: daemon-state status --state-file {})", path.display())?;
     }
     Ok(())
+}
+
+fn write_plot(path: &Path, trace: &trace::Trace, title: &str) -> Result<(), SimulateError> {
+    std::fs::write(path, plot::svg(trace, title))
+        .map_err(|source| SimulateError::Plot { path: path.to_owned(), source })
 }

@@ -1,5 +1,6 @@
 //! The `simulate` reference host, through the library: one seed gives one run, a week takes every
-//! row of the table that moves the machine, and the state file is left clean in WAKE.
+//! row of the table that moves the machine, the state file is left clean in WAKE, and the
+//! hypnogram is well-formed SVG with a row per day.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -10,10 +11,11 @@ use daemon_state::table::StateName;
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// A finished run: its directory (kept until the tests end) and its JSON summary.
+/// A finished run: its directory (kept until the tests end), its JSON summary and its hypnogram.
 struct Run {
     dir: TempDir,
     summary: Value,
+    svg: String,
 }
 
 fn options(days: u32, seed: u64, dir: &Path, json: bool) -> SimulateOptions {
@@ -26,17 +28,20 @@ fn simulate(options: &SimulateOptions) -> String {
     String::from_utf8(out).unwrap()
 }
 
-fn simulate_json(days: u32, seed: u64) -> Run {
+fn simulate_json(days: u32, seed: u64, plot: bool) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let summary: Value =
-        serde_json::from_str(&simulate(&options(days, seed, dir.path(), true))).unwrap();
-    Run { dir, summary }
+    let svg_path = dir.path().join("hypnogram.svg");
+    let mut options = options(days, seed, dir.path(), true);
+    options.plot = plot.then(|| svg_path.clone());
+    let summary: Value = serde_json::from_str(&simulate(&options)).unwrap();
+    let svg = if plot { std::fs::read_to_string(&svg_path).unwrap() } else { String::new() };
+    Run { dir, summary, svg }
 }
 
-/// The week every test below looks at: `simulate --days 7 --seed 1 --json`.
+/// The week every test below looks at: `simulate --days 7 --seed 1 --plot ... --json`.
 fn week() -> &'static Run {
     static WEEK: OnceLock<Run> = OnceLock::new();
-    WEEK.get_or_init(|| simulate_json(7, 1))
+    WEEK.get_or_init(|| simulate_json(7, 1, true))
 }
 
 /// The summary without what names the run's own files.
@@ -55,7 +60,7 @@ fn text_figures(text: &str) -> Vec<&str> {
 
 #[test]
 fn one_seed_gives_one_run() {
-    let again = simulate_json(7, 1);
+    let again = simulate_json(7, 1, false);
     assert_eq!(figures(&again.summary), figures(&week().summary));
 
     let first = tempfile::tempdir().unwrap();
@@ -83,7 +88,7 @@ fn a_week_takes_every_row_that_moves_the_machine() {
 
 #[test]
 fn a_short_run_lists_the_rows_it_did_not_take() {
-    let run = simulate_json(1, 1);
+    let run = simulate_json(1, 1, false);
     let rows = &run.summary["rows"];
     let untaken: Vec<&Value> = rows["moving"]
         .as_array()
@@ -148,6 +153,49 @@ fn the_state_file_is_left_clean_in_wake() {
         })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// The element names of an SVG document, checked to open and close in order.
+#[track_caller]
+fn check_balanced(svg: &str) -> Vec<String> {
+    let mut open: Vec<String> = Vec::new();
+    let mut seen = Vec::new();
+    let mut rest = svg;
+    while let Some(start) = rest.find('<') {
+        let end = rest[start..].find('>').expect("a tag that never ends") + start;
+        let tag = &rest[start + 1..end];
+        rest = &rest[end + 1..];
+        if let Some(name) = tag.strip_prefix('/') {
+            assert_eq!(open.pop().as_deref(), Some(name.trim()), "closing {name}");
+        } else {
+            let name: String =
+                tag.chars().take_while(|c| !c.is_whitespace() && *c != '/').collect();
+            assert!(!name.is_empty(), "an empty tag");
+            seen.push(name.clone());
+            if !tag.ends_with('/') {
+                open.push(name);
+            }
+        }
+    }
+    assert!(open.is_empty(), "never closed: {open:?}");
+    seen
+}
+
+#[test]
+fn the_hypnogram_is_well_formed_svg_with_a_row_per_day() {
+    let svg = &week().svg;
+    assert!(svg.starts_with("<svg "), "{}", &svg[..40]);
+    assert!(svg.trim_end().ends_with("</svg>"));
+    let names = check_balanced(svg);
+    assert_eq!(names.iter().filter(|n| *n == "svg").count(), 1);
+    assert_eq!(svg.matches(r#"<g class="day""#).count(), 7);
+    for state in StateName::ALL {
+        assert!(svg.contains(&format!(">{state}</text>")), "no legend for {state}");
+    }
+    for bad in ["<svg", "<svg><g></svg>", "<svg><g/></g></svg>"] {
+        let result = std::panic::catch_unwind(|| check_balanced(bad));
+        assert!(result.is_err(), "{bad} passed as balanced");
+    }
 }
 
 #[test]

@@ -27,7 +27,7 @@ use super::queue::{Job, OnFault, Queue};
 use super::rng::{Deck, Rng};
 use super::rows::Coverage;
 use super::summary::Tally;
-use super::trace::{Span, Trace};
+use super::trace::{MarkKind, RecallMark, Span, Trace};
 
 /// How often the host ticks.
 const TICK: Duration = Duration::seconds(30);
@@ -47,11 +47,13 @@ pub struct Host {
     next_tick: Timestamp,
     deadline: Option<Timestamp>,
     store_has_records: bool,
+    down_since: Option<Timestamp>,
     up_at: Option<Timestamp>,
+    paused_since: Option<Timestamp>,
     writes_before: u64,
     /// The counters.
     pub tally: Tally,
-    /// The record of the run.
+    /// The record for the hypnogram.
     pub trace: Trace,
     /// The table rows taken.
     pub rows: Coverage,
@@ -79,7 +81,9 @@ impl Host {
             next_tick: start,
             deadline: None,
             store_has_records: false,
+            down_since: None,
             up_at: None,
+            paused_since: None,
             writes_before: 0,
             tally: Tally::new(days),
             trace: Trace::new(start, days),
@@ -155,6 +159,9 @@ impl Host {
             self.boot()?;
         }
         self.send(EventKind::Shutdown)?;
+        if let Some(since) = self.paused_since.take() {
+            self.trace.paused.push(Span { from: since, to: at });
+        }
         let state = self.state().unwrap_or(StateName::Wake);
         if let Some(engine) = self.engine.take() {
             self.writes_before += engine.store().durable_writes();
@@ -202,6 +209,9 @@ impl Host {
             }
             Job::Request(request) => self.request(request)?,
             Job::Resume => {
+                if let Some(since) = self.paused_since.take() {
+                    self.trace.paused.push(Span { from: since, to: self.now() });
+                }
                 self.send(EventKind::Resume)?;
             }
             Job::LockAnswer { epoch, granted, on_fault } if epoch == current => {
@@ -227,7 +237,7 @@ impl Host {
             }
             Job::Stop { epoch, restart } if epoch == current => {
                 let label = if restart { "restart" } else { "crash" };
-                self.note(label);
+                self.note(MarkKind::Fault, label);
                 if self.state() == Some(StateName::Dreaming) {
                     self.tally.cycles_lost += 1;
                 }
@@ -260,25 +270,27 @@ impl Host {
         let digest = outcome.as_ref().is_some_and(|o| o.digest.is_some());
         self.tally.first_turns += u64::from(first_turn);
         self.tally.digests += u64::from(digest);
+        self.trace.recalls.push(RecallMark { at, digest });
         Ok(())
     }
 
     fn request(&mut self, request: Request) -> Result<(), SimulateError> {
         let kind = match request {
             Request::ForceRem => {
-                self.note("force-rem");
+                self.note(MarkKind::Request, "force-rem");
                 EventKind::ForceRemRequested { ts: None }
             }
             Request::UserSleep => {
-                self.note("bedtime");
+                self.note(MarkKind::Request, "bedtime");
                 EventKind::UserSleepRequested { reason: "going to bed".to_owned(), ts: None }
             }
             Request::ForceWake => {
-                self.note("force-wake");
+                self.note(MarkKind::Request, "force-wake");
                 EventKind::ForceWakeRequested { ts: None }
             }
             Request::Pause { .. } => {
-                self.note("pause");
+                self.note(MarkKind::Request, "pause");
+                self.paused_since = Some(self.now());
                 EventKind::Pause
             }
         };
@@ -286,9 +298,10 @@ impl Host {
         Ok(())
     }
 
-    /// Records a request or a fault in the day's events.
-    fn note(&mut self, label: &str) {
+    /// Records a mark on the hypnogram and in the day's events.
+    fn note(&mut self, kind: MarkKind, label: &str) {
         let at = self.now();
+        self.trace.mark(at, kind, label);
         let day = self.trace.day_of(at);
         self.tally.day(day).events.push(label.to_owned());
     }
@@ -302,6 +315,7 @@ impl Host {
         self.fault.disarm();
         self.on_fault = None;
         self.epoch += 1;
+        self.down_since = Some(at);
         let up = at + self.nights.downtime();
         self.up_at = Some(up);
         self.push(up, Job::Reboot);
@@ -321,6 +335,9 @@ impl Host {
         }
         self.trace.enter(at, engine.state());
         self.engine = Some(engine);
+        if let Some(since) = self.down_since.take() {
+            self.trace.down.push(Span { from: since, to: at });
+        }
         self.up_at = None;
         self.send(EventKind::Boot)?;
         Ok(())
@@ -367,12 +384,12 @@ impl Host {
                 self.trace.enter(at, state);
                 match self.on_fault.take() {
                     Some(OnFault::ShutDown) => {
-                        self.note("disk error");
+                        self.note(MarkKind::Fault, "disk error");
                         self.tally.restarts += 1;
                         self.send(EventKind::Shutdown)?;
                     }
                     _ => {
-                        self.note("killed mid-save");
+                        self.note(MarkKind::Fault, "killed mid-save");
                         self.tally.crashes += 1;
                     }
                 }
@@ -387,7 +404,7 @@ impl Host {
         match plan {
             Plan::Job(at, job) => self.push(at, job),
             Plan::Session(session) => self.add_session(session),
-            Plan::Fault(label) => self.note(label),
+            Plan::Fault(label) => self.note(MarkKind::Fault, label),
         }
     }
 
@@ -409,7 +426,9 @@ impl Host {
                 Effect::Emit { kind, payload, .. } => match *kind {
                     "daemon_yielded" => {
                         let reason = payload["reason"].as_str().unwrap_or("unknown").to_owned();
-                        let day = self.trace.day_of(self.now());
+                        let at = self.now();
+                        self.trace.mark(at, MarkKind::Yield, short_reason(&reason));
+                        let day = self.trace.day_of(at);
                         self.tally.day(day).yields.push(reason.clone());
                         *self.tally.yields.entry(reason).or_default() += 1;
                     }
@@ -422,5 +441,17 @@ impl Host {
                 },
             }
         }
+    }
+}
+
+/// A yield reason as short as the hypnogram needs it.
+fn short_reason(reason: &str) -> &str {
+    match reason {
+        "mcp_active" => "lock denied",
+        "lock_timeout" => "lock timeout",
+        "force_wake_requested" => "force-wake",
+        "mcp_reacquired_mid_night" => "lock lost",
+        "mcp_recent_activity" => "client active",
+        other => other,
     }
 }

@@ -34,7 +34,7 @@ pub enum Plan {
     Job(Timestamp, Job),
     /// A client opens a session in the middle of the night.
     Session(Session),
-    /// Something went wrong that the host only notes (no answer ever comes).
+    /// Something went wrong that only shows on the hypnogram (no answer ever comes).
     Fault(&'static str),
 }
 

@@ -230,7 +230,7 @@ impl Mishap {
         }
     }
 
-    /// A short name for progress lines.
+    /// A short name for progress lines and the hypnogram.
     pub fn label(self) -> &'static str {
         match self {
             Self::LockHangs => "lock hangs",

@@ -1,8 +1,9 @@
-//! What a simulated run leaves behind: the state over time and the client sessions, each at its
-//! moment.
+//! What a simulated run leaves behind for people: the state over time, sessions, recalls, yields,
+//! requests and faults, each at its moment.
 //!
 //! Owns the recording and the questions asked of it afterwards (the state segments of a day, the
-//! time spent asleep). It must not drive anything: the host records here, the summary reads.
+//! time spent asleep). It must not drive anything: the host records here, the summary and the
+//! hypnogram read.
 
 use chrono::Duration;
 
@@ -18,6 +19,37 @@ pub struct Span {
     pub to: Timestamp,
 }
 
+/// What a mark on the hypnogram stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkKind {
+    /// The daemon yielded a night (`daemon_yielded`).
+    Yield,
+    /// The host failed: a crash, a restart, a failed save, a lock that never came.
+    Fault,
+    /// A request from the user or the operator.
+    Request,
+}
+
+/// One labelled moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// When.
+    pub at: Timestamp,
+    /// What kind.
+    pub kind: MarkKind,
+    /// A short label.
+    pub label: String,
+}
+
+/// One recall, and whether it delivered the morning digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecallMark {
+    /// When.
+    pub at: Timestamp,
+    /// The digest came with it.
+    pub digest: bool,
+}
+
 /// The record of one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
@@ -27,14 +59,31 @@ pub struct Trace {
     pub days: u32,
     /// The state entered at each change, in order, beginning with the state at the start.
     pub states: Vec<(Timestamp, StateName)>,
+    /// When the daemon process was not running.
+    pub down: Vec<Span>,
+    /// When the scheduler was paused.
+    pub paused: Vec<Span>,
     /// The client sessions.
     pub sessions: Vec<Span>,
+    /// The recalls.
+    pub recalls: Vec<RecallMark>,
+    /// Yields, faults and requests.
+    pub marks: Vec<Mark>,
 }
 
 impl Trace {
     /// An empty record of a run of `days` days from `start`, in WAKE.
     pub fn new(start: Timestamp, days: u32) -> Self {
-        Self { start, days, states: vec![(start, StateName::Wake)], sessions: Vec::new() }
+        Self {
+            start,
+            days,
+            states: vec![(start, StateName::Wake)],
+            down: Vec::new(),
+            paused: Vec::new(),
+            sessions: Vec::new(),
+            recalls: Vec::new(),
+            marks: Vec::new(),
+        }
     }
 
     /// When the run ends.
@@ -62,6 +111,11 @@ impl Trace {
         }
     }
 
+    /// Records a labelled moment.
+    pub fn mark(&mut self, at: Timestamp, kind: MarkKind, label: impl Into<String>) {
+        self.marks.push(Mark { at, kind, label: label.into() });
+    }
+
     /// The states held within `span`, as `(from, to, state)` pieces clipped to it, in order.
     /// A state entered and left at the same moment (SLEEP between two cycles) gives a piece of no
     /// length, which a drawing may still show.
@@ -77,6 +131,20 @@ impl Trace {
         pieces
     }
 
+    /// How many nights began (TRANSITIONING to SLEEP) within `span`.
+    pub fn nights(&self, span: Span) -> usize {
+        self.states
+            .windows(2)
+            .filter(|pair| {
+                let ((_, from), (at, to)) = (pair[0], pair[1]);
+                from == StateName::Transitioning
+                    && to == StateName::Sleep
+                    && span.from <= at
+                    && at < span.to
+            })
+            .count()
+    }
+
     /// How long the daemon was out of WAKE within `span`.
     pub fn asleep(&self, span: Span) -> Duration {
         self.segments(span)
@@ -85,6 +153,14 @@ impl Trace {
             .map(|(from, to, _)| to - from)
             .sum()
     }
+}
+
+/// Clips spans to `span`, dropping those outside it.
+pub fn clip(spans: &[Span], span: Span) -> impl Iterator<Item = Span> + '_ {
+    spans
+        .iter()
+        .filter(move |s| s.to > span.from && s.from < span.to)
+        .map(move |s| Span { from: s.from.max(span.from), to: s.to.min(span.to) })
 }
 
 #[cfg(test)]
