@@ -1,6 +1,6 @@
 //! The `simulate` reference host, through the library: one seed gives one run, a week takes every
 //! row of the table that moves the machine, the state file is left clean in WAKE, and the
-//! hypnogram is well-formed SVG with a row per day.
+//! hypnogram is well-formed SVG with a row per day, the committed one included.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -240,4 +240,21 @@ fn bad_options_are_refused() {
     check_refused(options(0, 1, fresh.path(), false), "days must be at least 1");
     check_refused(options(1, 1, used.path(), false), "already holds a state file");
     check_refused(no_plot_dir, "cannot write the hypnogram");
+}
+
+/// The committed hypnogram is the one `simulate --days 7 --seed 1 --plot` draws. After a
+/// deliberate change, draw it again with `UPDATE_EXPECT=1 cargo test --test simulate`.
+#[test]
+fn the_committed_hypnogram_is_the_one_the_code_draws() {
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("diagrams").join("hypnogram.svg");
+    let drawn = &week().svg;
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::create_dir_all(committed.parent().unwrap()).unwrap();
+        std::fs::write(&committed, drawn).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&committed).unwrap_or_default();
+    assert!(
+        on_disk == *drawn,
+        "diagrams/hypnogram.svg is not what the code draws; run with UPDATE_EXPECT=1 to redraw it"
+    );
 }
