@@ -22,6 +22,10 @@ use crate::timestamp::{self, Timestamp};
 pub const LOCK_WAIT_TIMEOUT: Duration = Duration::minutes(5);
 /// Client activity this recent at a cycle boundary makes the night yield.
 pub const RECENT_ACTIVITY: Duration = Duration::seconds(30);
+/// After the lock was refused or never came, how long before the next attempt.
+pub const LOCK_RETRY_AFTER: Duration = Duration::minutes(5);
+/// Client activity during a night is written at most this often (it is exact in memory).
+pub const ACTIVITY_WRITE_EVERY: Duration = Duration::seconds(10);
 /// REM cycles a night plans when `rem_cycle_count` is missing or unusable.
 pub const DEFAULT_REM_CYCLES: u32 = 4;
 /// The most REM cycles one night may plan, whatever the file says.
@@ -42,6 +46,8 @@ pub struct Night {
     pub lock_lost: bool,
     /// The latest client activity seen during the night.
     pub activity_at: Option<Timestamp>,
+    /// After a refused or timed-out lock: no new night before this moment.
+    pub retry_after: Option<Timestamp>,
 }
 
 impl Night {
@@ -57,6 +63,7 @@ impl Night {
             completed: count("completed")?,
             lock_lost: matches!(obj.get("lock_lost"), Some(Value::Bool(true))),
             activity_at: time("activity_at"),
+            retry_after: time("retry_after"),
         })
     }
 
@@ -67,6 +74,7 @@ impl Night {
             "completed": self.completed,
             "lock_lost": self.lock_lost,
             "activity_at": self.activity_at.map(timestamp::format),
+            "retry_after": self.retry_after.map(timestamp::format),
         })
     }
 }
@@ -422,6 +430,9 @@ impl Data {
     /// idleness since the last session with no night since.
     pub fn sleep_due(&self, at: Timestamp) -> Option<&'static str> {
         let v = &self.view;
+        if self.backing_off(at) {
+            return None;
+        }
         if v.user_sleep_pending {
             return Some("user_sleep_request");
         }
@@ -493,6 +504,27 @@ impl Data {
         }
     }
 
+    /// The lock was refused or never came: no new attempt for [`LOCK_RETRY_AFTER`].
+    pub fn back_off(&mut self, at: Timestamp) {
+        let mut night = self.view.night.clone();
+        night.retry_after = Some(at + LOCK_RETRY_AFTER);
+        self.edit(|r| r.set(keys::NIGHT, night.to_json()));
+    }
+
+    /// Whether an attempt to sleep is held back after a refused lock (or the clock went back
+    /// past the refusal).
+    pub fn backing_off(&self, at: Timestamp) -> bool {
+        self.view
+            .night
+            .retry_after
+            .is_some_and(|until| at < until && until - at <= LOCK_RETRY_AFTER)
+    }
+
+    /// Why a tick that starts no night did nothing.
+    pub fn idle_reason(&self, at: Timestamp) -> &'static str {
+        if self.backing_off(at) { "lock_busy" } else { "outside_window" }
+    }
+
     /// Whether TRANSITIONING has waited too long for the lock (or the clock jumped).
     pub fn lock_wait_expired(&self, at: Timestamp) -> bool {
         self.view.transition_at.is_none_or(|since| (at - since).abs() >= LOCK_WAIT_TIMEOUT)
@@ -515,6 +547,7 @@ impl Data {
             completed: 0,
             lock_lost: false,
             activity_at: None,
+            retry_after: None,
         };
         self.edit(|r| {
             for key in honoured {
@@ -580,7 +613,14 @@ impl Data {
     /// Remembers client activity: in memory always, durably while a night runs.
     pub fn record_activity(&mut self, at: Timestamp, night_running: bool) {
         self.last_activity_at = self.last_activity_at.max(Some(at));
-        if night_running {
+        // Durably too while a night runs, for a boundary handled by another process; at most every
+        // ACTIVITY_WRITE_EVERY, so a chatty client does not cost an fsync per message.
+        let stale = self
+            .view
+            .night
+            .activity_at
+            .is_none_or(|seen| at < seen || at - seen >= ACTIVITY_WRITE_EVERY);
+        if night_running && stale {
             let mut night = self.view.night.clone();
             night.activity_at = night.activity_at.max(Some(at));
             self.edit(|r| r.set(keys::NIGHT, night.to_json()));

@@ -209,7 +209,7 @@ mod tests {
             .expect("WAKE falls asleep");
         assert_eq!(
             row_text(row),
-            "tick [request or quiet window or idle 2 h] / discard stale force-wake, acquire lock"
+            "tick [request or quiet window or idle 2 h, not backing off] / discard stale force-wake, acquire lock"
         );
     }
 }

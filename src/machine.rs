@@ -149,6 +149,11 @@ impl Ctx<'_> {
         Handled
     }
 
+    fn back_off(&mut self) {
+        self.did(Action::BackOff);
+        self.data.back_off(self.at);
+    }
+
     fn finish_night(&mut self) {
         self.did(Action::FinishNight);
         self.data.finish_night(self.at);
@@ -245,7 +250,10 @@ impl Lifecycle {
                         context.data.clear_skip_reason();
                         context.go(reason, State::transitioning())
                     }
-                    None => context.skip_tick("outside_window"),
+                    None => {
+                        let reason = context.data.idle_reason(context.at);
+                        context.skip_tick(reason)
+                    }
                 }
             }
             Trigger::UserSleepRequested => {
@@ -277,6 +285,7 @@ impl Lifecycle {
                 context.reap_first_turns("tick");
                 if context.data.lock_wait_expired(context.at) {
                     context.emit_yielded("lock_timeout", false);
+                    context.back_off();
                     context.go("lock_timeout", State::wake())
                 } else {
                     Handled
@@ -289,6 +298,7 @@ impl Lifecycle {
             }
             Trigger::LockDenied => {
                 context.emit_yielded("mcp_active", false);
+                context.back_off();
                 context.go("lock_denied", State::wake())
             }
             Trigger::Shutdown => context.go("shutdown", State::wake()),

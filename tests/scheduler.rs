@@ -507,3 +507,43 @@ fn a_denied_lock_reports_no_cycles_of_an_earlier_night() {
         [json!({"reason": "mcp_active", "completed_cycles": 0})]
     );
 }
+
+// After a refused lock the scheduler backs off for 5 minutes instead of trying every tick, says
+// why it skipped, and tells the host when to try again.
+#[test]
+fn a_refused_lock_backs_off_for_five_minutes() {
+    let mut host =
+        Host::new(json!({"fsm_state": "WAKE", "quiet_window_learned_at": format(now())}));
+    host.send(EventKind::Tick { store_empty: false });
+    host.send(EventKind::LockDenied);
+    for _ in 0..9 {
+        host.at += Duration::seconds(30);
+        let outcome = host.send(EventKind::Tick { store_empty: false });
+        assert!(outcome.transitions.is_empty(), "no new attempt within the back-off");
+    }
+    assert_eq!(host.disk()["last_tick_skipped_reason"], "lock_busy");
+    assert_eq!(host.engine.next_deadline(host.at), Some(now() + Duration::minutes(5)));
+    host.at = now() + Duration::minutes(5);
+    let outcome = host.send(EventKind::Tick { store_empty: false });
+    assert_eq!(outcome.transitions.len(), 1, "the next attempt after the back-off");
+}
+
+// Client activity during a night is written at most every 10 s, yet a boundary sees it exactly.
+#[test]
+fn chatty_clients_cost_few_writes_during_a_night() {
+    let mut host = Host::new(json!({"fsm_state": "WAKE", "quiet_window": window_covering(now()),
+        "rem_cycle_count": 3, "quiet_window_learned_at": format(now()), "last_session_ts": format(now())}));
+    let mut writes = 0;
+    host.tick_through_night(0, |host, cycle| {
+        if cycle == 1 {
+            let before = host.engine.store().durable_writes();
+            for _ in 0..100 {
+                host.at += Duration::milliseconds(500);
+                host.send(EventKind::McpActivity);
+            }
+            writes = host.engine.store().durable_writes() - before;
+        }
+    });
+    assert!(writes <= 6, "{writes} writes for 50 s of activity");
+    assert_eq!(host.cycles, [1], "the boundary still sees the activity and yields");
+}

@@ -130,7 +130,7 @@ fn staying_tick_guard(reason: &str) -> Option<Guard> {
     match reason {
         "paused" => Some(Guard::Paused),
         "empty_store" => Some(Guard::StoreEmpty),
-        "outside_window" => Some(Guard::OutsideWindow),
+        "outside_window" | "lock_busy" => Some(Guard::OutsideWindow),
         _ => None,
     }
 }
@@ -199,7 +199,7 @@ mod tests {
             Tick,
             &[(Wake, Tick, Transitioning, "idle")],
             None,
-            &["WAKE tick [request or quiet window or idle 2 h] -> TRANSITIONING"],
+            &["WAKE tick [request or quiet window or idle 2 h, not backing off] -> TRANSITIONING"],
         );
         check(
             Dreaming,
