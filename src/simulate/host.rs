@@ -20,7 +20,7 @@ use crate::table::StateName;
 use crate::timestamp::Timestamp;
 
 use super::SimulateError;
-use super::crash::{Fault, FaultyFs};
+use super::crash::{Fault, faulty_fs};
 use super::night::{Nights, Plan};
 use super::pattern::{self, REQUEST_KINDS, Request, Session};
 use super::queue::{Job, OnFault, Queue};
@@ -324,7 +324,7 @@ impl Host {
     /// Opens the engine on the state file and sends `Boot`.
     fn boot(&mut self) -> Result<(), SimulateError> {
         let at = self.now();
-        let store = Store::with_fs(self.path.clone(), Box::new(FaultyFs::new(self.fault.clone())))
+        let store = Store::with_fs(self.path.clone(), Box::new(faulty_fs(self.fault.clone())))
             .map_err(EngineError::from)?;
         let (engine, report) = Engine::with_store(store)?;
         if let Some(recovery) = report.recovery {
