@@ -547,3 +547,25 @@ fn chatty_clients_cost_few_writes_during_a_night() {
     assert!(writes <= 6, "{writes} writes for 50 s of activity");
     assert_eq!(host.cycles, [1], "the boundary still sees the activity and yields");
 }
+
+// The same around the clock: 10 sessions every hour of the week (1,680) keep the document small,
+// and the engine agrees with the pure function (here: no quiet window at all).
+#[test]
+fn a_week_of_sessions_around_the_clock_keeps_the_document_small() {
+    let mut engine = Engine::in_memory();
+    let start = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap();
+    let mut all = Vec::new();
+    for n in 0..7 * 24 * 10 {
+        let at = start + Duration::minutes(6 * n) + Duration::seconds(n % 7);
+        engine
+            .handle(Event::new(at, EventKind::SessionStarted { session_id: Some(format!("s{n}")) }))
+            .unwrap();
+        all.push(at);
+    }
+    let at = start + Duration::days(7);
+    engine.handle(Event::new(at, EventKind::Tick { store_empty: false })).unwrap();
+    assert_eq!(engine.data().view().window, quiet_window::learn(&all, at, chrono_tz::UTC));
+    assert_eq!(engine.data().session_starts().as_slice().len(), all.len());
+    let size = engine.record().to_vec().len();
+    assert!(size < 64 * 1024, "the document is {size} bytes");
+}
