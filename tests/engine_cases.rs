@@ -1,4 +1,4 @@
-//! First-turn and digest cases through the engine and its store (ACCEPTANCE 12.1, 12.3, 12.8), and
+//! First-turn and digest cases through the engine and its store (acceptance 12.1, 12.3, 12.8), and
 //! what a failed save does to them.
 
 use std::path::Path;

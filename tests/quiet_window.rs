@@ -1,4 +1,4 @@
-//! The quiet window against the seed project's acceptance cases (ACCEPTANCE.md 12.5), the
+//! The quiet window against the seed project's acceptance cases (acceptance 12.5), the
 //! in-window rule and the next window start across zone changes, and the session-start history.
 
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta, TimeZone};

@@ -1,4 +1,4 @@
-//! The scheduler's decisions against the seed project's cases (ACCEPTANCE 12.6, 12.9, 12.10), with
+//! The scheduler's decisions against the seed project's cases (acceptance 12.6, 12.9, 12.10), with
 //! an injected clock and a small host that grants the lock and runs REM cycles.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -166,7 +166,7 @@ fn force_wake_mid_run_yields_at_the_boundary() {
     assert_eq!(host.engine.state(), StateName::Wake);
 }
 
-// acceptance 12.9.4, FLAG F-6 (fix): a force-wake sent while no night runs does not cut the next
+// acceptance 12.9.4 (fix): a force-wake sent while no night runs does not cut the next
 // night short; the seed stopped that night after its first cycle.
 #[test]
 fn stale_force_wake_does_not_cut_the_next_night() {

@@ -1,5 +1,5 @@
 //! The `serve` protocol over the library's stream API: the seed project's control messages
-//! (ACCEPTANCE 12.10, dispatcher and session_open lists), one message per engine event, and
+//! (acceptance 12.10, dispatcher and session_open lists), one message per engine event, and
 //! malformed input. Every server reads a fixed clock; every state file lives in a temp directory.
 
 use std::io::Cursor;
@@ -356,7 +356,7 @@ fn session_open_marks_the_first_turn_and_raises_the_cascade() {
     assert_eq!(recall["first_turn"], json!(true));
 }
 
-// acceptance 12.10 session_open 2 (fix: a missing id marks no first turn, SPEC 4)
+// acceptance 12.10 session_open 2 (fix: a missing id marks no first turn)
 #[test]
 fn session_open_without_an_id_is_accepted() {
     let daemon = Daemon::new(json!({"fsm_state": "WAKE"}));
@@ -401,7 +401,7 @@ fn session_open_validates_its_fields() {
     assert_eq!(daemon.disk(), json!({"fsm_state": "WAKE"}));
 }
 
-// SPEC 10 and ACCEPTANCE appendix B: a failed save replies state_write_failed with the first 200
+// the seed's control plane: a failed save replies state_write_failed with the first 200
 // characters of the error. (fix: the engine is back at the last durable state, where the seed kept
 // the mutation in memory.)
 #[test]

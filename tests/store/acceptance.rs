@@ -1,4 +1,4 @@
-//! ACCEPTANCE 12.1.1 and 12.1.2 on the real file system.
+//! acceptance 12.1.1 and 12.1.2 on the real file system.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
