@@ -1,4 +1,4 @@
-//! The `serve` protocol's engine messages (the product's protocol): one test per message type, each reply
+//! The `serve` protocol's engine messages: one test per message type, each reply
 //! compared whole, through the library's stream API with a fixed clock.
 
 use std::io::Cursor;
