@@ -15,7 +15,7 @@ use crate::event::Settings;
 use crate::quiet_window::{self, QuietWindow, SessionStarts};
 use crate::record::{Record, keys, kind_of};
 use crate::sessions;
-use crate::table::StateName;
+use crate::table::{Guard, StateName};
 use crate::timestamp::{self, Timestamp};
 
 /// How long TRANSITIONING waits for the lock before giving up with `lock_timeout`.
@@ -559,19 +559,19 @@ impl Data {
 
     /// Why the night should yield at this boundary, in the seed's order, if it should. Only after
     /// a completed cycle with cycles left.
-    pub fn yield_reason(&self, at: Timestamp) -> Option<&'static str> {
+    pub fn yield_reason(&self, at: Timestamp) -> Option<(Guard, &'static str)> {
         let night = &self.view.night;
         if night.completed == 0 || night.completed >= night.planned {
             return None;
         }
         if self.view.force_wake_pending {
-            return Some("force_wake_requested");
+            return Some((Guard::ForceWake, "force_wake_requested"));
         }
         if night.lock_lost {
-            return Some("mcp_reacquired_mid_night");
+            return Some((Guard::LockLost, "mcp_reacquired_mid_night"));
         }
         if self.last_activity_at().is_some_and(|seen| at - seen <= RECENT_ACTIVITY) {
-            return Some("mcp_recent_activity");
+            return Some((Guard::RecentActivity, "mcp_recent_activity"));
         }
         None
     }

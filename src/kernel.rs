@@ -12,7 +12,7 @@ use crate::effects::Effect;
 use crate::event::{Event, Trigger};
 use crate::machine::{Ctx, Lifecycle, Output, Rejection, Transition, name_of, state_of};
 use crate::record::Record;
-use crate::table::{Action, StateName};
+use crate::table::{Action, StateName, Taken};
 use crate::timestamp;
 
 /// What one accepted event did.
@@ -22,6 +22,8 @@ pub struct Outcome {
     pub transitions: Vec<Transition>,
     /// The effects for the host, in order.
     pub effects: Vec<Effect>,
+    /// The rows of the table taken, in order (the event's, then each `Continue`).
+    pub rows: Vec<Taken>,
     /// For a `Recall`: whether this was the session's first turn.
     pub first_turn: Option<bool>,
     /// For a `Recall`: the digest, when the gate delivered one.
@@ -72,6 +74,8 @@ pub struct Step {
     pub state: StateName,
     /// The table actions performed.
     pub actions: Vec<Action>,
+    /// The rows the machine reports taking.
+    pub rows: Vec<Taken>,
     /// Set when the event was refused.
     pub rejection: Option<Rejection>,
 }
@@ -157,6 +161,7 @@ impl Core {
         Ok(Outcome {
             transitions: out.transitions,
             effects: out.effects,
+            rows: out.rows,
             first_turn,
             digest,
             snapshots: out.snapshots,
@@ -177,7 +182,7 @@ impl Core {
         let mut ctx =
             Ctx { data: &mut self.data, event: event.map(|e| &e.kind), at, out: &mut out };
         self.machine.handle_with_context(&trigger, &mut ctx);
-        Step { state: self.state(), actions: out.actions, rejection: out.rejection }
+        Step { state: self.state(), actions: out.actions, rows: out.rows, rejection: out.rejection }
     }
 }
 

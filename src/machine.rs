@@ -13,7 +13,7 @@ use crate::data::{Data, RequestKind};
 use crate::effects::Effect;
 use crate::event::{EventKind, Trigger};
 use crate::sessions;
-use crate::table::{Action, StateName};
+use crate::table::{Action, Guard, StateName, Taken};
 use crate::timestamp::{self, Timestamp};
 
 /// One transition the machine took.
@@ -50,6 +50,8 @@ pub struct Output {
     pub effects: Vec<Effect>,
     /// The table actions performed, in order (what the table tests compare).
     pub actions: Vec<Action>,
+    /// The rows taken, in order, named by state, event and guard.
+    pub rows: Vec<Taken>,
     /// Transitions taken, in order.
     pub transitions: Vec<Transition>,
     /// A snapshot of the document after each step that must be persisted, in order.
@@ -81,6 +83,10 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    fn took(&mut self, from: StateName, trigger: Trigger, guard: Guard) {
+        self.out.rows.push(Taken { from, trigger, guard });
+    }
+
     fn did(&mut self, action: Action) {
         self.out.actions.push(action);
     }
@@ -141,7 +147,8 @@ impl Ctx<'_> {
         }
     }
 
-    fn skip_tick(&mut self, reason: &'static str) -> Outcome<State> {
+    fn skip_tick(&mut self, guard: Guard, reason: &'static str) -> Outcome<State> {
+        self.took(StateName::Wake, Trigger::Tick, guard);
         self.did(Action::SkipTick);
         if self.data.set_skip_reason(Some(reason)) && reason == "paused" {
             self.effect(Effect::emit("daemon_tick_skipped", json!({"reason": reason})));
@@ -200,6 +207,7 @@ impl Ctx<'_> {
             (Trigger::Continue, _) => return self.reject(state, trigger, "only SLEEP continues"),
             _ => return self.reject(state, trigger, "no row for it in this state"),
         }
+        self.took(state, trigger, Guard::Always);
         Handled
     }
 
@@ -226,6 +234,7 @@ impl Lifecycle {
         const HERE: StateName = StateName::Wake;
         match *event {
             Trigger::Boot => {
+                context.took(HERE, Trigger::Boot, Guard::Always);
                 context.stamp_boot();
                 Handled
             }
@@ -235,16 +244,17 @@ impl Lifecycle {
                 context.data.note_tick(context.at);
                 context.reap_first_turns("tick");
                 if context.data.view().paused {
-                    return context.skip_tick("paused");
+                    return context.skip_tick(Guard::Paused, "paused");
                 }
                 if store_empty {
-                    return context.skip_tick("empty_store");
+                    return context.skip_tick(Guard::StoreEmpty, "empty_store");
                 }
                 if context.data.relearn_due(context.at) {
                     context.data.relearn(context.at);
                 }
                 match context.data.sleep_due(context.at) {
                     Some(reason) => {
+                        context.took(HERE, Trigger::Tick, Guard::SleepDue);
                         context.did(Action::DiscardStaleForceWake);
                         context.data.discard_stale_force_wake(context.at);
                         context.data.clear_skip_reason();
@@ -252,17 +262,19 @@ impl Lifecycle {
                     }
                     None => {
                         let reason = context.data.idle_reason(context.at);
-                        context.skip_tick(reason)
+                        context.skip_tick(Guard::OutsideWindow, reason)
                     }
                 }
             }
             Trigger::UserSleepRequested => {
+                context.took(HERE, Trigger::UserSleepRequested, Guard::Always);
                 if let Some(EventKind::UserSleepRequested { reason, ts }) = context.event {
                     context.queue(RequestKind::UserSleep, ts.clone(), Some(reason));
                 }
                 Handled
             }
             Trigger::Shutdown => {
+                context.took(HERE, Trigger::Shutdown, Guard::Always);
                 context.did(Action::Flush);
                 context.data.touch();
                 Handled
@@ -276,6 +288,7 @@ impl Lifecycle {
         const HERE: StateName = StateName::Transitioning;
         match *event {
             Trigger::Boot => {
+                context.took(HERE, Trigger::Boot, Guard::Always);
                 context.stamp_boot();
                 context.emit_recovered(HERE);
                 context.go("recovered", State::wake())
@@ -284,24 +297,31 @@ impl Lifecycle {
                 context.data.note_tick(context.at);
                 context.reap_first_turns("tick");
                 if context.data.lock_wait_expired(context.at) {
+                    context.took(HERE, Trigger::Tick, Guard::LockWaitExpired);
                     context.emit_yielded("lock_timeout", false);
                     context.back_off();
                     context.go("lock_timeout", State::wake())
                 } else {
+                    context.took(HERE, Trigger::Tick, Guard::LockWaitPending);
                     Handled
                 }
             }
             Trigger::LockAcquired => {
+                context.took(HERE, Trigger::LockAcquired, Guard::Always);
                 context.did(Action::PlanNight);
                 context.data.plan_night(context.at);
                 context.go("lock_acquired", State::sleep())
             }
             Trigger::LockDenied => {
+                context.took(HERE, Trigger::LockDenied, Guard::Always);
                 context.emit_yielded("mcp_active", false);
                 context.back_off();
                 context.go("lock_denied", State::wake())
             }
-            Trigger::Shutdown => context.go("shutdown", State::wake()),
+            Trigger::Shutdown => {
+                context.took(HERE, Trigger::Shutdown, Guard::Always);
+                context.go("shutdown", State::wake())
+            }
             other => context.anytime(HERE, other),
         }
     }
@@ -311,28 +331,34 @@ impl Lifecycle {
         const HERE: StateName = StateName::Sleep;
         match *event {
             Trigger::Boot => {
+                context.took(HERE, Trigger::Boot, Guard::Always);
                 context.stamp_boot();
                 context.emit_recovered(HERE);
                 context.finish_night();
                 context.go("recovered", State::wake())
             }
             Trigger::Shutdown => {
+                context.took(HERE, Trigger::Shutdown, Guard::Always);
                 context.finish_night();
                 context.go("shutdown", State::wake())
             }
             Trigger::Continue => {
                 if context.out.winding_down {
+                    context.took(HERE, Trigger::Continue, Guard::WindingDown);
                     context.finish_night();
                     return context.go("wound_down", State::wake());
                 }
-                if let Some(reason) = context.data.yield_reason(context.at) {
+                if let Some((guard, reason)) = context.data.yield_reason(context.at) {
+                    context.took(HERE, Trigger::Continue, guard);
                     context.emit_yielded(reason, true);
                     context.finish_night();
                     return context.go(reason, State::wake());
                 }
                 if context.data.cycles_left() {
+                    context.took(HERE, Trigger::Continue, Guard::CyclesLeft);
                     context.go("next_cycle", State::dreaming())
                 } else {
+                    context.took(HERE, Trigger::Continue, Guard::CyclesDone);
                     context.finish_night();
                     context.go("cycles_done", State::wake())
                 }
@@ -346,16 +372,19 @@ impl Lifecycle {
         const HERE: StateName = StateName::Dreaming;
         match *event {
             Trigger::Boot => {
+                context.took(HERE, Trigger::Boot, Guard::Always);
                 context.stamp_boot();
                 context.emit_recovered(HERE);
                 context.go("recovered", State::sleep())
             }
             Trigger::Tick => {
+                context.took(HERE, Trigger::Tick, Guard::Always);
                 context.data.note_tick(context.at);
                 context.reap_first_turns("tick");
                 Handled
             }
             Trigger::RemCycleFinished => {
+                context.took(HERE, Trigger::RemCycleFinished, Guard::Always);
                 if let Some(EventKind::RemCycleFinished { result }) = context.event {
                     context.did(Action::FoldDigest);
                     context.data.finish_cycle(result);
@@ -363,11 +392,13 @@ impl Lifecycle {
                 context.go("rem_cycle_finished", State::sleep())
             }
             Trigger::LockLost => {
+                context.took(HERE, Trigger::LockLost, Guard::Always);
                 context.did(Action::RememberLockLost);
                 context.data.remember_lock_lost();
                 Handled
             }
             Trigger::Shutdown => {
+                context.took(HERE, Trigger::Shutdown, Guard::Always);
                 context.out.winding_down = true;
                 context.go("shutdown", State::sleep())
             }

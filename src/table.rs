@@ -213,6 +213,24 @@ pub enum Target {
     Go(StateName),
 }
 
+/// A row as the machine reports taking it: the state, the event and the guard that held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Taken {
+    /// The state the machine was in.
+    pub from: StateName,
+    /// The event (or the engine's own `Continue`).
+    pub trigger: Trigger,
+    /// The guard that held.
+    pub guard: Guard,
+}
+
+impl Taken {
+    /// The table's row for it, if the table has one.
+    pub fn row(&self) -> Option<&'static Row> {
+        TABLE.iter().find(|r| (r.from, r.trigger, r.guard) == (self.from, self.trigger, self.guard))
+    }
+}
+
 /// One row of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Row {

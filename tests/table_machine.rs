@@ -6,7 +6,7 @@ use daemon_state::digest::RemResult;
 use daemon_state::event::{Event, EventKind, Settings, Trigger};
 use daemon_state::kernel::Core;
 use daemon_state::record::Record;
-use daemon_state::table::{Guard, Row, StateName, TABLE, Target, rows_for};
+use daemon_state::table::{Guard, Row, StateName, TABLE, Taken, Target, rows_for};
 use serde_json::{Value, json};
 
 fn now() -> DateTime<Utc> {
@@ -121,9 +121,9 @@ fn holds(guard: Guard, core: &Core, fixture: &Fixture) -> bool {
         Guard::LockWaitExpired => data.lock_wait_expired(at),
         Guard::LockWaitPending => !data.lock_wait_expired(at),
         Guard::WindingDown => fixture.winding_down,
-        Guard::ForceWake => data.yield_reason(at) == Some("force_wake_requested"),
-        Guard::LockLost => data.yield_reason(at) == Some("mcp_reacquired_mid_night"),
-        Guard::RecentActivity => data.yield_reason(at) == Some("mcp_recent_activity"),
+        Guard::ForceWake | Guard::LockLost | Guard::RecentActivity => {
+            data.yield_reason(at).map(|(g, _)| g) == Some(guard)
+        }
         Guard::CyclesLeft => data.cycles_left(),
     }
 }
@@ -160,6 +160,7 @@ fn check(state: StateName, trigger: Trigger, guard: Guard) -> Option<&'static Ro
                 step.actions
             );
             assert_eq!(core.data().record(), &record, "{case}: a rejection must change nothing");
+            assert!(step.rows.is_empty(), "{case}: a rejection takes no row");
         }
         Some(row) => {
             let name = row_name(row);
@@ -170,6 +171,8 @@ fn check(state: StateName, trigger: Trigger, guard: Guard) -> Option<&'static Ro
             };
             assert_eq!(step.state, target, "{case}: row {name}");
             assert_eq!(step.actions, row.actions, "{case}: row {name}");
+            let reported = Taken { from: state, trigger, guard: row.guard };
+            assert_eq!(step.rows, [reported], "{case}: the machine names the row it took");
         }
     }
     expected

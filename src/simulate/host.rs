@@ -350,15 +350,12 @@ impl Host {
         let Some(engine) = self.engine.as_mut() else {
             return Ok(None);
         };
-        let before = engine.state();
-        let trigger = kind.trigger();
         let result = engine.handle(Event::new(at, kind));
         self.fault.disarm();
         match result {
             Ok(outcome) => {
-                let skip_reason = engine.data().view().skip_reason.clone();
                 self.deadline = engine.next_deadline(at);
-                self.rows.observe(before, trigger, &outcome, skip_reason.as_deref());
+                self.rows.observe(&outcome);
                 for t in &outcome.transitions {
                     self.trace.enter(t.at, t.to);
                     let day = self.trace.day_of(t.at);

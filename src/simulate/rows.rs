@@ -1,13 +1,9 @@
-//! Which rows of the transition table a run took, found by matching what each event did against
-//! `table::TABLE`.
+//! Which rows of the transition table a run took, as the machine reports them in each outcome.
 //!
-//! Owns the matching and the tally per row. It must not change the table or ask the engine for
-//! more than its public outcome: a row is recognised from the state before, the event, the
-//! transitions taken and their reasons.
+//! Owns the tally per row. It must not change the table.
 
-use crate::event::Trigger;
 use crate::kernel::Outcome;
-use crate::table::{Guard, Row, StateName, TABLE, Target};
+use crate::table::{Row, TABLE, Target};
 
 /// How often each row of the table was taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,50 +19,17 @@ impl Default for Coverage {
 }
 
 impl Coverage {
-    /// Notes what one accepted event did: the state it arrived in, its trigger, the outcome, and
-    /// the skip reason the engine recorded afterwards (which tells apart WAKE's staying ticks).
-    pub fn observe(
-        &mut self,
-        before: StateName,
-        trigger: Trigger,
-        outcome: &Outcome,
-        skip_reason: Option<&str>,
-    ) {
-        if outcome.transitions.is_empty() {
-            let guard = (before == StateName::Wake && trigger == Trigger::Tick)
-                .then(|| skip_reason.and_then(staying_tick_guard))
-                .flatten();
-            self.count(before, trigger, Target::Stay, guard, "stayed");
-        }
-        for t in &outcome.transitions {
-            let guard = (t.from == StateName::Sleep && t.trigger == Trigger::Continue)
-                .then(|| waking_guard(t.reason))
-                .flatten();
-            self.count(t.from, t.trigger, Target::Go(t.to), guard, t.reason);
-        }
-    }
-
-    fn count(
-        &mut self,
-        from: StateName,
-        trigger: Trigger,
-        to: Target,
-        guard: Option<Guard>,
-        reason: &str,
-    ) {
-        let found: Vec<usize> = TABLE
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.from == from && r.trigger == trigger && r.to == to)
-            .filter(|(_, r)| guard.is_none_or(|g| r.guard == g))
-            .map(|(i, _)| i)
-            .collect();
-        match found[..] {
-            [i] => self.taken[i] += 1,
-            _ => {
-                let what = format!("{from} {trigger} {} ({reason})", target_text(to));
-                if !self.unmatched.contains(&what) {
-                    self.unmatched.push(what);
+    /// Notes the rows one accepted event took, as the machine reports them.
+    pub fn observe(&mut self, outcome: &Outcome) {
+        for taken in &outcome.rows {
+            match TABLE.iter().position(|r| Some(r) == taken.row()) {
+                Some(i) => self.taken[i] += 1,
+                None => {
+                    let what =
+                        format!("{} {} [{}]", taken.from, taken.trigger, taken.guard.label());
+                    if !self.unmatched.contains(&what) {
+                        self.unmatched.push(what);
+                    }
                 }
             }
         }
@@ -125,110 +88,58 @@ fn target_text(to: Target) -> String {
     }
 }
 
-/// The guard of a WAKE tick that stayed, from the skip reason it recorded.
-fn staying_tick_guard(reason: &str) -> Option<Guard> {
-    match reason {
-        "paused" => Some(Guard::Paused),
-        "empty_store" => Some(Guard::StoreEmpty),
-        "outside_window" | "lock_busy" => Some(Guard::OutsideWindow),
-        _ => None,
-    }
-}
-
-/// The guard of SLEEP's step to WAKE, from the transition's reason.
-fn waking_guard(reason: &str) -> Option<Guard> {
-    match reason {
-        "wound_down" => Some(Guard::WindingDown),
-        "force_wake_requested" => Some(Guard::ForceWake),
-        "mcp_reacquired_mid_night" => Some(Guard::LockLost),
-        "mcp_recent_activity" => Some(Guard::RecentActivity),
-        "cycles_done" => Some(Guard::CyclesDone),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use chrono::DateTime;
-
     use super::*;
-    use crate::machine::Transition;
-    use StateName::{Dreaming, Sleep, Transitioning, Wake};
+    use crate::event::Trigger;
+    use crate::table::{Guard, StateName, Taken};
+    use StateName::{Dreaming, Sleep, Wake};
 
-    fn outcome(steps: &[(StateName, Trigger, StateName, &'static str)]) -> Outcome {
-        let transitions = steps
-            .iter()
-            .map(|&(from, trigger, to, reason)| Transition {
-                from,
-                to,
-                trigger,
-                reason,
-                at: DateTime::UNIX_EPOCH,
-            })
-            .collect();
-        Outcome { transitions, ..Outcome::default() }
+    fn outcome(rows: &[(StateName, Trigger, Guard)]) -> Outcome {
+        let rows =
+            rows.iter().map(|&(from, trigger, guard)| Taken { from, trigger, guard }).collect();
+        Outcome { rows, ..Outcome::default() }
     }
 
     #[track_caller]
-    fn check(
-        before: StateName,
-        trigger: Trigger,
-        steps: &[(StateName, Trigger, StateName, &'static str)],
-        skip_reason: Option<&str>,
-        rows: &[&str],
-    ) {
+    fn check(rows: &[(StateName, Trigger, Guard)], expected: &[&str]) {
         let mut coverage = Coverage::default();
-        coverage.observe(before, trigger, &outcome(steps), skip_reason);
+        coverage.observe(&outcome(rows));
         let taken: Vec<String> = TABLE
             .iter()
             .zip(&coverage.taken)
             .filter(|&(_, &n)| n > 0)
             .map(|(r, _)| describe(r))
             .collect();
-        assert_eq!(taken, rows);
+        assert_eq!(taken, expected);
         assert!(coverage.unmatched().is_empty(), "{:?}", coverage.unmatched());
     }
 
     #[test]
-    fn steps_are_matched_to_their_rows() {
+    fn reported_rows_are_counted() {
         use Trigger::{Boot, Continue, RemCycleFinished, Tick};
-        check(Wake, Tick, &[], Some("paused"), &["WAKE tick [paused] (stays)"]);
-        check(Wake, Tick, &[], Some("outside_window"), &["WAKE tick [otherwise] (stays)"]);
+        check(&[(Wake, Tick, Guard::Paused)], &["WAKE tick [paused] (stays)"]);
         check(
-            Wake,
-            Tick,
-            &[(Wake, Tick, Transitioning, "idle")],
-            None,
-            &["WAKE tick [request or quiet window or idle 2 h, not backing off] -> TRANSITIONING"],
-        );
-        check(
-            Dreaming,
-            RemCycleFinished,
             &[
-                (Dreaming, RemCycleFinished, Sleep, "rem_cycle_finished"),
-                (Sleep, Continue, Wake, "mcp_recent_activity"),
+                (Dreaming, RemCycleFinished, Guard::Always),
+                (Sleep, Continue, Guard::RecentActivity),
             ],
-            None,
             &[
                 "SLEEP continue [client active within 30 s] -> WAKE",
                 "DREAMING rem_cycle_finished -> SLEEP",
             ],
         );
         check(
-            Dreaming,
-            Boot,
-            &[(Dreaming, Boot, Sleep, "recovered"), (Sleep, Continue, Wake, "wound_down")],
-            None,
+            &[(Dreaming, Boot, Guard::Always), (Sleep, Continue, Guard::WindingDown)],
             &["SLEEP continue [winding down] -> WAKE", "DREAMING boot -> SLEEP"],
         );
     }
 
     #[test]
-    fn a_step_no_single_row_describes_is_reported() {
+    fn a_row_the_table_lacks_is_reported() {
         let mut coverage = Coverage::default();
-        let steps = [(Sleep, Trigger::Continue, Wake, "no_such_reason")];
-        coverage.observe(Sleep, Trigger::Continue, &outcome(&steps), None);
-        assert_eq!(coverage.unmatched(), ["SLEEP continue -> WAKE (no_such_reason)"]);
+        coverage.observe(&outcome(&[(Sleep, Trigger::Tick, Guard::Paused)]));
+        assert_eq!(coverage.unmatched(), ["SLEEP tick [paused]"]);
         assert_eq!(coverage.rows_taken(), 0);
     }
 }
