@@ -1,9 +1,9 @@
 //! The engine's working data: the state document, a typed view of it for the guards, and the few
 //! facts kept only in memory between snapshots.
 //!
-//! Owns every read and write of the document's known keys on behalf of the machine, and the rule
-//! that a key holding a wrong-typed value stays on disk as it was until there is a reason to rewrite
-//! it. It must not do I/O, read the clock, or decide transitions: `machine` decides, this module
+//! Owns every write of the document's known keys on behalf of the machine (the reading lives in
+//! `view`), and the rule that a key holding a wrong-typed value stays on disk as it was until there
+//! is a reason to rewrite it. It must not do I/O, read the clock, or decide transitions: `machine` decides, this module
 //! keeps the books.
 
 use chrono::Duration;
@@ -12,11 +12,12 @@ use serde_json::{Map, Value, json};
 
 use crate::digest::{self, RemResult};
 use crate::event::Settings;
-use crate::quiet_window::{self, QuietWindow, SessionStarts};
-use crate::record::{Record, keys, kind_of};
+use crate::quiet_window::{self, SessionStarts};
+use crate::record::{Record, keys};
 use crate::sessions;
 use crate::table::{Guard, StateName};
 use crate::timestamp::{self, Timestamp};
+pub use crate::view::{Night, View};
 
 /// How long TRANSITIONING waits for the lock before giving up with `lock_timeout`.
 pub const LOCK_WAIT_TIMEOUT: Duration = Duration::minutes(5);
@@ -32,52 +33,6 @@ pub const DEFAULT_REM_CYCLES: u32 = 4;
 pub const MAX_REM_CYCLES: u32 = 96;
 /// The longest user-sleep reason stored, in characters (the seed's clip).
 pub const MAX_REASON_CHARS: usize = 500;
-
-/// The night that is running, or the last one that ran.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Night {
-    /// When the lock came and the night was planned.
-    pub started_at: Option<Timestamp>,
-    /// Cycles planned.
-    pub planned: u32,
-    /// Cycles completed so far.
-    pub completed: u32,
-    /// The host lost the lock mid-night.
-    pub lock_lost: bool,
-    /// The latest client activity seen during the night.
-    pub activity_at: Option<Timestamp>,
-    /// After a refused or timed-out lock: no new night before this moment.
-    pub retry_after: Option<Timestamp>,
-}
-
-impl Night {
-    fn read(value: &Value) -> Option<Self> {
-        let obj = value.as_object()?;
-        let time = |k: &str| obj.get(k).and_then(Value::as_str).and_then(timestamp::parse);
-        let count = |k: &str| {
-            obj.get(k).and_then(Value::as_u64).map(|n| n.min(u64::from(MAX_REM_CYCLES)) as u32)
-        };
-        Some(Self {
-            started_at: time("started_at"),
-            planned: count("planned")?,
-            completed: count("completed")?,
-            lock_lost: matches!(obj.get("lock_lost"), Some(Value::Bool(true))),
-            activity_at: time("activity_at"),
-            retry_after: time("retry_after"),
-        })
-    }
-
-    fn to_json(&self) -> Value {
-        json!({
-            "started_at": self.started_at.map(timestamp::format),
-            "planned": self.planned,
-            "completed": self.completed,
-            "lock_lost": self.lock_lost,
-            "activity_at": self.activity_at.map(timestamp::format),
-            "retry_after": self.retry_after.map(timestamp::format),
-        })
-    }
-}
 
 /// Which operator request a [`Data::queue_request`] call stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,166 +53,6 @@ impl RequestKind {
             Self::ForceWake => keys::FORCE_WAKE_REQUEST,
         }
     }
-}
-
-/// The typed reading of the document that the guards consult; rebuilt after every change.
-#[derive(Debug, Clone, PartialEq)]
-pub struct View {
-    /// The persisted state.
-    pub fsm: StateName,
-    /// `scheduler_paused` is the boolean `true`.
-    pub paused: bool,
-    /// The zone the quiet window is learned and checked in.
-    pub tz: Tz,
-    /// The learned quiet window.
-    pub window: Option<QuietWindow>,
-    /// When the window was last learned.
-    pub learned_at: Option<Timestamp>,
-    /// When the last session started.
-    pub last_session: Option<Timestamp>,
-    /// When the state last changed.
-    pub transition_at: Option<Timestamp>,
-    /// A user-sleep request is pending.
-    pub user_sleep_pending: bool,
-    /// A force-REM request is pending.
-    pub force_rem_pending: bool,
-    /// A force-wake request is pending.
-    pub force_wake_pending: bool,
-    /// Cycles a night plans.
-    pub rem_cycle_count: u32,
-    /// The running or last night.
-    pub night: Night,
-    /// The earliest moment the 1 h first-turn reaper has something to drop.
-    pub first_turn_expiry: Option<Timestamp>,
-    /// Why the last tick did not start a night.
-    pub skip_reason: Option<String>,
-}
-
-impl View {
-    /// Reads the document leniently, listing every known key whose value could not be used.
-    pub fn read(record: &Record) -> (Self, Vec<String>) {
-        let mut warnings = Vec::new();
-        let mut warn = |key: &str, value: &Value, meaning: &str| {
-            warnings.push(format!("{key} holds {}; read as {meaning}", kind_of_or_text(value)));
-        };
-        let present = |key: &str| record.get(key).filter(|v| !v.is_null());
-
-        let fsm = match present(keys::FSM_STATE) {
-            None => StateName::Wake,
-            Some(v) => v.as_str().and_then(StateName::parse).unwrap_or_else(|| {
-                warn(keys::FSM_STATE, v, "WAKE");
-                StateName::Wake
-            }),
-        };
-        let paused = match present(keys::SCHEDULER_PAUSED) {
-            Some(Value::Bool(b)) => *b,
-            Some(v) => {
-                warn(keys::SCHEDULER_PAUSED, v, "not paused");
-                false
-            }
-            None => false,
-        };
-        let tz = match present(keys::TIMEZONE) {
-            None => Tz::UTC,
-            Some(v) => v.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-                warn(keys::TIMEZONE, v, "UTC");
-                Tz::UTC
-            }),
-        };
-        let window = present(keys::QUIET_WINDOW).and_then(|v| {
-            let w = QuietWindow::from_value(v);
-            if w.is_none() {
-                warn(keys::QUIET_WINDOW, v, "no window");
-            }
-            w
-        });
-        let mut time = |key: &str| {
-            let v = present(key)?;
-            let t = v.as_str().and_then(timestamp::parse);
-            if t.is_none() {
-                warn(key, v, "missing");
-            }
-            t
-        };
-        let learned_at = time(keys::QUIET_WINDOW_LEARNED_AT);
-        let last_session = time(keys::LAST_SESSION_TS);
-        let transition_at = time(keys::FSM_TRANSITION_AT);
-        let pending = |key: &str| {
-            record
-                .get(key)
-                .and_then(Value::as_object)
-                .is_some_and(|o| matches!(o.get("pending"), Some(Value::Bool(true))))
-        };
-        let rem_cycle_count = match present(keys::REM_CYCLE_COUNT) {
-            None => DEFAULT_REM_CYCLES,
-            Some(v) => read_cycle_count(v).unwrap_or_else(|| {
-                warnings.push(format!(
-                    "{} holds {}; read as {DEFAULT_REM_CYCLES}",
-                    keys::REM_CYCLE_COUNT,
-                    kind_of_or_text(v)
-                ));
-                DEFAULT_REM_CYCLES
-            }),
-        };
-        let night = match present(keys::NIGHT) {
-            None => Night::default(),
-            Some(v) => Night::read(v).unwrap_or_else(|| {
-                warnings.push(format!("{} holds {}; read as no night", keys::NIGHT, kind_of(v)));
-                Night::default()
-            }),
-        };
-        let first_turn_expiry = match present(keys::FIRST_TURN_PENDING) {
-            Some(Value::Object(map)) => sessions::next_expiry(map, sessions::REAPER_TTL_SECS),
-            Some(v) => {
-                warnings.push(format!(
-                    "{} holds {}; read as empty",
-                    keys::FIRST_TURN_PENDING,
-                    kind_of(v)
-                ));
-                None
-            }
-            None => None,
-        };
-        let skip_reason =
-            record.get(keys::LAST_TICK_SKIPPED_REASON).and_then(Value::as_str).map(str::to_owned);
-        let view = Self {
-            fsm,
-            paused,
-            tz,
-            window,
-            learned_at,
-            last_session,
-            transition_at,
-            user_sleep_pending: pending(keys::USER_SLEEP_REQUEST),
-            force_rem_pending: pending(keys::FORCE_REM_REQUEST),
-            force_wake_pending: pending(keys::FORCE_WAKE_REQUEST),
-            rem_cycle_count,
-            night,
-            first_turn_expiry,
-            skip_reason,
-        };
-        (view, warnings)
-    }
-}
-
-fn kind_of_or_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => format!("{:?}", s.chars().take(40).collect::<String>()),
-        other => kind_of(other).to_owned(),
-    }
-}
-
-/// `rem_cycle_count` as the seed reads it (`int(value)`): a whole number, a numeric string, or a
-/// float with no fraction; at least 1, at most [`MAX_REM_CYCLES`].
-fn read_cycle_count(value: &Value) -> Option<u32> {
-    let n = match value {
-        Value::Number(n) => n
-            .as_u64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))?,
-        Value::String(s) => s.trim().parse::<u64>().ok()?,
-        _ => return None,
-    };
-    (n >= 1).then(|| n.min(u64::from(MAX_REM_CYCLES)) as u32)
 }
 
 /// The working data: the document, its view, and what is kept only in memory.

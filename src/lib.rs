@@ -26,3 +26,4 @@ pub mod status;
 pub mod store;
 pub mod table;
 pub mod timestamp;
+pub mod view;
