@@ -233,6 +233,9 @@ fn first_offset_change(from: Timestamp, to: Timestamp, tz: Tz) -> Option<Timesta
 pub struct SessionStarts {
     /// Oldest first, at microsecond resolution, at most [`MAX_SESSION_STARTS`] long.
     starts: Vec<Timestamp>,
+    /// The compact text of `starts`, kept up to date as starts come and go, so that writing the
+    /// history into a snapshot costs a copy, not a re-encoding.
+    text: String,
 }
 
 impl SessionStarts {
@@ -245,8 +248,23 @@ impl SessionStarts {
     /// clock went back) takes its place in time order. Past [`MAX_SESSION_STARTS`] the oldest go.
     pub fn push(&mut self, at: Timestamp) {
         let at = truncate_to_micros(at);
-        let position = self.starts.partition_point(|&start| start <= at);
-        self.starts.insert(position, at);
+        match self.starts.last() {
+            Some(&last) if at < last => {
+                let position = self.starts.partition_point(|&start| start <= at);
+                self.starts.insert(position, at);
+                self.text = Self::encode_all(&self.starts);
+            }
+            Some(&last) => {
+                let delta = at.timestamp_micros() - last.timestamp_micros();
+                self.starts.push(at);
+                self.text.push(' ');
+                self.text.push_str(&delta.to_string());
+            }
+            None => {
+                self.starts.push(at);
+                self.text = at.timestamp_micros().to_string();
+            }
+        }
         self.cap();
     }
 
@@ -256,7 +274,7 @@ impl SessionStarts {
             return 0;
         };
         let old = self.starts.partition_point(|&start| start < since);
-        self.starts.drain(..old);
+        self.drop_oldest(old);
         old
     }
 
@@ -277,9 +295,13 @@ impl SessionStarts {
 
     /// The compact text the state file keeps (see the type's description).
     pub fn encode(&self) -> String {
-        let mut text = String::with_capacity(self.starts.len() * 11);
+        self.text.clone()
+    }
+
+    fn encode_all(starts: &[Timestamp]) -> String {
+        let mut text = String::with_capacity(starts.len() * 11);
         let mut previous = None;
-        for start in &self.starts {
+        for start in starts {
             let micros = start.timestamp_micros();
             let token = previous.map_or(micros, |previous| micros - previous);
             if previous.is_some() {
@@ -310,7 +332,8 @@ impl SessionStarts {
             micros = Some(next);
         }
         starts.sort_unstable();
-        let mut history = Self { starts };
+        let text = Self::encode_all(&starts);
+        let mut history = Self { starts, text };
         history.cap();
         Some(history)
     }
@@ -336,8 +359,23 @@ impl SessionStarts {
     }
 
     fn cap(&mut self) {
-        let excess = self.starts.len().saturating_sub(MAX_SESSION_STARTS);
-        self.starts.drain(..excess);
+        self.drop_oldest(self.starts.len().saturating_sub(MAX_SESSION_STARTS));
+    }
+
+    /// Drops the `count` oldest starts; the text loses their tokens and the new first token
+    /// becomes absolute.
+    fn drop_oldest(&mut self, count: usize) {
+        if count == 0 {
+            return;
+        }
+        self.starts.drain(..count);
+        let Some(first) = self.starts.first() else {
+            self.text.clear();
+            return;
+        };
+        // The new first start's token is the one after `count` separators; it ends at the next.
+        let end = self.text.match_indices(' ').nth(count).map_or(self.text.len(), |(i, _)| i);
+        self.text.replace_range(..end, &first.timestamp_micros().to_string());
     }
 }
 
@@ -366,5 +404,25 @@ mod tests {
         let change = crate::timestamp::parse("2026-03-08T07:00:00Z").unwrap();
         assert_eq!(first_offset_change(from, to, tz), Some(change));
         assert_eq!(first_offset_change(change, to, tz), None);
+    }
+
+    proptest::proptest! {
+        /// The text kept up to date push by push, prune by prune, is the text encoded afresh.
+        #[test]
+        fn the_kept_text_is_the_fresh_encoding(
+            steps in proptest::collection::vec((-3_600i64..86_400, proptest::bool::weighted(0.1)), 0..300),
+        ) {
+            let mut history = SessionStarts::new();
+            let mut at = DateTime::from_timestamp(1_776_000_000, 0).unwrap();
+            for (step, prune) in steps {
+                at += TimeDelta::seconds(step) + TimeDelta::microseconds(step.rem_euclid(997));
+                history.push(at);
+                if prune {
+                    history.prune(at);
+                }
+                proptest::prop_assert_eq!(&history.text, &SessionStarts::encode_all(&history.starts));
+            }
+            proptest::prop_assert_eq!(SessionStarts::decode(&history.encode()), history);
+        }
     }
 }
