@@ -22,6 +22,10 @@ use crate::timestamp::{self, Timestamp};
 pub const LOCK_WAIT_TIMEOUT: Duration = Duration::minutes(5);
 /// Client activity this recent at a cycle boundary makes the night yield.
 pub const RECENT_ACTIVITY: Duration = Duration::seconds(30);
+/// After the lock was refused or never came, how long before the next attempt.
+pub const LOCK_RETRY_AFTER: Duration = Duration::minutes(5);
+/// Client activity during a night is written at most this often (it is exact in memory).
+pub const ACTIVITY_WRITE_EVERY: Duration = Duration::seconds(10);
 /// REM cycles a night plans when `rem_cycle_count` is missing or unusable.
 pub const DEFAULT_REM_CYCLES: u32 = 4;
 /// The most REM cycles one night may plan, whatever the file says.
@@ -42,6 +46,8 @@ pub struct Night {
     pub lock_lost: bool,
     /// The latest client activity seen during the night.
     pub activity_at: Option<Timestamp>,
+    /// After a refused or timed-out lock: no new night before this moment.
+    pub retry_after: Option<Timestamp>,
 }
 
 impl Night {
@@ -57,6 +63,7 @@ impl Night {
             completed: count("completed")?,
             lock_lost: matches!(obj.get("lock_lost"), Some(Value::Bool(true))),
             activity_at: time("activity_at"),
+            retry_after: time("retry_after"),
         })
     }
 
@@ -67,6 +74,7 @@ impl Night {
             "completed": self.completed,
             "lock_lost": self.lock_lost,
             "activity_at": self.activity_at.map(timestamp::format),
+            "retry_after": self.retry_after.map(timestamp::format),
         })
     }
 }
@@ -261,6 +269,7 @@ pub struct Data {
     starts_changed: bool,
     last_tick_at: Option<Timestamp>,
     last_activity_at: Option<Timestamp>,
+    zone_override: Option<Tz>,
     changed: bool,
 }
 
@@ -277,6 +286,7 @@ impl Data {
             starts_changed: false,
             last_tick_at: None,
             last_activity_at: None,
+            zone_override: None,
             changed: false,
         };
         (data, warnings)
@@ -314,8 +324,18 @@ impl Data {
 
     /// Keeps the in-memory facts of `older` (another copy of this data) that this copy lacks.
     pub fn carry_volatile_from(&mut self, older: &Data) {
+        if let Some(zone) = older.zone_override {
+            self.override_zone(zone);
+        }
         self.last_tick_at = self.last_tick_at.max(older.last_tick_at);
         self.last_activity_at = self.last_activity_at.max(older.last_activity_at);
+    }
+
+    /// Uses `zone` for the quiet window from now on without storing it (a `--tz` given to one
+    /// command); the stored `timezone` stays as it is.
+    pub fn override_zone(&mut self, zone: Tz) {
+        self.zone_override = Some(zone);
+        self.view.tz = zone;
     }
 
     /// Writes what is only in memory into the document and hands out a copy to persist.
@@ -331,10 +351,19 @@ impl Data {
         self.record.clone()
     }
 
+    /// Applies a change made outside the machine (the seed's own bookkeeping keys) and refreshes
+    /// the view.
+    pub fn edit_record(&mut self, change: impl FnOnce(&mut Record)) {
+        self.edit(change);
+    }
+
     fn edit(&mut self, change: impl FnOnce(&mut Record)) {
         change(&mut self.record);
         self.changed = true;
         self.view = View::read(&self.record).0;
+        if let Some(zone) = self.zone_override {
+            self.view.tz = zone;
+        }
     }
 
     /// Records the new state and when it was entered.
@@ -401,27 +430,50 @@ impl Data {
     /// idleness since the last session with no night since.
     pub fn sleep_due(&self, at: Timestamp) -> Option<&'static str> {
         let v = &self.view;
+        if self.backing_off(at) {
+            return None;
+        }
         if v.user_sleep_pending {
             return Some("user_sleep_request");
         }
         if v.force_rem_pending {
             return Some("force_rem_request");
         }
-        if let Some(window) = v.window {
-            let slept_this_window = v.night.started_at.is_some_and(|s| {
-                let span = Duration::minutes(30 * i64::from(window.duration));
-                s <= at && at - s < span
-            });
-            if quiet_window::contains(window, quiet_window::bucket_of(at, v.tz))
-                && !slept_this_window
-            {
-                return Some("quiet_window");
-            }
+        if let Some(window) = v.window
+            && quiet_window::contains(window, quiet_window::bucket_of(at, v.tz))
+            && self.slept_this_window(at).is_none()
+        {
+            return Some("quiet_window");
         }
         if quiet_window::idle_long_enough(v.last_session, at) && !self.night_since_last_session() {
             return Some("idle");
         }
         None
+    }
+
+    /// When `at` lies in the quiet window and a night already started in this occurrence of it:
+    /// the moment the occurrence ends (the window starts at most one night per occurrence).
+    pub fn slept_this_window(&self, at: Timestamp) -> Option<Timestamp> {
+        let (window, tz) = (self.view.window?, self.view.tz);
+        let started = self.view.night.started_at?;
+        let inside = |t: Timestamp| quiet_window::contains(window, quiet_window::bucket_of(t, tz));
+        if !inside(at) {
+            return None;
+        }
+        // Local buckets are 30 minutes and every zone's offset is a multiple of 15 minutes, so
+        // stepping back by quarter hours finds where this occurrence began.
+        let step = Duration::minutes(15);
+        let mut begin = at
+            - Duration::seconds(at.timestamp().rem_euclid(900))
+            - Duration::nanoseconds(i64::from(at.timestamp_subsec_nanos()));
+        for _ in 0..usize::from(quiet_window::BUCKETS) * 2 {
+            if !inside(begin - step) {
+                break;
+            }
+            begin -= step;
+        }
+        let end = begin + Duration::minutes(30 * i64::from(window.duration));
+        (started >= begin && started <= at).then_some(end)
     }
 
     /// Whether a night has started since the last session: the 2 h idle rule starts at most one
@@ -452,6 +504,27 @@ impl Data {
         }
     }
 
+    /// The lock was refused or never came: no new attempt for [`LOCK_RETRY_AFTER`].
+    pub fn back_off(&mut self, at: Timestamp) {
+        let mut night = self.view.night.clone();
+        night.retry_after = Some(at + LOCK_RETRY_AFTER);
+        self.edit(|r| r.set(keys::NIGHT, night.to_json()));
+    }
+
+    /// Whether an attempt to sleep is held back after a refused lock (or the clock went back
+    /// past the refusal).
+    pub fn backing_off(&self, at: Timestamp) -> bool {
+        self.view
+            .night
+            .retry_after
+            .is_some_and(|until| at < until && until - at <= LOCK_RETRY_AFTER)
+    }
+
+    /// Why a tick that starts no night did nothing.
+    pub fn idle_reason(&self, at: Timestamp) -> &'static str {
+        if self.backing_off(at) { "lock_busy" } else { "outside_window" }
+    }
+
     /// Whether TRANSITIONING has waited too long for the lock (or the clock jumped).
     pub fn lock_wait_expired(&self, at: Timestamp) -> bool {
         self.view.transition_at.is_none_or(|since| (at - since).abs() >= LOCK_WAIT_TIMEOUT)
@@ -474,6 +547,7 @@ impl Data {
             completed: 0,
             lock_lost: false,
             activity_at: None,
+            retry_after: None,
         };
         self.edit(|r| {
             for key in honoured {
@@ -539,7 +613,14 @@ impl Data {
     /// Remembers client activity: in memory always, durably while a night runs.
     pub fn record_activity(&mut self, at: Timestamp, night_running: bool) {
         self.last_activity_at = self.last_activity_at.max(Some(at));
-        if night_running {
+        // Durably too while a night runs, for a boundary handled by another process; at most every
+        // ACTIVITY_WRITE_EVERY, so a chatty client does not cost an fsync per message.
+        let stale = self
+            .view
+            .night
+            .activity_at
+            .is_none_or(|seen| at < seen || at - seen >= ACTIVITY_WRITE_EVERY);
+        if night_running && stale {
             let mut night = self.view.night.clone();
             night.activity_at = night.activity_at.max(Some(at));
             self.edit(|r| r.set(keys::NIGHT, night.to_json()));
@@ -575,7 +656,10 @@ impl Data {
         let first_turn = scratch
             .get_mut(keys::FIRST_TURN_PENDING)
             .and_then(Value::as_object_mut)
-            .is_some_and(|map| map.contains_key(session_id) && sessions::consume(map, session_id));
+            .is_some_and(|map| {
+                let id = sessions::clip_session_id(session_id);
+                map.contains_key(id) && sessions::consume(map, id)
+            });
         let consumed =
             scratch.get(keys::FIRST_TURN_PENDING) != self.record.get(keys::FIRST_TURN_PENDING);
         let digest = digest::take(&mut scratch, at);

@@ -89,6 +89,11 @@ impl Engine {
         self.core.data()
     }
 
+    /// Uses `zone` for the quiet window without storing it: a per-invocation `--tz`.
+    pub fn override_zone(&mut self, zone: chrono_tz::Tz) {
+        self.core.override_zone(zone);
+    }
+
     /// The store, for its path and its count of durable writes.
     pub fn store(&self) -> &Store {
         &self.store
@@ -99,6 +104,20 @@ impl Engine {
         let _lock = self.store.lock()?;
         self.refresh()?;
         let mut outcome = self.core.handle(&event)?;
+        self.persist(&mut outcome.snapshots)?;
+        Ok(outcome)
+    }
+
+    /// Handles one event and then applies `change` to the document, in one locked cycle and one
+    /// write (the seed's `session_open` bookkeeping rides along with the session start).
+    pub fn handle_with(
+        &mut self,
+        event: Event,
+        change: impl FnOnce(&mut Record),
+    ) -> Result<Outcome, EngineError> {
+        let _lock = self.store.lock()?;
+        self.refresh()?;
+        let mut outcome = self.core.handle_with(&event, change)?;
         self.persist(&mut outcome.snapshots)?;
         Ok(outcome)
     }

@@ -101,10 +101,32 @@ impl Core {
         &self.data
     }
 
+    /// Uses `zone` for the quiet window without storing it.
+    pub fn override_zone(&mut self, zone: chrono_tz::Tz) {
+        self.data.override_zone(zone);
+    }
+
     /// Replaces the data (and the state it names), as a reload after another process wrote does.
     pub fn replace_data(&mut self, data: Data) {
         self.machine = restored_machine(data.view().fsm);
         self.data = data;
+    }
+
+    /// Handles one event to completion, then applies `change` to the document; the change joins
+    /// the last snapshot, so it costs no write of its own. A rejected event applies nothing.
+    pub fn handle_with(
+        &mut self,
+        event: &Event,
+        change: impl FnOnce(&mut Record),
+    ) -> Result<Outcome, Rejection> {
+        let mut outcome = self.handle(event)?;
+        self.data.edit_record(change);
+        let snapshot = self.data.snapshot();
+        match outcome.snapshots.last_mut() {
+            Some(last) => *last = snapshot,
+            None => outcome.snapshots.push(snapshot),
+        }
+        Ok(outcome)
     }
 
     /// Handles one event to completion: the event, then `Continue` while SLEEP asks for it.
@@ -124,6 +146,9 @@ impl Core {
         }
         if self.data.changed() {
             out.snapshots.push(self.data.snapshot());
+        }
+        for effect in &out.effects {
+            tracing::debug!(?effect, "effect");
         }
         let (first_turn, digest) = match out.recall {
             Some((first_turn, digest)) => (Some(first_turn), digest),

@@ -6,8 +6,11 @@
 //! that the original Python implementation can still read.
 #![warn(missing_docs)]
 
+pub mod check;
+pub mod cli;
 pub mod clock;
 pub mod data;
+pub mod diagram;
 pub mod digest;
 pub mod effects;
 pub mod engine;

@@ -86,7 +86,6 @@ impl Ctx<'_> {
     }
 
     fn effect(&mut self, effect: Effect) {
-        tracing::debug!(?effect, "effect");
         self.out.effects.push(effect);
     }
 
@@ -100,9 +99,10 @@ impl Ctx<'_> {
         Transition(target)
     }
 
-    fn emit_yielded(&mut self, reason: &'static str) {
+    /// `daemon_yielded` with the cycles this night completed (none when the lock never came).
+    fn emit_yielded(&mut self, reason: &'static str, night_started: bool) {
         self.did(Action::EmitYielded);
-        let completed = self.data.view().night.completed;
+        let completed = if night_started { self.data.view().night.completed } else { 0 };
         self.effect(Effect::emit(
             "daemon_yielded",
             json!({"reason": reason, "completed_cycles": completed}),
@@ -147,6 +147,11 @@ impl Ctx<'_> {
             self.effect(Effect::emit("daemon_tick_skipped", json!({"reason": reason})));
         }
         Handled
+    }
+
+    fn back_off(&mut self) {
+        self.did(Action::BackOff);
+        self.data.back_off(self.at);
     }
 
     fn finish_night(&mut self) {
@@ -245,7 +250,10 @@ impl Lifecycle {
                         context.data.clear_skip_reason();
                         context.go(reason, State::transitioning())
                     }
-                    None => context.skip_tick("outside_window"),
+                    None => {
+                        let reason = context.data.idle_reason(context.at);
+                        context.skip_tick(reason)
+                    }
                 }
             }
             Trigger::UserSleepRequested => {
@@ -276,7 +284,8 @@ impl Lifecycle {
                 context.data.note_tick(context.at);
                 context.reap_first_turns("tick");
                 if context.data.lock_wait_expired(context.at) {
-                    context.emit_yielded("lock_timeout");
+                    context.emit_yielded("lock_timeout", false);
+                    context.back_off();
                     context.go("lock_timeout", State::wake())
                 } else {
                     Handled
@@ -288,7 +297,8 @@ impl Lifecycle {
                 context.go("lock_acquired", State::sleep())
             }
             Trigger::LockDenied => {
-                context.emit_yielded("mcp_active");
+                context.emit_yielded("mcp_active", false);
+                context.back_off();
                 context.go("lock_denied", State::wake())
             }
             Trigger::Shutdown => context.go("shutdown", State::wake()),
@@ -316,7 +326,7 @@ impl Lifecycle {
                     return context.go("wound_down", State::wake());
                 }
                 if let Some(reason) = context.data.yield_reason(context.at) {
-                    context.emit_yielded(reason);
+                    context.emit_yielded(reason, true);
                     context.finish_night();
                     return context.go(reason, State::wake());
                 }

@@ -1,8 +1,20 @@
-//! The `daemon-state` command line.
+//! The `daemon-state` binary: runs the command line and maps its errors to exit codes.
+//!
+//! Owns nothing but the mapping: 0 success, 1 the command ran but the answer is a failure, 2 bad
+//! usage or an unreadable input. A reader of stdout that went away is not an error.
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 
+use daemon_state::cli;
+
 fn main() -> ExitCode {
-    eprintln!("daemon-state: the command line is not built yet");
-    ExitCode::from(2)
+    match cli::run_from_env(&mut io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = writeln!(io::stderr().lock(), "daemon-state: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
 }

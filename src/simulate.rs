@@ -4,8 +4,31 @@
 //! Owns the simulated day pattern, the host side of the protocol (granting the lock, running REM
 //! cycles) and the hypnogram. It must not bypass the engine: it is a host like any other.
 
-use std::io::Write;
-use std::path::PathBuf;
+mod crash;
+mod host;
+mod night;
+mod pattern;
+mod plot;
+mod queue;
+mod rng;
+mod rows;
+mod summary;
+mod trace;
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{Duration, TimeZone, Utc};
+use serde_json::json;
+
+use crate::engine::EngineError;
+use crate::timestamp::Timestamp;
+
+use host::Host;
+use summary::Report;
+
+/// The name of the state file inside the simulation's directory (the seed's name).
+pub const STATE_FILE_NAME: &str = ".daemon-state.json";
 
 /// How `simulate` runs.
 #[derive(Debug, Clone)]
@@ -22,11 +45,121 @@ pub struct SimulateOptions {
     pub json: bool,
 }
 
+/// Why a simulation could not run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    /// Zero days were asked for.
+    #[error("days must be at least 1")]
+    NoDays,
+    /// The directory already holds a state file, so the run would not start fresh.
+    #[error("{} already holds a state file; simulate needs a fresh directory", .0.display())]
+    NotFresh(PathBuf),
+    /// The temporary directory could not be made.
+    #[error("cannot create a temporary directory: {0}")]
+    TempDir(#[source] io::Error),
+    /// The engine failed in a way the host did not arrange.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Reopening the state file found it damaged, which a crash must never cause.
+    #[error("the state file was not clean after a restart: {0}")]
+    Corrupt(String),
+    /// The hypnogram could not be written.
+    #[error("cannot write the hypnogram {}: {source}", .path.display())]
+    Plot {
+        /// The SVG file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The output could not be written.
+    #[error("cannot write the output: {0}")]
+    Output(#[from] io::Error),
+}
+
+/// Where every simulation starts: a Monday midnight, UTC.
+fn start_of_run() -> Timestamp {
+    Utc.with_ymd_and_hms(2026, 4, 20, 0, 0, 0).single().unwrap_or(chrono::DateTime::UNIX_EPOCH)
+}
+
 /// Runs the simulation, writing progress and the summary to `out`.
 pub fn run(
     options: &SimulateOptions,
     out: &mut dyn Write,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    writeln!(out, "simulate is not built yet ({} days, seed {})", options.days, options.seed)?;
-    Err("simulate is not built yet".into())
+    simulate(options, out).map_err(Into::into)
+}
+
+fn state_dir(options: &SimulateOptions) -> Result<PathBuf, SimulateError> {
+    match &options.dir {
+        Some(dir) => Ok(dir.clone()),
+        None => tempfile::Builder::new()
+            .prefix("daemon-state-sim-")
+            .tempdir()
+            .map(tempfile::TempDir::keep)
+            .map_err(SimulateError::TempDir),
+    }
+}
+
+fn simulate(options: &SimulateOptions, out: &mut dyn Write) -> Result<(), SimulateError> {
+    if options.days == 0 {
+        return Err(SimulateError::NoDays);
+    }
+    let dir = state_dir(options)?;
+    let path = dir.join(STATE_FILE_NAME);
+    if path.exists() {
+        return Err(SimulateError::NotFresh(dir));
+    }
+    let start = start_of_run();
+    let mut host = Host::start(path.clone(), options.seed, start, options.days)?;
+    if !options.json {
+        writeln!(
+            out,
+            "simulating {} days from {} (UTC), seed {}",
+            options.days,
+            start.format("%Y-%m-%d"),
+            options.seed
+        )?;
+    }
+    for day in 0..options.days {
+        let end = start + Duration::days(i64::from(day) + 1);
+        host.run_until(end)?;
+        if !options.json {
+            writeln!(out, "{}", summary::day_line(&host.tally, &host.trace, day))?;
+            out.flush()?;
+        }
+    }
+    let end = start + Duration::days(i64::from(options.days));
+    let final_state = host.finish(end)?;
+    let report = Report {
+        days: options.days,
+        seed: options.seed,
+        tally: &host.tally,
+        rows: &host.rows,
+        trace: &host.trace,
+        final_state,
+    };
+    if let Some(plot) = &options.plot {
+        let title =
+            format!("daemon-state hypnogram: {} days, seed {} (UTC)", options.days, options.seed);
+        write_plot(plot, &host.trace, &title)?;
+    }
+    if options.json {
+        let mut doc = summary::to_json(&report);
+        doc["state_file"] = json!(path.display().to_string());
+        doc["plot"] = json!(options.plot.as_ref().map(|p| p.display().to_string()));
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+    } else {
+        summary::write_text(out, &report)?;
+        if let Some(plot) = &options.plot {
+            writeln!(out, "hypnogram: {}", plot.display())?;
+        }
+        writeln!(out, "state file: {}", path.display())?;
+        writeln!(out, "  (read it with: daemon-state status --state-file {})", path.display())?;
+    }
+    Ok(())
+}
+
+fn write_plot(path: &Path, trace: &trace::Trace, title: &str) -> Result<(), SimulateError> {
+    std::fs::write(path, plot::svg(trace, title))
+        .map_err(|source| SimulateError::Plot { path: path.to_owned(), source })
 }

@@ -2,7 +2,6 @@
 //!
 //! Owns what `status` shows and when the host must tick next. It must not change anything.
 
-use chrono::Duration;
 use serde_json::{Value, json};
 
 use crate::data::{Data, LOCK_WAIT_TIMEOUT};
@@ -63,27 +62,28 @@ pub fn next_deadline(state: StateName, data: &Data, now: Timestamp) -> Option<Ti
     let mut candidates = vec![view.first_turn_expiry];
     match state {
         StateName::Wake if !view.paused => {
-            if view.user_sleep_pending || view.force_rem_pending {
-                candidates.push(Some(now));
-            }
             let relearn = match view.learned_at {
                 Some(learned) if !data.relearn_due(now) => learned + quiet_window::RELEARN_AFTER,
                 _ => now,
             };
             candidates.push(Some(relearn));
+            let mut sleep = Vec::new();
+            if view.user_sleep_pending || view.force_rem_pending {
+                sleep.push(Some(now));
+            }
             if let Some(window) = view.window {
-                let span = Duration::minutes(30 * i64::from(window.duration));
-                let after = match view.night.started_at {
-                    Some(started) if started <= now && now - started < span => started + span,
-                    _ => now,
-                };
-                candidates.push(quiet_window::next_window_start(window, after, view.tz));
+                let after = data.slept_this_window(now).unwrap_or(now);
+                sleep.push(quiet_window::next_window_start(window, after, view.tz));
             }
             if !data.night_since_last_session() {
-                candidates.push(Some(
+                sleep.push(Some(
                     view.last_session.map_or(now, |at| at + quiet_window::BOOTSTRAP_IDLE),
                 ));
             }
+            // After a refused lock, nothing starts a night before the back-off ends.
+            let not_before =
+                view.night.retry_after.filter(|_| data.backing_off(now)).unwrap_or(now);
+            candidates.extend(sleep.into_iter().flatten().map(|at| Some(at.max(not_before))));
         }
         StateName::Wake | StateName::Dreaming => {}
         StateName::Transitioning => {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use fs::{FileKind, Fs, FsFile, FsLock, Meta, RealFs};
+pub use fs::{FileKind, Fs, FsFile, FsLock, Interposed, Meta, RealFs};
 pub use load::{Loaded, Recovery};
 pub use sim::{Call, SimFs};
 

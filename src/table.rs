@@ -88,7 +88,7 @@ pub enum Guard {
     /// The tick says the memory store is empty.
     StoreEmpty,
     /// A request is pending, or the quiet window holds now, or the user has been idle for 2 h
-    /// (at most one night per idle stretch).
+    /// (at most one night per idle stretch), and no refused lock in the last 5 minutes.
     SleepDue,
     /// None of the above: nothing to do outside the quiet window.
     OutsideWindow,
@@ -117,7 +117,7 @@ impl Guard {
             Self::Always => "",
             Self::Paused => "paused",
             Self::StoreEmpty => "store empty",
-            Self::SleepDue => "request or quiet window or idle 2 h",
+            Self::SleepDue => "request or quiet window or idle 2 h, not backing off",
             Self::OutsideWindow => "otherwise",
             Self::LockWaitExpired => "lock wait expired",
             Self::LockWaitPending => "lock wait pending",
@@ -154,6 +154,8 @@ pub enum Action {
     FinishNight,
     /// Emit `daemon_yielded` with the reason and the completed cycles.
     EmitYielded,
+    /// Hold off the next attempt for 5 minutes after a refused or timed-out lock.
+    BackOff,
     /// Emit `fsm_recovered` with the state found at boot.
     EmitRecovered,
     /// Mark the first turn, record `last_session_ts`, feed the session history.
@@ -188,6 +190,7 @@ impl Action {
             Self::FoldDigest => "fold digest",
             Self::FinishNight => "finish night",
             Self::EmitYielded => "emit daemon_yielded",
+            Self::BackOff => "back off",
             Self::EmitRecovered => "emit fsm_recovered",
             Self::OpenSession => "open session",
             Self::Recall => "recall",
@@ -275,10 +278,22 @@ const TRANSITIONING_ROWS: [Row; 6] = [
         Go(Wake),
         &[A::StampBoot, A::EmitRecovered, A::ReleaseLock],
     ),
-    row(Transitioning, T::Tick, G::LockWaitExpired, Go(Wake), &[A::EmitYielded, A::ReleaseLock]),
+    row(
+        Transitioning,
+        T::Tick,
+        G::LockWaitExpired,
+        Go(Wake),
+        &[A::EmitYielded, A::BackOff, A::ReleaseLock],
+    ),
     row(Transitioning, T::Tick, G::LockWaitPending, Stay, &[]),
     row(Transitioning, T::LockAcquired, G::Always, Go(Sleep), &[A::PlanNight]),
-    row(Transitioning, T::LockDenied, G::Always, Go(Wake), &[A::EmitYielded, A::ReleaseLock]),
+    row(
+        Transitioning,
+        T::LockDenied,
+        G::Always,
+        Go(Wake),
+        &[A::EmitYielded, A::BackOff, A::ReleaseLock],
+    ),
     row(Transitioning, T::Shutdown, G::Always, Go(Wake), &[A::ReleaseLock]),
 ];
 

@@ -1,4 +1,4 @@
-//! The morning digest against the seed project's acceptance cases (ACCEPTANCE.md 12.1.3-5, 12.7,
+//! The morning digest against the seed project's acceptance cases (acceptance 12.1.3-5, 12.7,
 //! 12.8 and appendix A), through `digest::take` on a state document and the recall's views.
 //!
 //! Out of scope here: 12.7.3 (transport parity) has no counterpart in this product; the on-disk
@@ -95,7 +95,7 @@ fn the_gate() {
     // acceptance 12.1.5
     check_take(json!({}), now(), None, json!({}));
 
-    // SPEC 5: exactly 18 h delivers; other keys keep their order; the stamp is appended when new.
+    // exactly 18 h delivers; other keys keep their order; the stamp is appended when new.
     check_take(
         json!({"a": 1, "pending_digest": {"x": 1}, "last_digest_shown_at": hours_ago(18), "z": 2}),
         now(),
@@ -139,7 +139,7 @@ fn the_gate() {
 
 #[test]
 fn a_last_shown_in_the_future_does_not_block() {
-    // SPEC 5 (fix): the seed withheld the digest until the clock caught up with a future stamp.
+    // (fix): the seed withheld the digest until the clock caught up with a future stamp.
     let future = timestamp::format(now() + TimeDelta::hours(2));
     check_take(
         json!({"last_digest_shown_at": future, "pending_digest": {"x": 1}}),

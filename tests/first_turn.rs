@@ -1,4 +1,4 @@
-//! First-turn tracking against the seed project's acceptance cases (ACCEPTANCE.md 12.1, 12.2, 12.3).
+//! First-turn tracking against the seed project's acceptance cases (acceptance 12.1, 12.2, 12.3).
 //!
 //! Out of scope here: 12.3.4 (the startup and tick call sites) belongs to the engine's tests, and
 //! 12.4 (recall against a memory store) has no counterpart in this product.
@@ -101,7 +101,7 @@ fn prune_stale_first_turn() {
 
 #[test]
 fn the_cap_keeps_the_most_recently_opened_on_equal_timestamps() {
-    // SPEC 4 (fix): the seed's stable sort kept the earliest of equal timestamps, which evicted the
+    // (fix): the seed's stable sort kept the earliest of equal timestamps, which evicted the
     // session it had just opened. Here the newest opening survives.
     let now = at("2026-04-23T12:00:00Z");
     let mut pending = Map::new();
@@ -124,7 +124,7 @@ fn the_cap_keeps_the_most_recently_opened_on_equal_timestamps() {
 fn mark_clips_stamps_and_ignores_empty_ids() {
     let now = at("2026-04-19T12:00:00.250000Z");
     let mut state = record(json!({"first_turn_pending": "corrupt", "other": 1}));
-    // SPEC 4 (fix): the seed stored the empty id "".
+    // (fix): the seed stored the empty id "".
     assert!(!sessions::open_in(&mut state, "", now));
     assert_eq!(state.get(keys::FIRST_TURN_PENDING), Some(&json!("corrupt")));
     let long = "a".repeat(1000);
@@ -234,7 +234,7 @@ fn reaper() {
         &["sess-stale"],
         json!({"unrelated_key": "unrelated_value", "fsm_state": "WAKE", "first_turn_pending": {}}),
     );
-    // SPEC 4: an entry exactly one TTL old stays (the seed's code, not its docstring); survivors
+    // an entry exactly one TTL old stays (the seed's code, not its docstring); survivors
     // keep their exact text, offset and all.
     let kept =
         json!({"first_turn_pending": {"edge": secs_ago(3600), "z": "2026-04-27T13:30:00+02:00"}});

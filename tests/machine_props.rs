@@ -3,11 +3,17 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use daemon_state::digest::RemResult;
 use daemon_state::event::{Event, EventKind, Settings};
+use std::path::Path;
+
+use daemon_state::engine::Engine;
 use daemon_state::kernel::Core;
 use daemon_state::record::Record;
+use daemon_state::store::{SimFs, Store};
 use daemon_state::table::{StateName, check_edge};
 use proptest::prelude::*;
 use serde_json::json;
+
+const PATH: &str = "/state/.daemon-state.json";
 
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 4, 18, 22, 0, 0).unwrap()
@@ -130,8 +136,9 @@ fn settle(core: &mut Core, at: DateTime<Utc>) -> usize {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
-    /// Clock steps backwards by up to a day and forwards by years: no panic, no illegal edge, and
-    /// the machine always settles back to WAKE within one night.
+    /// Through the engine and its store: clock steps backwards by up to a day and forwards by
+    /// years give no panic, no illegal edge, a file that always names the engine's state, and a
+    /// machine that settles back to WAKE within one night.
     #[test]
     fn wild_clocks_never_break_the_machine(
         record in arb_start(),
@@ -140,19 +147,25 @@ proptest! {
             1..200,
         ),
     ) {
-        let (mut core, _) = Core::restore(record);
+        let fs = SimFs::new();
+        let store = Store::with_fs(PATH, Box::new(fs.clone())).unwrap();
+        fs.replace_durably(Path::new(PATH), &record.to_vec());
+        let (mut engine, _) = Engine::with_store(store).unwrap();
         let mut at = start();
         for (kind, step_secs) in steps {
             at += Duration::seconds(step_secs);
-            let before = core.state();
-            if let Ok(outcome) = core.handle(&Event::new(at, kind)) {
+            let before = engine.state();
+            if let Ok(outcome) = engine.handle(Event::new(at, kind)) {
                 let mut current = before;
                 for t in &outcome.transitions {
                     prop_assert!(check_edge(t.from, t.to).is_ok() && t.from == current, "{:?}", t);
                     current = t.to;
                 }
             }
+            let on_disk = Record::from_slice(&fs.contents(Path::new(PATH)).unwrap()).unwrap();
+            prop_assert_eq!(on_disk.get("fsm_state").and_then(|v| v.as_str()), Some(engine.state().as_str()));
         }
+        let (mut core, _) = Core::restore(engine.record().clone());
         settle(&mut core, at);
         prop_assert_eq!(core.state(), StateName::Wake);
     }

@@ -1,8 +1,10 @@
-//! The quiet window against the seed project's acceptance cases (ACCEPTANCE.md 12.5), the
+//! The quiet window against the seed project's acceptance cases (acceptance 12.5), the
 //! in-window rule and the next window start across zone changes, and the session-start history.
 
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta, TimeZone};
 use chrono_tz::Tz;
+use daemon_state::engine::Engine;
+use daemon_state::event::{Event, EventKind, Settings};
 use daemon_state::quiet_window::{
     self, MAX_SESSION_STARTS, QuietWindow, SessionStarts, bucket_of, contains, idle_long_enough,
     learn, next_window_start, should_relearn,
@@ -61,10 +63,25 @@ fn range(from: i64, to_inclusive: i64) -> Vec<i64> {
     (from..=to_inclusive).collect()
 }
 
+/// Checks the pure function, then the engine: the same starts sent as `SessionStarted` events with
+/// an injected clock, in the configured zone, and one tick at `now` that relearns.
 #[track_caller]
 fn check_learn(starts: &[Timestamp], now: Timestamp, tz: Tz, expected: Option<(u8, u8)>) {
     let learned = learn(starts, now, tz).map(<(u8, u8)>::from);
     assert_eq!(learned, expected);
+
+    let mut engine = Engine::in_memory();
+    let mut sorted = starts.to_vec();
+    sorted.sort();
+    let settings = Settings { rem_cycle_count: None, timezone: Some(tz.name().to_owned()) };
+    engine.handle(Event::new(sorted[0], EventKind::Configure(settings))).unwrap();
+    for &start in &sorted {
+        engine.handle(Event::new(start, EventKind::SessionStarted { session_id: None })).unwrap();
+    }
+    engine.handle(Event::new(now, EventKind::Tick { store_empty: false })).unwrap();
+    let view = engine.data().view();
+    assert_eq!(view.window.map(<(u8, u8)>::from), expected, "through the engine");
+    assert_eq!(view.learned_at, Some(now));
 }
 
 #[test]

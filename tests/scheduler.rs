@@ -1,4 +1,4 @@
-//! The scheduler's decisions against the seed project's cases (ACCEPTANCE 12.6, 12.9, 12.10), with
+//! The scheduler's decisions against the seed project's cases (acceptance 12.6, 12.9, 12.10), with
 //! an injected clock and a small host that grants the lock and runs REM cycles.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -166,7 +166,7 @@ fn force_wake_mid_run_yields_at_the_boundary() {
     assert_eq!(host.engine.state(), StateName::Wake);
 }
 
-// acceptance 12.9.4, FLAG F-6 (fix): a force-wake sent while no night runs does not cut the next
+// acceptance 12.9.4 (fix): a force-wake sent while no night runs does not cut the next
 // night short; the seed stopped that night after its first cycle.
 #[test]
 fn stale_force_wake_does_not_cut_the_next_night() {
@@ -419,4 +419,153 @@ fn a_week_of_sessions_keeps_the_file_small_and_learns_the_same_window() {
     assert_eq!(learned, expected);
     let size = std::fs::metadata(host.dir.path().join(".daemon-state.json")).unwrap().len();
     assert!(size < 64 * 1024, "state file is {size} bytes");
+}
+
+// next_deadline: when the host must tick next for something to happen.
+#[test]
+fn next_deadline_names_the_earliest_thing_due() {
+    let learned = format(now());
+    // The 2 h idle mark after the last session, sooner than the relearn.
+    let host = Host::new(json!({"fsm_state": "WAKE", "quiet_window_learned_at": learned,
+        "last_session_ts": format(now() - Duration::minutes(10))}));
+    assert_eq!(host.engine.next_deadline(now()), Some(now() + Duration::minutes(110)));
+    // A first turn expiring (1 h reaper) comes first.
+    let host = Host::new(json!({"fsm_state": "WAKE", "quiet_window_learned_at": learned,
+        "last_session_ts": format(now() - Duration::minutes(10)),
+        "first_turn_pending": {"s": format(now() - Duration::minutes(50))}}));
+    let due = host.engine.next_deadline(now()).unwrap();
+    assert!(
+        due > now() + Duration::minutes(10)
+            && due <= now() + Duration::minutes(10) + Duration::seconds(1)
+    );
+    // The quiet window's start.
+    let bucket = quiet_window::bucket_of(now(), chrono_tz::UTC);
+    let host = Host::new(json!({"fsm_state": "WAKE", "quiet_window_learned_at": learned,
+        "last_session_ts": format(now()), "night": {"started_at": format(now()), "planned": 4,
+        "completed": 4, "lock_lost": false, "activity_at": null}, "quiet_window": [(bucket + 1) % 48, 6]}));
+    let start = quiet_window::next_window_start(
+        quiet_window::QuietWindow::from_value(&json!([(bucket + 1) % 48, 6])).unwrap(),
+        now(),
+        chrono_tz::UTC,
+    );
+    assert_eq!(host.engine.next_deadline(now()), start);
+    assert!(start.unwrap() > now() && start.unwrap() <= now() + Duration::minutes(30));
+    // A pending request: now.
+    let host = Host::new(
+        json!({"fsm_state": "WAKE", "force_rem_request": {"ts": learned, "pending": true}}),
+    );
+    assert_eq!(host.engine.next_deadline(now()), Some(now()));
+    // Waiting for the lock: the wait bound.
+    let host = Host::new(json!({"fsm_state": "TRANSITIONING", "fsm_transition_at": learned,
+        "quiet_window_learned_at": learned, "last_session_ts": learned}));
+    assert_eq!(host.engine.next_deadline(now()), Some(now() + Duration::minutes(5)));
+}
+
+// The quiet window starts one night per occurrence: after the night, the rest of the window is
+// quiet; the next day's window starts the next night.
+#[test]
+fn the_window_starts_one_night_per_occurrence() {
+    let mut host = Host::new(json!({"fsm_state": "WAKE", "quiet_window": window_covering(now()),
+        "rem_cycle_count": 2, "quiet_window_learned_at": format(now()), "last_session_ts": format(now())}));
+    host.tick_through_night(0, |_, _| {});
+    assert_eq!(host.cycles, [1, 2]);
+    for _ in 0..20 {
+        host.at += Duration::seconds(30);
+        host.tick_through_night(0, |_, _| {});
+    }
+    assert_eq!(host.cycles, [1, 2], "no second night in the same window");
+    host.at = now() + Duration::days(1) - Duration::hours(1);
+    host.send(EventKind::SessionStarted { session_id: None });
+    host.at = now() + Duration::days(1);
+    host.tick_through_night(0, |_, _| {});
+    assert_eq!(host.cycles, [1, 2, 1, 2], "the next day's window starts the next night");
+}
+
+// fix: a relearn that finds no window (too little history) keeps the previous one; the seed
+// replaced it with nothing. Relearning is due at exactly 24 h (inclusive).
+#[test]
+fn an_empty_relearn_keeps_the_previous_window() {
+    let mut host = Host::new(json!({"fsm_state": "WAKE", "quiet_window": [44, 16],
+        "quiet_window_learned_at": format(now() - Duration::hours(24)), "last_session_ts": format(now())}));
+    host.send(EventKind::Tick { store_empty: false });
+    let disk = host.disk();
+    assert_eq!(disk["quiet_window"], json!([44, 16]));
+    assert_eq!(disk["quiet_window_learned_at"], format(now()));
+}
+
+// A denied lock after an earlier night reports no completed cycles: this attempt ran none.
+#[test]
+fn a_denied_lock_reports_no_cycles_of_an_earlier_night() {
+    let mut host =
+        Host::new(json!({"fsm_state": "WAKE", "user_sleep_request": {"reason": "bed", "ts": "t",
+        "pending": true}, "night": {"started_at": format(now() - Duration::days(1)), "planned": 4,
+        "completed": 3, "lock_lost": false, "activity_at": null}}));
+    host.send(EventKind::Tick { store_empty: false });
+    host.send(EventKind::LockDenied);
+    assert_eq!(
+        host.emitted("daemon_yielded"),
+        [json!({"reason": "mcp_active", "completed_cycles": 0})]
+    );
+}
+
+// After a refused lock the scheduler backs off for 5 minutes instead of trying every tick, says
+// why it skipped, and tells the host when to try again.
+#[test]
+fn a_refused_lock_backs_off_for_five_minutes() {
+    let mut host =
+        Host::new(json!({"fsm_state": "WAKE", "quiet_window_learned_at": format(now())}));
+    host.send(EventKind::Tick { store_empty: false });
+    host.send(EventKind::LockDenied);
+    for _ in 0..9 {
+        host.at += Duration::seconds(30);
+        let outcome = host.send(EventKind::Tick { store_empty: false });
+        assert!(outcome.transitions.is_empty(), "no new attempt within the back-off");
+    }
+    assert_eq!(host.disk()["last_tick_skipped_reason"], "lock_busy");
+    assert_eq!(host.engine.next_deadline(host.at), Some(now() + Duration::minutes(5)));
+    host.at = now() + Duration::minutes(5);
+    let outcome = host.send(EventKind::Tick { store_empty: false });
+    assert_eq!(outcome.transitions.len(), 1, "the next attempt after the back-off");
+}
+
+// Client activity during a night is written at most every 10 s, yet a boundary sees it exactly.
+#[test]
+fn chatty_clients_cost_few_writes_during_a_night() {
+    let mut host = Host::new(json!({"fsm_state": "WAKE", "quiet_window": window_covering(now()),
+        "rem_cycle_count": 3, "quiet_window_learned_at": format(now()), "last_session_ts": format(now())}));
+    let mut writes = 0;
+    host.tick_through_night(0, |host, cycle| {
+        if cycle == 1 {
+            let before = host.engine.store().durable_writes();
+            for _ in 0..100 {
+                host.at += Duration::milliseconds(500);
+                host.send(EventKind::McpActivity);
+            }
+            writes = host.engine.store().durable_writes() - before;
+        }
+    });
+    assert!(writes <= 6, "{writes} writes for 50 s of activity");
+    assert_eq!(host.cycles, [1], "the boundary still sees the activity and yields");
+}
+
+// The same around the clock: 10 sessions every hour of the week (1,680) keep the document small,
+// and the engine agrees with the pure function (here: no quiet window at all).
+#[test]
+fn a_week_of_sessions_around_the_clock_keeps_the_document_small() {
+    let mut engine = Engine::in_memory();
+    let start = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap();
+    let mut all = Vec::new();
+    for n in 0..7 * 24 * 10 {
+        let at = start + Duration::minutes(6 * n) + Duration::seconds(n % 7);
+        engine
+            .handle(Event::new(at, EventKind::SessionStarted { session_id: Some(format!("s{n}")) }))
+            .unwrap();
+        all.push(at);
+    }
+    let at = start + Duration::days(7);
+    engine.handle(Event::new(at, EventKind::Tick { store_empty: false })).unwrap();
+    assert_eq!(engine.data().view().window, quiet_window::learn(&all, at, chrono_tz::UTC));
+    assert_eq!(engine.data().session_starts().as_slice().len(), all.len());
+    let size = engine.record().to_vec().len();
+    assert!(size < 64 * 1024, "the document is {size} bytes");
 }

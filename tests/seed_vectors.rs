@@ -3,7 +3,7 @@
 //! uses, and compares each step's output and the value of every key the seed left in the file.
 //!
 //! Values are compared by their serialized text, so timestamps must match byte for byte and object
-//! keys must come in the seed's order. Cases where SPEC.md changes the seed on purpose (a
+//! keys must come in the seed's order. Cases where this product changes the seed on purpose (a
 //! `last_digest_shown_at` in the future, ties at the 100-entry cap) are not in the file.
 
 use daemon_state::digest;

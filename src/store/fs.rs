@@ -9,6 +9,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+use super::Call;
+
 /// What a path names, as `lstat` sees it (a symbolic link is not followed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
@@ -233,5 +235,81 @@ fn meta_of(meta: &std::fs::Metadata) -> Meta {
         ino: meta.ino(),
         size: meta.size(),
         mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+    }
+}
+
+/// The real file system with a hook in front of every call on paths (not the writes and syncs of
+/// an open file): when `fault` returns an error for a call (its kind and its target path), that
+/// error is returned instead and nothing happens. For fault
+/// injection on a real disk (tests, the simulated host's crashes).
+pub struct Interposed<F> {
+    fault: F,
+}
+
+impl<F: Fn(Call, &Path) -> Option<io::Error> + Send> Interposed<F> {
+    /// The real file system behind `fault`.
+    pub fn new(fault: F) -> Self {
+        Self { fault }
+    }
+
+    fn check(&self, call: Call, path: &Path) -> io::Result<()> {
+        (self.fault)(call, path).map_or(Ok(()), Err)
+    }
+}
+
+impl<F: Fn(Call, &Path) -> Option<io::Error> + Send> Fs for Interposed<F> {
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        self.check(Call::CreateDir, dir)?;
+        RealFs.create_dir(dir)
+    }
+
+    fn stat(&self, path: &Path) -> io::Result<Option<Meta>> {
+        self.check(Call::Stat, path)?;
+        RealFs.stat(path)
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Option<(Vec<u8>, Meta)>> {
+        self.check(Call::Read, path)?;
+        RealFs.read(path)
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        self.check(Call::Create, path)?;
+        RealFs.create_new(path)
+    }
+
+    fn overwrite(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        self.check(Call::Create, path)?;
+        RealFs.overwrite(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check(Call::Rename, to)?;
+        RealFs.rename(from, to)
+    }
+
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check(Call::Link, to)?;
+        RealFs.hard_link(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.check(Call::Remove, path)?;
+        RealFs.remove(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.check(Call::SyncDir, dir)?;
+        RealFs.sync_dir(dir)
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        self.check(Call::ListDir, dir)?;
+        RealFs.list_dir(dir)
+    }
+
+    fn lock(&self, path: &Path, wait: bool) -> io::Result<Option<FsLock>> {
+        self.check(Call::Lock, path)?;
+        RealFs.lock(path, wait)
     }
 }

@@ -1,12 +1,11 @@
-//! ACCEPTANCE 12.1.1 and 12.1.2 on the real file system.
+//! acceptance 12.1.1 and 12.1.2 on the real file system.
 
-use std::ffi::OsString;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use daemon_state::record::Record;
-use daemon_state::store::{Fs, FsFile, FsLock, Meta, RealFs, Store, StoreError};
+use daemon_state::store::{Call, Interposed, Store, StoreError};
 use serde_json::json;
 
 use super::{state_dir, temp_files};
@@ -41,48 +40,15 @@ fn round_trip_and_mode() {
     assert_eq!(back.recovery, None);
 }
 
-/// The real file system, except that renames onto the chosen target fail like the seed's test.
-struct FailRenameOnto {
+/// The real file system, except that renames onto the chosen target (any, when `None`) fail like
+/// the seed's test.
+fn fail_rename_onto(
     target: Option<PathBuf>,
-}
-
-impl Fs for FailRenameOnto {
-    fn create_dir(&self, dir: &Path) -> io::Result<()> {
-        RealFs.create_dir(dir)
-    }
-    fn stat(&self, path: &Path) -> io::Result<Option<Meta>> {
-        RealFs.stat(path)
-    }
-    fn read(&self, path: &Path) -> io::Result<Option<(Vec<u8>, Meta)>> {
-        RealFs.read(path)
-    }
-    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        RealFs.create_new(path)
-    }
-    fn overwrite(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        RealFs.overwrite(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        if self.target.as_deref().is_none_or(|target| target == to) {
-            return Err(io::Error::other("simulated swap failure"));
-        }
-        RealFs.rename(from, to)
-    }
-    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
-        RealFs.hard_link(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        RealFs.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        RealFs.sync_dir(dir)
-    }
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
-        RealFs.list_dir(dir)
-    }
-    fn lock(&self, path: &Path, wait: bool) -> io::Result<Option<FsLock>> {
-        RealFs.lock(path, wait)
-    }
+) -> Interposed<impl Fn(Call, &Path) -> Option<io::Error> + Send> {
+    Interposed::new(move |call, to: &Path| {
+        (call == Call::Rename && target.as_deref().is_none_or(|target| target == to))
+            .then(|| io::Error::other("simulated swap failure"))
+    })
 }
 
 // acceptance 12.1.2: a failed rename fails the save, the old content still loads, and no
@@ -96,7 +62,7 @@ fn atomic_failure() {
         Store::open(&path).unwrap().save(&mut old).unwrap();
 
         let target = fail_only_the_swap.then(|| path.clone());
-        let mut store = Store::with_fs(&path, Box::new(FailRenameOnto { target })).unwrap();
+        let mut store = Store::with_fs(&path, Box::new(fail_rename_onto(target))).unwrap();
         assert_eq!(store.load().unwrap().record, old);
         let mut new = record(json!({"fsm_state": "SLEEP", "version": 2}));
         let err = store.save(&mut new).unwrap_err();

@@ -1,0 +1,214 @@
+//! The command line's grammar: global options, subcommands and their arguments, as clap derives.
+//!
+//! Owns names, defaults, environment variables and the parsing of option values (`--now`, `--tz`).
+//! It must not run anything: `cli` turns a parsed command into engine calls.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::sessions::REAPER_TTL_SECS;
+use crate::timestamp::{self, Timestamp};
+
+/// Sleep/wake lifecycle of a long-lived background daemon, over its JSON state file.
+#[derive(Debug, Parser)]
+#[command(name = "daemon-state", version)]
+pub struct Cli {
+    /// The state file [default: ~/.iai-mcp/.daemon-state.json].
+    #[arg(long, global = true, env = "DAEMON_STATE_FILE", value_name = "PATH")]
+    pub state_file: Option<PathBuf>,
+    /// Take this moment as now instead of reading the system clock.
+    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
+    pub now: Option<Timestamp>,
+    /// The IANA time zone the quiet window is learned in; stored in the state file when it changes
+    /// [default: the stored zone, else UTC].
+    #[arg(long, global = true, env = "DAEMON_STATE_TZ", value_name = "IANA", value_parser = parse_tz)]
+    pub tz: Option<String>,
+    /// Print one JSON document instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the state, its timestamps, pending sessions, the digest, the quiet window and the next
+    /// deadline.
+    Status,
+    /// Feed one event to the engine and show the transitions and effects.
+    Event {
+        /// The event.
+        #[command(subcommand)]
+        event: EventCommand,
+    },
+    /// First-turn tracking of sessions.
+    Sessions {
+        /// What to do.
+        #[command(subcommand)]
+        action: SessionsCommand,
+    },
+    /// The morning digest.
+    Digest {
+        /// What to do.
+        #[command(subcommand)]
+        action: DigestCommand,
+    },
+    /// Draw the machine from its transition table.
+    Diagram(DiagramArgs),
+    /// Drive a simulated host through days of sessions and nights.
+    Simulate(SimulateArgs),
+    /// Answer newline-delimited JSON requests on stdin/stdout or a Unix socket.
+    Serve {
+        /// Listen on this Unix socket instead of stdin/stdout.
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
+    /// Inspect the state file and the files beside it, changing nothing; fails on any error.
+    Check,
+}
+
+/// The engine events, one subcommand each.
+#[derive(Debug, Subcommand)]
+pub enum EventCommand {
+    /// The daemon started (a night left running is recovered to WAKE).
+    Boot,
+    /// The scheduler's periodic tick.
+    Tick {
+        /// The memory store holds nothing to consolidate.
+        #[arg(long)]
+        store_empty: bool,
+    },
+    /// A client session opened.
+    SessionStarted {
+        /// The session's id.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+    /// A client recalled memory in a session.
+    Recall {
+        /// The session's id.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+    /// The host took the exclusive lock.
+    LockAcquired,
+    /// The host could not take the lock.
+    LockDenied,
+    /// The host lost the lock mid-night.
+    LockLost,
+    /// A client talked to the host.
+    McpActivity,
+    /// The REM cycle the engine asked for finished.
+    RemCycleFinished {
+        /// Episodes the cycle summarised.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        summaries: u64,
+        /// Schema candidates the cycle induced.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        schema_candidates: u64,
+        /// The cycle called the model, which gave this insight.
+        #[arg(long, value_name = "TEXT")]
+        claude_insight: Option<String>,
+        /// The cycle hit its time limit.
+        #[arg(long)]
+        timed_out: bool,
+    },
+    /// The user asks the daemon to sleep now (refused unless awake).
+    UserSleep {
+        /// Why, in the user's words.
+        #[arg(default_value = "", allow_hyphen_values = true)]
+        reason: String,
+    },
+    /// Ask for one REM cycle now.
+    ForceRem,
+    /// Ask a running night to end at the next cycle boundary.
+    ForceWake,
+    /// Pause the scheduler.
+    Pause,
+    /// Resume the scheduler.
+    Resume,
+    /// The daemon is stopping (a running night is walked back to WAKE).
+    Shutdown,
+}
+
+/// First-turn tracking.
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Mark a session's first turn (keeps the newest 100 marks of the last 24 h).
+    Open {
+        /// The session's id.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+    /// Consume a session's first turn: true exactly once per mark.
+    Consume {
+        /// The session's id.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+    /// Drop marks older than the time to live; prints the dropped ids.
+    Prune {
+        /// The time to live, in seconds.
+        #[arg(long, value_name = "N", default_value_t = REAPER_TTL_SECS)]
+        ttl_secs: f64,
+    },
+}
+
+/// The morning digest.
+#[derive(Debug, Subcommand)]
+pub enum DigestCommand {
+    /// Take the pending digest, unless one was shown less than 18 h ago.
+    Take,
+}
+
+/// How `diagram` runs.
+#[derive(Debug, Args)]
+pub struct DiagramArgs {
+    /// Draw only this format [default: every available one].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// The directory to write into.
+    #[arg(long, value_name = "DIR", default_value = "diagrams")]
+    pub out: PathBuf,
+}
+
+/// A diagram format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Graphviz DOT (`lifecycle.dot`).
+    Dot,
+    /// SVG rendered by Graphviz's `dot` (`lifecycle.svg`).
+    Svg,
+    /// A Mermaid state diagram (`lifecycle.mmd`).
+    Mermaid,
+}
+
+/// How `simulate` runs.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// How many days to simulate.
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    pub days: u32,
+    /// The seed of the random day pattern.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// The directory for the state file [default: a new temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Draw a hypnogram to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+}
+
+fn parse_now(text: &str) -> Result<Timestamp, String> {
+    timestamp::parse(text).ok_or_else(|| "not an RFC 3339 time".to_owned())
+}
+
+fn parse_tz(text: &str) -> Result<String, String> {
+    text.parse::<chrono_tz::Tz>()
+        .map(|tz| tz.name().to_owned())
+        .map_err(|_| "not an IANA time zone".to_owned())
+}

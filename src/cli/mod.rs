@@ -1,0 +1,413 @@
+//! The `daemon-state` command line: parsing, running one command, and what it prints.
+//!
+//! Owns turning a command into engine calls (each one a locked read-modify-write of the state
+//! file), the output on stdout, the warnings on stderr and the error that decides the exit code.
+//! It must not decide lifecycle behaviour nor build the reply documents: the engine does both.
+
+pub mod args;
+mod render;
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use serde_json::{Value, json};
+
+use crate::check;
+use crate::clock::{Clock, SystemClock};
+use crate::diagram;
+use crate::digest::{self, RemResult};
+use crate::engine::{Engine, EngineError};
+use crate::event::{Event, EventKind};
+use crate::serve::{self, ServeOptions};
+use crate::sessions;
+use crate::simulate::{self, SimulateOptions};
+use crate::timestamp::Timestamp;
+
+pub use args::Cli;
+use args::{Command, DiagramArgs, DigestCommand, EventCommand, Format, SessionsCommand};
+
+/// The exit code of a command that ran but whose answer is a failure.
+pub const EXIT_FAILURE: u8 = 1;
+/// The exit code of bad usage or an unreadable input.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Why a command did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The arguments are wrong; the message is one line naming the argument.
+    #[error("{0}")]
+    Usage(String),
+    /// The engine refused the event or could not read or write the state file.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// `check` found at least one error.
+    #[error("check found {errors} error(s) in {}", .path.display())]
+    CheckFailed {
+        /// The state file checked.
+        path: PathBuf,
+        /// How many errors.
+        errors: usize,
+    },
+    /// A file could not be written.
+    #[error("cannot write {}: {source}", .path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: io::Error,
+    },
+    /// Graphviz's `dot` could not render the SVG.
+    #[error("cannot render {} with Graphviz `dot`: {reason}", .path.display())]
+    Graphviz {
+        /// The SVG file that was to be written.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// `serve` stopped with an error.
+    #[error("serve: {0}")]
+    Serve(Box<dyn std::error::Error + Send + Sync>),
+    /// `simulate` stopped with an error.
+    #[error("simulate: {0}")]
+    Simulate(Box<dyn std::error::Error + Send + Sync>),
+    /// Standard output could not be written.
+    #[error("cannot write to standard output: {0}")]
+    Stdout(#[source] io::Error),
+}
+
+impl CliError {
+    /// The process exit code: 1 when the command ran and the answer is a failure, 2 for bad usage
+    /// or an input that cannot be read.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) | Self::Write { .. } | Self::Graphviz { .. } => EXIT_USAGE,
+            Self::Engine(EngineError::Store(_)) => EXIT_USAGE,
+            Self::Engine(EngineError::Rejected(_) | EngineError::Illegal(_)) => EXIT_FAILURE,
+            Self::CheckFailed { .. } | Self::Serve(_) | Self::Simulate(_) | Self::Stdout(_) => {
+                EXIT_FAILURE
+            }
+        }
+    }
+
+    /// Whether this is only a reader of standard output that went away, which is not an error.
+    pub fn is_broken_pipe(&self) -> bool {
+        let broken = |e: &io::Error| e.kind() == io::ErrorKind::BrokenPipe;
+        match self {
+            Self::Stdout(e) => broken(e),
+            Self::Simulate(e) | Self::Serve(e) => e.downcast_ref::<io::Error>().is_some_and(broken),
+            _ => false,
+        }
+    }
+}
+
+/// Parses the process's arguments and runs the command, writing its output to `out`. Help and
+/// version requests are written to `out` too. Logging to stderr is turned on by `RUST_LOG`.
+pub fn run_from_env(out: &mut dyn Write) -> Result<(), CliError> {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).init();
+    }
+    match Cli::try_parse() {
+        Ok(cli) => run(cli, out),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            write!(out, "{}", e.render()).and_then(|()| out.flush()).map_err(CliError::Stdout)
+        }
+        Err(e) => Err(CliError::Usage(one_line(&e))),
+    }
+}
+
+/// A clap error as one line: its first paragraph without the `error:` prefix, or, when a
+/// subcommand is missing, the command that needs one.
+fn one_line(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let usage = text.lines().find_map(|line| line.trim().strip_prefix("Usage: "));
+        let command: Vec<&str> = usage
+            .unwrap_or("daemon-state")
+            .split_whitespace()
+            .take_while(|word| !word.starts_with(['[', '<']))
+            .collect();
+        let command = command.join(" ");
+        return match command.strip_prefix("daemon-state ") {
+            Some(sub) => format!("`{sub}` needs a subcommand (see {command} --help)"),
+            None => format!("a subcommand is required (see {command} --help)"),
+        };
+    }
+    let first: Vec<&str> =
+        text.lines().map(str::trim).take_while(|line| !line.is_empty()).collect();
+    let line = first.join(" ");
+    let line = line.strip_prefix("error: ").unwrap_or(&line);
+    format!("{line} (see --help)")
+}
+
+/// What every command shares: the global options, resolved.
+struct Context {
+    state_file: Option<PathBuf>,
+    now: Timestamp,
+    tz: Option<String>,
+    json: bool,
+}
+
+impl Context {
+    /// The state file: `--state-file`, `DAEMON_STATE_FILE`, else the seed's default under `$HOME`.
+    fn state_file(&self) -> Result<PathBuf, CliError> {
+        if let Some(path) = &self.state_file {
+            return Ok(path.clone());
+        }
+        match std::env::var_os("HOME").filter(|home| !home.is_empty()) {
+            Some(home) => Ok(Path::new(&home).join(".iai-mcp").join(".daemon-state.json")),
+            None => Err(CliError::Usage(
+                "no HOME to find the default state file in; pass --state-file".to_owned(),
+            )),
+        }
+    }
+
+    /// Opens the engine, reports a recovered corrupt file and odd values on stderr, and stores
+    /// uses `--tz` for this command without storing it.
+    fn engine(&self) -> Result<Engine, CliError> {
+        let path = self.state_file()?;
+        let (mut engine, report) = Engine::open(&path)?;
+        if let Some(recovery) = report.recovery {
+            warn(&format!("{}: {recovery}", path.display()));
+        }
+        for warning in report.warnings {
+            warn(&format!("{}: {warning}", path.display()));
+        }
+        if let Some(tz) = &self.tz {
+            let zone = tz
+                .parse()
+                .map_err(|_| CliError::Usage(format!("--tz: unknown time zone {tz:?}")))?;
+            engine.override_zone(zone);
+        }
+        Ok(engine)
+    }
+
+    /// Prints a JSON document, or the human text made from it.
+    fn print(
+        &self,
+        out: &mut dyn Write,
+        doc: &Value,
+        human: impl FnOnce(&Value) -> String,
+    ) -> Result<(), CliError> {
+        let text = if self.json { format!("{doc}\n") } else { human(doc) };
+        out.write_all(text.as_bytes()).map_err(CliError::Stdout)
+    }
+}
+
+/// One warning line on stderr (a failure to write it is ignored: there is nowhere else to say it).
+fn warn(message: &str) {
+    let _ = writeln!(io::stderr().lock(), "daemon-state: warning: {message}");
+}
+
+/// Runs one parsed command, writing its output to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let ctx = Context {
+        state_file: cli.state_file,
+        now: cli.now.unwrap_or_else(|| SystemClock.now()),
+        tz: cli.tz,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Status => {
+            let engine = ctx.engine()?;
+            ctx.print(out, &engine.status(ctx.now), render::status)?;
+        }
+        Command::Event { event } => run_event(&ctx, event, out)?,
+        Command::Sessions { action } => run_sessions(&ctx, action, out)?,
+        Command::Digest { action: DigestCommand::Take } => {
+            let mut engine = ctx.engine()?;
+            let taken = engine.update(|record| {
+                let taken = digest::take(record, ctx.now);
+                let changed = taken.is_some();
+                (taken.unwrap_or(Value::Null), changed)
+            })?;
+            ctx.print(out, &taken, render::digest)?;
+        }
+        Command::Diagram(args) => run_diagram(&ctx, &args, out)?,
+        Command::Simulate(args) => {
+            let options = SimulateOptions {
+                days: args.days,
+                seed: args.seed,
+                dir: args.dir,
+                plot: args.plot,
+                json: ctx.json,
+            };
+            simulate::run(&options, out).map_err(CliError::Simulate)?;
+        }
+        Command::Serve { socket } => {
+            let options =
+                ServeOptions { state_file: ctx.state_file()?, socket, now: cli.now, tz: ctx.tz };
+            serve::run(&options).map_err(CliError::Serve)?;
+        }
+        Command::Check => {
+            let path = ctx.state_file()?;
+            let report = check::check(&path);
+            let doc = json!({
+                "path": path.display().to_string(),
+                "ok": report.errors() == 0,
+                "errors": report.errors(),
+                "warnings": report.warnings(),
+                "findings": report.findings.iter().map(check::Finding::to_json).collect::<Vec<_>>(),
+            });
+            ctx.print(out, &doc, |_| render::findings(&report))?;
+            if report.errors() > 0 {
+                out.flush().map_err(CliError::Stdout)?;
+                return Err(CliError::CheckFailed { path, errors: report.errors() });
+            }
+        }
+    }
+    out.flush().map_err(CliError::Stdout)
+}
+
+/// The engine event a subcommand names.
+fn event_kind(event: EventCommand) -> EventKind {
+    match event {
+        EventCommand::Boot => EventKind::Boot,
+        EventCommand::Tick { store_empty } => EventKind::Tick { store_empty },
+        EventCommand::SessionStarted { id } => EventKind::SessionStarted { session_id: Some(id) },
+        EventCommand::Recall { id } => EventKind::Recall { session_id: id },
+        EventCommand::LockAcquired => EventKind::LockAcquired,
+        EventCommand::LockDenied => EventKind::LockDenied,
+        EventCommand::LockLost => EventKind::LockLost,
+        EventCommand::McpActivity => EventKind::McpActivity,
+        EventCommand::RemCycleFinished {
+            summaries,
+            schema_candidates,
+            claude_insight,
+            timed_out,
+        } => EventKind::RemCycleFinished {
+            result: RemResult {
+                summaries_created: summaries,
+                schema_candidates,
+                claude_call_used: claude_insight.is_some(),
+                main_insight_text: claude_insight,
+                timed_out,
+            },
+        },
+        EventCommand::UserSleep { reason } => EventKind::UserSleepRequested { reason, ts: None },
+        EventCommand::ForceRem => EventKind::ForceRemRequested { ts: None },
+        EventCommand::ForceWake => EventKind::ForceWakeRequested { ts: None },
+        EventCommand::Pause => EventKind::Pause,
+        EventCommand::Resume => EventKind::Resume,
+        EventCommand::Shutdown => EventKind::Shutdown,
+    }
+}
+
+/// `event NAME`: prints the reply document; a rejected event prints its reply and fails.
+fn run_event(ctx: &Context, event: EventCommand, out: &mut dyn Write) -> Result<(), CliError> {
+    let mut engine = ctx.engine()?;
+    match engine.handle(Event::new(ctx.now, event_kind(event))) {
+        Ok(outcome) => ctx.print(out, &outcome.to_reply(engine.state()), render::reply),
+        Err(EngineError::Rejected(rejection)) => {
+            ctx.print(out, &rejection.to_reply(), render::reply)?;
+            out.flush().map_err(CliError::Stdout)?;
+            Err(EngineError::Rejected(rejection).into())
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `sessions open|consume|prune`: first-turn bookkeeping outside the machine.
+fn run_sessions(
+    ctx: &Context,
+    action: SessionsCommand,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let mut engine = ctx.engine()?;
+    let now = ctx.now;
+    match action {
+        SessionsCommand::Open { id } => {
+            let marked = engine.update(|record| {
+                let changed = sessions::open_in(record, &id, now);
+                (!sessions::clip_session_id(&id).is_empty(), changed)
+            })?;
+            ctx.print(out, &json!({"ok": true}), |_| {
+                if marked {
+                    format!("first turn marked for {}\n", sessions::clip_session_id(&id))
+                } else {
+                    "nothing marked: the session id is empty\n".to_owned()
+                }
+            })
+        }
+        SessionsCommand::Consume { id } => {
+            let first = engine.update(|record| {
+                let first = sessions::consume_in(record, &id);
+                (first, first)
+            })?;
+            ctx.print(out, &json!(first), |_| {
+                if first {
+                    format!("first turn of {id}\n")
+                } else {
+                    format!("not a first turn: {id} has no pending mark\n")
+                }
+            })
+        }
+        SessionsCommand::Prune { ttl_secs } => {
+            let dropped = engine.update(|record| {
+                let dropped = sessions::reap_in(record, now, ttl_secs);
+                let changed = !dropped.is_empty();
+                (dropped, changed)
+            })?;
+            ctx.print(out, &json!(dropped), |_| match dropped.len() {
+                0 => "dropped none\n".to_owned(),
+                n => format!("dropped {n}: {}\n", dropped.join(", ")),
+            })
+        }
+    }
+}
+
+/// `diagram`: writes the drawings of the machine and prints the files written.
+fn run_diagram(ctx: &Context, args: &DiagramArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let formats = match args.format {
+        Some(format) => vec![format],
+        None => vec![Format::Dot, Format::Mermaid, Format::Svg],
+    };
+    fs::create_dir_all(&args.out)
+        .map_err(|source| CliError::Write { path: args.out.clone(), source })?;
+    let mut written = Vec::new();
+    for format in formats {
+        let (name, text) = match format {
+            Format::Dot => ("lifecycle.dot", diagram::to_dot().into_bytes()),
+            Format::Mermaid => ("lifecycle.mmd", diagram::to_mermaid().into_bytes()),
+            Format::Svg => {
+                let path = args.out.join("lifecycle.svg");
+                match render_svg(&diagram::to_dot()) {
+                    Ok(svg) => ("lifecycle.svg", svg),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && args.format.is_none() => {
+                        warn("Graphviz `dot` is not on PATH: lifecycle.svg not written");
+                        continue;
+                    }
+                    Err(e) => return Err(CliError::Graphviz { path, reason: e.to_string() }),
+                }
+            }
+        };
+        let path = args.out.join(name);
+        fs::write(&path, text).map_err(|source| CliError::Write { path: path.clone(), source })?;
+        written.push(path.display().to_string());
+    }
+    ctx.print(out, &json!(written), |_| written.iter().map(|path| format!("{path}\n")).collect())
+}
+
+/// Runs `dot -Tsvg` on the DOT text. `NotFound` when Graphviz is not installed.
+fn render_svg(dot: &str) -> io::Result<Vec<u8>> {
+    let mut child = Process::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(dot.as_bytes())?;
+    }
+    let output = child.wait_with_output()?;
+    if output.status.success() {
+        Ok(output.stdout)
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Err(io::Error::other(format!("{} ({})", stderr.trim(), output.status)))
+    }
+}

@@ -1,0 +1,354 @@
+//! The protocol's requests: validating one JSON message into a typed request, before anything runs.
+//!
+//! Owns the seed project's validation rules and clips for its control messages, the fields of the
+//! engine messages, and the refusal replies (`invalid_message`, `unknown_message_type`). It must not
+//! touch the engine or read the clock: a message either becomes a [`Request`] or is refused here.
+
+use serde_json::{Map, Number, Value, json};
+
+use crate::digest::RemResult;
+use crate::event::EventKind;
+use crate::sessions::clip_session_id;
+use crate::timestamp::{self, Timestamp};
+
+/// One validated request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// `status`: the seed's status view.
+    Status,
+    /// `user_initiated_sleep`: the user asked to sleep now.
+    UserSleep {
+        /// Why, as sent (the engine stores the first 500 characters).
+        reason: String,
+        /// The request's own timestamp, stored as sent.
+        ts: String,
+    },
+    /// `force_wake`: end the running or next night at its next cycle boundary.
+    ForceWake {
+        /// The request's own timestamp, stored as sent.
+        ts: String,
+    },
+    /// `force_rem`: run one REM cycle now.
+    ForceRem {
+        /// The request's own timestamp, stored as sent.
+        ts: String,
+    },
+    /// `pause` (`true`) or `resume` (`false`); the seed's `seconds` is checked and ignored.
+    Pause(bool),
+    /// `session_open`: a client session started.
+    SessionOpen {
+        /// The session id clipped to 128 characters; `None` when the message had none.
+        session_id: Option<String>,
+        /// The message's `ts` as sent; `None` when it had none.
+        ts: Option<String>,
+    },
+    /// One of the engine messages, ready to be handled.
+    Engine {
+        /// The event.
+        kind: EventKind,
+        /// The message's `ts`; the server's clock when absent.
+        at: Option<Timestamp>,
+    },
+}
+
+/// Why a message was refused before it reached the engine; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The line or one of its fields is not what the protocol allows (the error names the field).
+    Invalid(String),
+    /// The `type` names no message.
+    UnknownType(String),
+}
+
+impl Refusal {
+    /// The reply: `{"ok": false, "reason": "invalid_message", "error"}` or
+    /// `{"ok": false, "reason": "unknown_message_type", "type"}`.
+    pub fn to_reply(&self) -> Value {
+        match self {
+            Self::Invalid(error) => {
+                json!({"ok": false, "reason": "invalid_message", "error": error})
+            }
+            Self::UnknownType(kind) => {
+                json!({"ok": false, "reason": "unknown_message_type", "type": kind})
+            }
+        }
+    }
+}
+
+impl Request {
+    /// Validates one message.
+    pub fn parse(message: &Value) -> Result<Request, Refusal> {
+        let Value::Object(fields) = message else {
+            return Err(invalid("message must be an object"));
+        };
+        let Some(Value::String(kind)) = fields.get("type") else {
+            return Err(invalid("type must be a string"));
+        };
+        let fields = Fields { map: fields, prefix: "" };
+        let engine = |kind: EventKind| -> Result<Request, Refusal> {
+            Ok(Request::Engine { kind, at: fields.moment()? })
+        };
+        match kind.as_str() {
+            "status" => Ok(Request::Status),
+            "user_initiated_sleep" => Ok(Request::UserSleep {
+                reason: fields.required_string("reason")?,
+                ts: fields.required_string("ts")?,
+            }),
+            "force_wake" => Ok(Request::ForceWake { ts: fields.required_string("ts")? }),
+            "force_rem" => Ok(Request::ForceRem { ts: fields.required_string("ts")? }),
+            "pause" | "resume" => {
+                fields.optional_int("seconds")?;
+                Ok(Request::Pause(kind == "pause"))
+            }
+            "session_open" => Ok(Request::SessionOpen {
+                session_id: fields
+                    .optional_string("session_id")?
+                    .map(|id| clip_session_id(&id).into()),
+                ts: fields.optional_string("ts")?,
+            }),
+            "boot" => engine(EventKind::Boot),
+            "shutdown" => engine(EventKind::Shutdown),
+            "lock_acquired" => engine(EventKind::LockAcquired),
+            "lock_denied" => engine(EventKind::LockDenied),
+            "lock_lost" => engine(EventKind::LockLost),
+            "mcp_activity" => engine(EventKind::McpActivity),
+            "tick" => engine(EventKind::Tick { store_empty: fields.flag("store_empty")? }),
+            "recall" => {
+                let session_id = clip_session_id(&fields.required_string("session_id")?).to_owned();
+                engine(EventKind::Recall { session_id })
+            }
+            "rem_cycle_finished" => {
+                let result = match fields.present("result") {
+                    None => RemResult::default(),
+                    Some(Value::Object(result)) => {
+                        rem_result(&Fields { map: result, prefix: "result." })?
+                    }
+                    Some(_) => return Err(invalid("result must be an object")),
+                };
+                engine(EventKind::RemCycleFinished { result })
+            }
+            _ => Err(Refusal::UnknownType(kind.clone())),
+        }
+    }
+}
+
+/// The fields of a finished cycle; each may be missing or `null`.
+fn rem_result(fields: &Fields<'_>) -> Result<RemResult, Refusal> {
+    Ok(RemResult {
+        summaries_created: fields.count("summaries_created")?,
+        schema_candidates: fields.count("schema_candidates")?,
+        claude_call_used: fields.flag("claude_call_used")?,
+        main_insight_text: fields.optional_string("main_insight_text")?,
+        timed_out: fields.flag("timed_out")?,
+    })
+}
+
+/// A message's fields, read as the seed reads them: `null` counts as absent. Errors name a field
+/// as `prefix` + its key.
+struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    prefix: &'static str,
+}
+
+impl Fields<'_> {
+    fn present(&self, key: &str) -> Option<&Value> {
+        self.map.get(key).filter(|value| !value.is_null())
+    }
+
+    fn wrong(&self, key: &str, what: &str) -> Refusal {
+        Refusal::Invalid(format!("{}{key} must be {what}", self.prefix))
+    }
+
+    fn optional_string(&self, key: &str) -> Result<Option<String>, Refusal> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(_) => Err(self.wrong(key, "a string")),
+        }
+    }
+
+    fn required_string(&self, key: &str) -> Result<String, Refusal> {
+        self.optional_string(key)?.ok_or_else(|| self.wrong(key, "a string"))
+    }
+
+    /// An int as Python has them: a JSON integer of any size, never a bool or a float.
+    fn optional_int(&self, key: &str) -> Result<Option<&Number>, Refusal> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(Value::Number(n)) if is_int(n) => Ok(Some(n)),
+            Some(_) => Err(self.wrong(key, "an int")),
+        }
+    }
+
+    /// A count: an int from 0 to 2^64 - 1; 0 when absent.
+    fn count(&self, key: &str) -> Result<u64, Refusal> {
+        match self.optional_int(key)? {
+            None => Ok(0),
+            Some(n) => n.as_u64().ok_or_else(|| self.wrong(key, "an int from 0 to 2^64 - 1")),
+        }
+    }
+
+    /// A bool; false when absent.
+    fn flag(&self, key: &str) -> Result<bool, Refusal> {
+        match self.present(key) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.wrong(key, "a bool")),
+        }
+    }
+
+    /// The engine message's moment: its `ts`, which must be an RFC 3339 timestamp when present.
+    fn moment(&self) -> Result<Option<Timestamp>, Refusal> {
+        match self.optional_string("ts")? {
+            None => Ok(None),
+            Some(ts) => timestamp::parse(&ts)
+                .map(Some)
+                .ok_or_else(|| self.wrong("ts", "an RFC 3339 timestamp")),
+        }
+    }
+}
+
+/// Whether a JSON number is written as an integer (`12`, `-3`, any size), as Python's `int` is.
+fn is_int(n: &Number) -> bool {
+    let text = n.to_string();
+    let digits = text.strip_prefix('-').unwrap_or(&text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn invalid(error: &str) -> Refusal {
+    Refusal::Invalid(error.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(message: &str, expected: Result<Request, Refusal>) {
+        let value: Value = serde_json::from_str(message).unwrap();
+        assert_eq!(Request::parse(&value), expected, "message {message}");
+    }
+
+    fn refused(error: &str) -> Result<Request, Refusal> {
+        Err(Refusal::Invalid(error.into()))
+    }
+
+    fn engine(kind: EventKind, at: Option<&str>) -> Result<Request, Refusal> {
+        Ok(Request::Engine { kind, at: at.map(|t| timestamp::parse(t).unwrap()) })
+    }
+
+    #[test]
+    fn validates_as_the_seed_does() {
+        let ts = || "2026-04-18T23:00:00+00:00".to_owned();
+        check(r#"{"type": "status", "extra": 1}"#, Ok(Request::Status));
+        check("[]", refused("message must be an object"));
+        check(r#"{"type": 42}"#, refused("type must be a string"));
+        check(r#"{"ts": "x"}"#, refused("type must be a string"));
+        check(
+            r#"{"type": "nuke_from_orbit", "ts": "whatever"}"#,
+            Err(Refusal::UnknownType("nuke_from_orbit".into())),
+        );
+        check(
+            r#"{"type": "user_initiated_sleep", "reason": "bed", "ts": "2026-04-18T23:00:00+00:00"}"#,
+            Ok(Request::UserSleep { reason: "bed".into(), ts: ts() }),
+        );
+        check(
+            r#"{"type": "user_initiated_sleep", "reason": 42, "ts": "x"}"#,
+            refused("reason must be a string"),
+        );
+        check(r#"{"type": "user_initiated_sleep", "reason": "r"}"#, refused("ts must be a string"));
+        check(r#"{"type": "force_wake"}"#, refused("ts must be a string"));
+        check(r#"{"type": "force_rem", "ts": null}"#, refused("ts must be a string"));
+        check(
+            r#"{"type": "force_rem", "ts": "whenever"}"#,
+            Ok(Request::ForceRem { ts: "whenever".into() }),
+        );
+        check(r#"{"type": "pause", "seconds": 30}"#, Ok(Request::Pause(true)));
+        check(
+            r#"{"type": "pause", "seconds": 123456789012345678901234567890}"#,
+            Ok(Request::Pause(true)),
+        );
+        check(r#"{"type": "resume", "seconds": null}"#, Ok(Request::Pause(false)));
+        check(r#"{"type": "pause", "seconds": "forever"}"#, refused("seconds must be an int"));
+        check(r#"{"type": "pause", "seconds": true}"#, refused("seconds must be an int"));
+        check(r#"{"type": "pause", "seconds": 1.5}"#, refused("seconds must be an int"));
+        check(r#"{"type": "pause", "seconds": 1e3}"#, refused("seconds must be an int"));
+        check(
+            r#"{"type": "session_open"}"#,
+            Ok(Request::SessionOpen { session_id: None, ts: None }),
+        );
+        check(
+            r#"{"type": "session_open", "session_id": 123}"#,
+            refused("session_id must be a string"),
+        );
+        check(r#"{"type": "session_open", "ts": 42}"#, refused("ts must be a string"));
+    }
+
+    #[test]
+    fn clips_session_ids() {
+        let long = format!(r#"{{"type": "session_open", "session_id": "{}"}}"#, "a".repeat(1000));
+        check(&long, Ok(Request::SessionOpen { session_id: Some("a".repeat(128)), ts: None }));
+        let recall = format!(r#"{{"type": "recall", "session_id": "{}"}}"#, "b".repeat(200));
+        check(&recall, engine(EventKind::Recall { session_id: "b".repeat(128) }, None));
+    }
+
+    #[test]
+    fn reads_engine_messages() {
+        let at = "2026-04-18T23:00:00Z";
+        check(r#"{"type": "boot"}"#, engine(EventKind::Boot, None));
+        check(
+            r#"{"type": "shutdown", "ts": "2026-04-18T23:00:00Z"}"#,
+            engine(EventKind::Shutdown, Some(at)),
+        );
+        check(
+            r#"{"type": "tick", "ts": "2026-04-19T01:00:00+02:00"}"#,
+            engine(EventKind::Tick { store_empty: false }, Some(at)),
+        );
+        check(
+            r#"{"type": "tick", "store_empty": true}"#,
+            engine(EventKind::Tick { store_empty: true }, None),
+        );
+        check(r#"{"type": "tick", "store_empty": "yes"}"#, refused("store_empty must be a bool"));
+        check(
+            r#"{"type": "boot", "ts": "yesterday"}"#,
+            refused("ts must be an RFC 3339 timestamp"),
+        );
+        check(r#"{"type": "boot", "ts": 5}"#, refused("ts must be a string"));
+        check(r#"{"type": "recall"}"#, refused("session_id must be a string"));
+        check(
+            r#"{"type": "rem_cycle_finished"}"#,
+            engine(EventKind::RemCycleFinished { result: RemResult::default() }, None),
+        );
+        let full = RemResult {
+            summaries_created: 3,
+            schema_candidates: 2,
+            claude_call_used: true,
+            main_insight_text: Some("insight".into()),
+            timed_out: true,
+        };
+        check(
+            r#"{"type": "rem_cycle_finished", "result": {"cycle": 1, "summaries_created": 3, "schema_candidates": 2, "claude_call_used": true, "main_insight_text": "insight", "timed_out": true}}"#,
+            engine(EventKind::RemCycleFinished { result: full }, None),
+        );
+        check(
+            r#"{"type": "rem_cycle_finished", "result": 3}"#,
+            refused("result must be an object"),
+        );
+        check(
+            r#"{"type": "rem_cycle_finished", "result": {"summaries_created": -1}}"#,
+            refused("result.summaries_created must be an int from 0 to 2^64 - 1"),
+        );
+        check(
+            r#"{"type": "rem_cycle_finished", "result": {"schema_candidates": true}}"#,
+            refused("result.schema_candidates must be an int"),
+        );
+        check(
+            r#"{"type": "rem_cycle_finished", "result": {"timed_out": 1}}"#,
+            refused("result.timed_out must be a bool"),
+        );
+        check(
+            r#"{"type": "rem_cycle_finished", "result": {"main_insight_text": 1}}"#,
+            refused("result.main_insight_text must be a string"),
+        );
+    }
+}

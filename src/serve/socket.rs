@@ -1,0 +1,121 @@
+//! The Unix socket `serve --socket PATH` listens on: claiming the path, and giving it back.
+//!
+//! Owns refusing a path that a live server or a non-socket holds, replacing a stale socket file,
+//! creating the socket with mode 0600 before anyone can connect, and removing it when the listener
+//! goes. It must not read or answer requests: `Server` does.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+/// Why the socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    /// Another server answers on the socket.
+    #[error("socket {} is in use by another server", .path.display())]
+    InUse {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// Something other than a socket is at the path; it is never removed.
+    #[error("refusing socket path {}: it exists and is not a socket", .path.display())]
+    NotASocket {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// A file-system or socket call failed.
+    #[error("cannot {action} socket {}: {source}", .path.display())]
+    Io {
+        /// What was being done, e.g. `"bind"`.
+        action: &'static str,
+        /// The socket path.
+        path: PathBuf,
+        /// The error the system gave.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A listening Unix socket that removes its file when dropped (unless another server has replaced
+/// it since).
+#[derive(Debug)]
+pub struct SocketListener {
+    listener: UnixListener,
+    path: PathBuf,
+    identity: (u64, u64),
+}
+
+impl SocketListener {
+    /// Listens on `path` with mode 0600. A socket file that nobody answers on is stale and is
+    /// replaced; a live one, or anything that is not a socket, is refused.
+    pub fn bind(path: impl Into<PathBuf>) -> Result<Self, SocketError> {
+        let path = path.into();
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("inspect", &path)(e)),
+            Ok(meta) if !meta.file_type().is_socket() => {
+                return Err(SocketError::NotASocket { path });
+            }
+            Ok(_) => match UnixStream::connect(&path) {
+                Ok(_) => return Err(SocketError::InUse { path }),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    tracing::info!(path = %path.display(), "replacing a stale socket file");
+                    fs::remove_file(&path).map_err(io_error("remove stale", &path))?;
+                }
+                Err(e) => return Err(io_error("probe", &path)(e)),
+            },
+        }
+        let listener = bind_private(&path).map_err(io_error("bind", &path))?;
+        let meta = fs::symlink_metadata(&path).map_err(io_error("inspect", &path))?;
+        Ok(Self { listener, identity: (meta.dev(), meta.ino()), path })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The listening socket.
+    pub fn listener(&self) -> &UnixListener {
+        &self.listener
+    }
+}
+
+impl Drop for SocketListener {
+    fn drop(&mut self) {
+        let ours = fs::symlink_metadata(&self.path)
+            .is_ok_and(|meta| (meta.dev(), meta.ino()) == self.identity);
+        if ours && let Err(error) = fs::remove_file(&self.path) {
+            tracing::warn!(path = %self.path.display(), %error, "cannot remove the socket file");
+        }
+    }
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl Fn(io::Error) -> SocketError {
+    let path = path.to_owned();
+    move |source| SocketError::Io { action, path: path.clone(), source }
+}
+
+/// Binds a socket that appears at `path` already with mode 0600: it is bound inside a fresh
+/// private (0700) directory beside `path`, narrowed, then renamed into place. When that staging
+/// name is too long for a socket address, it is bound in place and narrowed at once instead.
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let staging = tempfile::Builder::new().prefix(".sock").tempdir_in(dir)?;
+    let staged = staging.path().join("s");
+    let (listener, bound) = match UnixListener::bind(&staged) {
+        Ok(listener) => (listener, staged.as_path()),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => (UnixListener::bind(path)?, path),
+        Err(e) => return Err(e),
+    };
+    fs::set_permissions(bound, fs::Permissions::from_mode(0o600))?;
+    if bound != path {
+        fs::rename(bound, path)?;
+    }
+    Ok(listener)
+}

@@ -1,0 +1,217 @@
+//! The command line on damaged and unusual state files: `check` (read-only, exit 1 on any error),
+//! a corrupt file quarantined and reported by an ordinary command, inputs that cannot be read.
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_daemon-state");
+
+/// A temp directory (mode 0700) holding one state file, written as the seed writes it.
+fn sandbox(content: Option<&[u8]>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join(".daemon-state.json");
+    if let Some(bytes) = content {
+        fs::write(&file, bytes).expect("write");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    (dir, file)
+}
+
+fn daemon_state(file: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .env_remove("DAEMON_STATE_FILE")
+        .env_remove("DAEMON_STATE_TZ")
+        .env_remove("RUST_LOG")
+        .arg("--state-file")
+        .arg(file)
+        .args(args)
+        .output()
+        .expect("run daemon-state")
+}
+
+/// Every file in the directory with its mode and content: what "changed nothing" compares.
+fn snapshot(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .expect("list")
+        .map(|entry| {
+            let path = entry.expect("entry").path();
+            let meta = fs::symlink_metadata(&path).expect("stat");
+            let content = if meta.is_file() { fs::read(&path).expect("read") } else { Vec::new() };
+            (
+                path.file_name().expect("name").to_string_lossy().into_owned(),
+                meta.permissions().mode(),
+                content,
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The levels `check --json` gave to findings whose message contains `about`.
+fn levels(findings: &Value, about: &str) -> Vec<String> {
+    findings
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["message"].as_str().is_some_and(|m| m.contains(about)))
+        .map(|f| f["level"].as_str().expect("level").to_owned())
+        .collect()
+}
+
+/// Runs `check --json` in a prepared directory; checks the exit code, the level of the finding
+/// whose message contains `about`, and that nothing in the directory changed.
+#[track_caller]
+fn check(setup: impl FnOnce(&Path, &Path), code: i32, about: &str, level: &str) {
+    let (dir, file) = sandbox(Some(br#"{"fsm_state": "WAKE", "generation": 3}"#));
+    setup(dir.path(), &file);
+    let before = snapshot(dir.path());
+    let output = daemon_state(&file, &["--json", "check"]);
+    let report: Value = serde_json::from_slice(&output.stdout).expect("check prints JSON");
+    assert_eq!(output.status.code(), Some(code), "{report:#}");
+    assert_eq!(report["ok"], code == 0, "{report:#}");
+    assert_eq!(levels(&report["findings"], about), [level], "{about}: {report:#}");
+    assert_eq!(snapshot(dir.path()), before, "check changed the directory");
+    if code != 0 {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("daemon-state: check found"), "{stderr}");
+    }
+}
+
+#[test]
+fn check_reports_each_finding_with_its_level() {
+    check(|_, _| {}, 0, "mode 0600", "ok");
+    check(|_, _| {}, 0, "parses: a JSON object, WAKE, generation 3", "ok");
+    check(
+        |dir, _| fs::write(dir.join(".daemon-state.json.4242-0.tmp"), b"{\"half").expect("tmp"),
+        0,
+        "interrupted save",
+        "warning",
+    );
+    check(
+        |_, file| fs::set_permissions(file, fs::Permissions::from_mode(0o644)).expect("chmod"),
+        1,
+        "mode 0644",
+        "error",
+    );
+    check(
+        |dir, _| fs::set_permissions(dir, fs::Permissions::from_mode(0o777)).expect("chmod"),
+        1,
+        "directory mode 0777",
+        "error",
+    );
+    check(
+        |dir, _| {
+            fs::write(dir.join(".daemon-state.json.corrupt.20260419T070000.000000Z"), b"{")
+                .expect("q")
+        },
+        0,
+        "quarantined",
+        "warning",
+    );
+    check(
+        |dir, _| fs::write(dir.join(".daemon-state.json.prev"), b"[").expect("prev"),
+        0,
+        "previous generation is corrupt",
+        "warning",
+    );
+    check(
+        |_, file| fs::write(file, br#"{"scheduler_paused": "yes"}"#).expect("write"),
+        0,
+        "scheduler_paused",
+        "warning",
+    );
+    check(
+        |_, file| fs::write(file, b"{\"fsm_state\": \"WA").expect("write"),
+        1,
+        "corrupt",
+        "error",
+    );
+    check(
+        |dir, file| {
+            fs::rename(file, dir.join("elsewhere.json")).expect("move");
+            symlink(dir.join("elsewhere.json"), file).expect("link");
+        },
+        1,
+        "symbolic link",
+        "error",
+    );
+    check(|_, file| fs::remove_file(file).expect("remove"), 0, "no state file", "info");
+}
+
+#[test]
+fn check_human_output_gives_a_level_per_line() {
+    let (dir, file) = sandbox(Some(b"{}"));
+    fs::write(dir.path().join(".daemon-state.json.1-1.tmp"), b"").expect("tmp");
+    let output = daemon_state(&file, &["check"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let levels: Vec<&str> =
+        text.lines().map(|l| l.split_whitespace().next().unwrap_or("")).collect();
+    assert!(
+        levels.iter().all(|l| ["ok", "info", "warning", "error", "check"].contains(l)),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("warning") && l.contains(".tmp")), "{text}");
+    assert!(text.ends_with("check    passed: 0 error(s), 1 warning(s)\n"), "{text}");
+}
+
+#[test]
+fn a_corrupt_file_is_quarantined_and_reported_on_one_line() {
+    let garbage = b"{\"fsm_state\": \"SLEEP\", \"trunc";
+    let (dir, file) = sandbox(Some(garbage));
+    let output = daemon_state(&file, &["--json", "status"]);
+    assert_eq!(output.status.code(), Some(0));
+    let status: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(status["state"], "WAKE", "started fresh");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("daemon-state: warning: ") && stderr.contains("corrupt"),
+        "{stderr}"
+    );
+    let quarantined: Vec<PathBuf> = fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().contains(".daemon-state.json.corrupt."))
+        .collect();
+    assert_eq!(quarantined.len(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&*quarantined[0].to_string_lossy()),
+        "the line names the copy: {stderr}"
+    );
+    assert_eq!(fs::read(&quarantined[0]).expect("copy"), garbage, "kept byte for byte");
+}
+
+/// Prepares a sandbox (its directory, its state file) for one case.
+type Setup = fn(&Path, &Path);
+
+#[test]
+fn inputs_that_cannot_be_read_exit_2_naming_the_path() {
+    let rows: &[(&str, Setup)] = &[
+        ("a directory", |_, file| fs::create_dir(file).expect("mkdir")),
+        ("a symbolic link", |dir, file| symlink(dir.join("nowhere"), file).expect("link")),
+        ("an open directory", |dir, _| {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o777)).expect("chmod")
+        }),
+    ];
+    for (what, setup) in rows {
+        let (dir, file) = sandbox(None);
+        setup(dir.path(), &file);
+        for args in
+            [&["status"][..], &["event", "tick"], &["sessions", "open", "x"], &["digest", "take"]]
+        {
+            let output = daemon_state(&file, args);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{what} {args:?}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{what} {args:?}: {stderr}");
+            assert!(stderr.contains(&*dir.path().to_string_lossy()), "{what} {args:?}: {stderr}");
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The committed drawings in `diagrams/` are what the code draws from the transition table.
+//!
+//! Regenerate them with `UPDATE_EXPECT=1 cargo test --test diagram` (DOT and Mermaid) and
+//! `daemon-state diagram` (all three, the SVG through Graphviz).
+
+use std::path::PathBuf;
+
+use daemon_state::diagram;
+use daemon_state::table::{StateName, TABLE, Target};
+
+fn committed(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("diagrams").join(name)
+}
+
+/// Compares a committed file with what the code draws, or rewrites it under `UPDATE_EXPECT=1`.
+#[track_caller]
+fn check(name: &str, drawn: &str) {
+    let path = committed(name);
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(&path, drawn).expect("write the golden file");
+        return;
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == drawn,
+        "{} differs from what the code draws; regenerate with UPDATE_EXPECT=1 cargo test --test diagram",
+        path.display()
+    );
+}
+
+#[test]
+fn dot_is_up_to_date() {
+    check("lifecycle.dot", &diagram::to_dot());
+}
+
+#[test]
+fn mermaid_is_up_to_date() {
+    check("lifecycle.mmd", &diagram::to_mermaid());
+}
+
+/// The SVG depends on the Graphviz version, so it is not compared byte for byte; it must show
+/// every state and one edge per moving row (plus the entry arrow).
+#[test]
+fn svg_draws_every_state_and_edge() {
+    let svg = std::fs::read_to_string(committed("lifecycle.svg")).expect("diagrams/lifecycle.svg");
+    for state in StateName::ALL {
+        assert!(svg.contains(&format!("<title>{}</title>", state.as_str())), "{state} in the SVG");
+    }
+    let moving = TABLE.iter().filter(|row| row.to != Target::Stay).count();
+    assert_eq!(svg.matches("class=\"edge\"").count(), moving + 1, "edges in the SVG");
+}
+
+#[test]
+fn every_row_appears_in_both_drawings() {
+    let (dot, mermaid) = (diagram::to_dot(), diagram::to_mermaid());
+    for row in &TABLE {
+        let trigger = row.trigger.as_str();
+        assert!(dot.contains(trigger) && mermaid.contains(trigger), "{row:?}");
+        for action in row.actions {
+            assert!(dot.contains(action.label()) && mermaid.contains(action.label()), "{row:?}");
+        }
+        let guard = row.guard.label();
+        assert!(dot.contains(guard) && mermaid.contains(guard), "{row:?}");
+    }
+}
