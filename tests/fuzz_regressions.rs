@@ -1,16 +1,21 @@
-//! Hostile state files, kept: every input under `tests/fixtures/fuzz/` (crash inputs the fuzz loop
-//! found, and a hand-made corpus of the hostile shapes SPEC section 9 names) goes through the fuzz
-//! oracle, and a short burst of generated inputs keeps the generators honest. The long run is
-//! `cargo run --release --example fuzz_state` (CI runs a million inputs).
+//! Hostile inputs, kept: every state file under `tests/fixtures/fuzz/` and every request stream
+//! under `tests/fixtures/fuzz/serve/` (inputs the fuzz loop failed on, and a hand-made corpus of the
+//! hostile shapes SPEC section 9 names) goes through its fuzz oracle, and a short burst of
+//! generated inputs keeps the generators honest. The long run is
+//! `cargo run --release --example fuzz_state -- --inputs 1000000 --serve-inputs 250000`, as CI runs it.
 //!
-//! The oracle (`examples/fuzz_state/harness.rs`): no panic, the engine opens, a corrupt file is
-//! quarantined byte for byte and never silently emptied, a file that parses is not rewritten by
-//! opening it, the file left after a few events parses, and unknown keys survive.
+//! The state-file oracle (`examples/fuzz_state/harness.rs`): no panic, the engine opens, a corrupt
+//! file is quarantined byte for byte and never silently emptied, a file that parses is not rewritten
+//! by opening it, the file left after a few events parses, and unknown keys survive. The serve
+//! oracle (`examples/fuzz_state/serve.rs`): no panic, one reply with a boolean `ok` per request
+//! line and none per blank line, and the file left parses with its unknown keys.
 
 #[path = "../examples/fuzz_state/generate.rs"]
 mod generate;
 #[path = "../examples/fuzz_state/harness.rs"]
 mod harness;
+#[path = "../examples/fuzz_state/serve.rs"]
+mod serve;
 
 use std::path::PathBuf;
 
@@ -54,21 +59,46 @@ fn each_hostile_shape_is_read_or_quarantined() {
     check_fixture("zero-filled.json", Quarantined);
 }
 
-#[test]
-fn every_kept_input_passes_the_oracle() {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(fixtures())
+/// The files in `dir` whose names end in `.extension`, sorted.
+fn kept(dir: PathBuf, extension: &str) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("fixtures")
         .map(|entry| entry.expect("entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .filter(|path| path.extension().is_some_and(|ext| ext == extension))
         .collect();
-    names.sort();
-    assert!(names.len() >= 15, "the corpus is missing: {names:?}");
-    for path in names {
+    paths.sort();
+    paths
+}
+
+#[test]
+fn every_kept_state_file_passes_the_oracle() {
+    let paths = kept(fixtures(), "json");
+    assert!(paths.len() >= 15, "the corpus is missing: {paths:?}");
+    for path in paths {
         let bytes = std::fs::read(&path).expect("input");
         if let Err(rule) = check(&bytes) {
             panic!("{}: {rule}", path.display());
         }
     }
+}
+
+#[test]
+fn every_kept_request_stream_passes_the_serve_oracle() {
+    let paths = kept(fixtures().join("serve"), "ndjson");
+    assert!(paths.len() >= 3, "the corpus is missing: {paths:?}");
+    for path in paths {
+        let bytes = std::fs::read(&path).expect("input");
+        if let Err(rule) = serve::check(&bytes) {
+            panic!("{}: {rule}", path.display());
+        }
+    }
+}
+
+#[test]
+fn an_over_long_line_is_refused_and_the_stream_goes_on() {
+    let long = format!("{{\"type\": \"status\", \"pad\": \"{}\"}}", "x".repeat(1 << 20));
+    let stream = format!("{{\"type\": \"status\"}}\n{long}\n{{\"type\": \"status\"}}\n");
+    assert_eq!(serve::check(stream.as_bytes()), Ok(()));
 }
 
 #[test]
@@ -97,4 +127,15 @@ fn a_burst_of_generated_inputs_passes() {
     }
     assert!(seen.iter().all(|&count| count > 0), "a family never came up: {seen:?}");
     assert!(parsed > 100 && quarantined > 100, "{parsed} parsed, {quarantined} quarantined");
+}
+
+#[test]
+fn a_burst_of_generated_request_streams_passes() {
+    let mut rng = Rng::new(11);
+    for n in 0..200 {
+        let bytes = serve::input(&mut rng);
+        if let Err(rule) = serve::check(&bytes) {
+            panic!("stream {n}: {rule}\n{}", String::from_utf8_lossy(&bytes));
+        }
+    }
 }

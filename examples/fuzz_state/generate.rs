@@ -69,6 +69,11 @@ pub fn input(rng: &mut Rng) -> (usize, Vec<u8>) {
     (family, bytes)
 }
 
+/// One of the seed-format documents mutations start from, as it is.
+pub fn seed_document(rng: &mut Rng) -> Vec<u8> {
+    rng.pick(&CORPUS).to_vec()
+}
+
 /// A session id as a hostile host may send it.
 pub fn session_id(rng: &mut Rng) -> String {
     match rng.below(10) {
@@ -161,7 +166,7 @@ fn byte_mutation(rng: &mut Rng) -> Vec<u8> {
 }
 
 /// A value of any JSON type, often one a known key must not hold; `depth` bounds nesting.
-fn hostile(rng: &mut Rng, depth: usize) -> String {
+pub fn hostile(rng: &mut Rng, depth: usize) -> String {
     const SCALARS: [&str; 40] = [
         "null",
         "true",

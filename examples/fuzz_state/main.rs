@@ -1,6 +1,7 @@
-//! The fuzz loop over hostile state files: generates inputs, runs each through the oracle in
-//! `harness`, counts them, and saves every input that panics or breaks a rule, so that it can be
-//! kept as a regression test under `tests/fixtures/fuzz/`.
+//! The fuzz loop over hostile state files (`harness`) and hostile `serve` request streams
+//! (`serve`): generates inputs, runs each through its oracle, counts them, and saves every input
+//! that panics or breaks a rule, so that it can be kept as a regression test under
+//! `tests/fixtures/fuzz/`.
 //!
 //! It must not stop at the first failure nor hide one: every failure is saved and counted, and the
 //! exit code says whether there was any. Input `n` depends only on the seed and `n`, whatever the
@@ -8,6 +9,7 @@
 
 mod generate;
 mod harness;
+mod serve;
 
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
@@ -22,9 +24,12 @@ use harness::{Rng, Verdict};
 #[derive(Parser)]
 #[command(about = "Feeds hostile state files to the loader and the engine")]
 struct Args {
-    /// How many inputs to run.
+    /// How many state files to run through the loader and the engine.
     #[arg(long, default_value_t = 1_000_000)]
     inputs: u64,
+    /// How many request streams to run through `serve`.
+    #[arg(long, default_value_t = 0)]
+    serve_inputs: u64,
     /// The random seed; the same seed gives the same inputs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -41,24 +46,33 @@ thread_local! {
     static LAST_PANIC: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
+/// The rows of the tallies: the state-file families, then the serve streams.
+const ROWS: usize = generate::FAMILIES.len() + 1;
+
+fn row_name(row: usize) -> &'static str {
+    generate::FAMILIES.get(row).copied().unwrap_or("serve request streams")
+}
+
 /// What one thread saw.
 #[derive(Default)]
 struct Tally {
-    inputs: [u64; generate::FAMILIES.len()],
-    seconds: [f64; generate::FAMILIES.len()],
+    inputs: [u64; ROWS],
+    seconds: [f64; ROWS],
     parsed: u64,
     quarantined: u64,
+    served: u64,
     failures: u64,
 }
 
 impl Tally {
     fn add(&mut self, other: &Tally) {
-        for family in 0..generate::FAMILIES.len() {
+        for family in 0..ROWS {
             self.inputs[family] += other.inputs[family];
             self.seconds[family] += other.seconds[family];
         }
         self.parsed += other.parsed;
         self.quarantined += other.quarantined;
+        self.served += other.served;
         self.failures += other.failures;
     }
 }
@@ -69,32 +83,45 @@ fn rng_for(seed: u64, n: u64) -> Rng {
     Rng::new(mix.next_u64())
 }
 
-/// Runs inputs `first`, `first + step`, ... below `args.inputs`.
+/// Runs inputs `first`, `first + step`, ...: the state files first, then the serve streams.
 fn run(args: &Args, first: u64, step: u64) -> Tally {
     let mut tally = Tally::default();
-    for n in (first..args.inputs).step_by(step as usize) {
-        let (family, bytes) = generate::input(&mut rng_for(args.seed, n));
-        tally.inputs[family] += 1;
+    for n in (first..args.inputs + args.serve_inputs).step_by(step as usize) {
+        let mut rng = rng_for(args.seed, n);
+        let (row, bytes) = if n < args.inputs {
+            generate::input(&mut rng)
+        } else {
+            (generate::FAMILIES.len(), serve::input(&mut rng))
+        };
+        tally.inputs[row] += 1;
         let started = Instant::now();
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| harness::check(&bytes)));
-        tally.seconds[family] += started.elapsed().as_secs_f64();
-        let failure = match outcome {
-            Ok(Ok(Verdict::Parsed)) => {
-                tally.parsed += 1;
-                continue;
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            if n < args.inputs {
+                harness::check(&bytes).map(Some)
+            } else {
+                serve::check(&bytes).map(|()| None)
             }
-            Ok(Ok(Verdict::Quarantined)) => {
-                tally.quarantined += 1;
+        }));
+        tally.seconds[row] += started.elapsed().as_secs_f64();
+        let failure = match outcome {
+            Ok(Ok(verdict)) => {
+                match verdict {
+                    Some(Verdict::Parsed) => tally.parsed += 1,
+                    Some(Verdict::Quarantined) => tally.quarantined += 1,
+                    None => tally.served += 1,
+                }
                 continue;
             }
             Ok(Err(rule)) => rule,
             Err(_) => format!("panic: {}", LAST_PANIC.with(|last| last.borrow().clone())),
         };
         tally.failures += 1;
-        if let Err(e) = save(&args.failures, n, &bytes, &failure) {
+        let name =
+            if n < args.inputs { format!("state-{n}.json") } else { format!("serve-{n}.ndjson") };
+        if let Err(e) = save(&args.failures, &name, &bytes, &failure) {
             eprintln!("fuzz_state: cannot save failing input {n}: {e}");
         }
-        eprintln!("fuzz_state: input {n} ({}) failed: {failure}", generate::FAMILIES[family]);
+        eprintln!("fuzz_state: input {n} ({}) failed: {failure}", row_name(row));
     }
     tally
 }
@@ -122,20 +149,23 @@ fn main() -> ExitCode {
         }
     });
     let seconds = began.elapsed().as_secs_f64();
+    let inputs = args.inputs + args.serve_inputs;
     println!(
-        "fuzz_state: {} inputs in {seconds:.1} s on {jobs} threads ({:.0} per second), seed {}: \
-         {} parsed and run, {} quarantined, {} failed",
-        args.inputs,
-        args.inputs as f64 / seconds.max(1e-9),
+        "fuzz_state: {inputs} inputs in {seconds:.1} s on {jobs} threads ({:.0} per second), seed {}: \
+         {} state files parsed and run, {} quarantined, {} serve streams answered, {} failed",
+        inputs as f64 / seconds.max(1e-9),
         args.seed,
         total.parsed,
         total.quarantined,
+        total.served,
         total.failures
     );
-    for (family, name) in generate::FAMILIES.iter().enumerate() {
+    for row in 0..ROWS {
         println!(
-            "  {name:<28} {:>9} inputs, {:>6.1} s",
-            total.inputs[family], total.seconds[family]
+            "  {:<28} {:>9} inputs, {:>6.1} s",
+            row_name(row),
+            total.inputs[row],
+            total.seconds[row]
         );
     }
     if total.failures == 0 {
@@ -146,9 +176,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Saves a failing input as `N.json` (its bytes) and `N.txt` (what went wrong).
-fn save(dir: &Path, n: u64, bytes: &[u8], failure: &str) -> std::io::Result<()> {
+/// Saves a failing input under `name` (its bytes) and `name.txt` (what went wrong).
+fn save(dir: &Path, name: &str, bytes: &[u8], failure: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join(format!("{n}.json")), bytes)?;
-    std::fs::write(dir.join(format!("{n}.txt")), failure)
+    std::fs::write(dir.join(name), bytes)?;
+    std::fs::write(dir.join(format!("{name}.txt")), failure)
 }
