@@ -18,10 +18,10 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-pub use fs::{FileKind, Fs, FsFile, FsLock, Interposed, Meta, RealFs};
+pub use fs::{FileKind, Fs, FsFile, FsLock, Interposed, LockFile, Meta, RealFs};
 pub use load::{Loaded, Recovery};
 pub use sim::{Call, SimFs};
 
@@ -107,11 +107,12 @@ impl Broken {
 #[must_use = "the lock is released when this guard is dropped"]
 pub struct StoreLock {
     held: Arc<AtomicBool>,
-    _lock: FsLock,
+    file: Arc<dyn LockFile>,
 }
 
 impl Drop for StoreLock {
     fn drop(&mut self) {
+        self.file.release();
         self.held.store(false, Ordering::Release);
     }
 }
@@ -146,6 +147,12 @@ pub struct Store {
     durable_writes: u64,
     locked: Arc<AtomicBool>,
     broken: Option<Broken>,
+    /// The directory, held open after the first save so each save syncs it without reopening it.
+    dir_handle: Mutex<Option<Box<dyn FsFile>>>,
+    /// `NAME.lock`, held open after the first lock so each lock is one system call.
+    lock_file: Mutex<Option<Arc<dyn LockFile>>>,
+    /// This process's id, for temp names (asked once: it is a system call).
+    pid: u32,
 }
 
 impl std::fmt::Debug for Store {
@@ -209,6 +216,9 @@ impl Store {
             durable_writes: 0,
             locked: Arc::new(AtomicBool::new(false)),
             broken: None,
+            dir_handle: Mutex::new(None),
+            lock_file: Mutex::new(None),
+            pid: std::process::id(),
         }
     }
 
@@ -235,17 +245,25 @@ impl Store {
         if self.locked.swap(true, Ordering::Acquire) {
             return Err(StoreError::AlreadyLocked { path: self.path.clone() });
         }
-        match self.fs.lock(&self.lock_path, true) {
-            Ok(Some(lock)) => Ok(StoreLock { held: Arc::clone(&self.locked), _lock: lock }),
-            Ok(None) => {
-                self.locked.store(false, Ordering::Release);
-                Err(io_error("cannot lock", &self.lock_path, io::ErrorKind::WouldBlock.into()))
-            }
+        match self.acquire_lock_file() {
+            Ok(file) => Ok(StoreLock { held: Arc::clone(&self.locked), file }),
             Err(e) => {
                 self.locked.store(false, Ordering::Release);
                 Err(io_error("cannot lock", &self.lock_path, e))
             }
         }
+    }
+
+    /// Opens `NAME.lock` once and takes its lock.
+    fn acquire_lock_file(&self) -> io::Result<Arc<dyn LockFile>> {
+        let mut held = self.lock_file.lock().unwrap_or_else(PoisonError::into_inner);
+        let file = match held.as_ref() {
+            Some(file) => Arc::clone(file),
+            None => Arc::clone(held.insert(Arc::from(self.fs.open_lock(&self.lock_path)?))),
+        };
+        drop(held);
+        file.acquire()?;
+        Ok(file)
     }
 
     /// Whether the state file is not the one this store last read or wrote (compared by device,

@@ -76,11 +76,25 @@ pub trait Fs: Send {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries durable (`fsync` on the directory).
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Opens a directory to sync it again and again: the handle's `sync` is [`Fs::sync_dir`]
+    /// without opening the directory each time (writing to it is an error).
+    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn FsFile>>;
     /// The names in a directory.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>>;
     /// Takes an exclusive advisory lock on `path`, creating it (mode 0600) when missing. With `wait`
     /// it blocks until the lock is free; without, it gives `None` when another holder has it.
     fn lock(&self, path: &Path, wait: bool) -> io::Result<Option<FsLock>>;
+    /// Opens (creating it, mode 0600) a lock file to lock and unlock again and again without
+    /// reopening it.
+    fn open_lock(&self, path: &Path) -> io::Result<Box<dyn LockFile>>;
+}
+
+/// A lock file held open: an exclusive advisory lock taken and released on the same open file.
+pub trait LockFile: Send + Sync {
+    /// Takes the lock, waiting for another holder to release it.
+    fn acquire(&self) -> io::Result<()>;
+    /// Releases the lock (errors are ignored: closing the file would release it too).
+    fn release(&self);
 }
 
 /// The real file system, through `std::fs` and POSIX semantics.
@@ -180,19 +194,20 @@ impl Fs for RealFs {
         File::open(dir)?.sync_all()
     }
 
+    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn FsFile>> {
+        Ok(Box::new(File::open(dir)?))
+    }
+
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         std::fs::read_dir(dir)?.map(|entry| entry.map(|e| e.file_name())).collect()
     }
 
+    fn open_lock(&self, path: &Path) -> io::Result<Box<dyn LockFile>> {
+        Ok(Box::new(open_lock_file(path)?))
+    }
+
     fn lock(&self, path: &Path, wait: bool) -> io::Result<Option<FsLock>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)?;
+        let file = open_lock_file(path)?;
         if wait {
             file.lock()?;
         } else {
@@ -204,6 +219,28 @@ impl Fs for RealFs {
         }
         // Closing the file releases the lock.
         Ok(Some(Box::new(file)))
+    }
+}
+
+/// Opens a lock file for reading and writing, creating it with mode 0600, never through a link.
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+impl LockFile for File {
+    fn acquire(&self) -> io::Result<()> {
+        self.lock()
+    }
+
+    fn release(&self) {
+        let _ = self.unlock();
     }
 }
 
@@ -303,6 +340,11 @@ impl<F: Fn(Call, &Path) -> Option<io::Error> + Send> Fs for Interposed<F> {
         RealFs.sync_dir(dir)
     }
 
+    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn FsFile>> {
+        self.check(Call::SyncDir, dir)?;
+        RealFs.open_dir(dir)
+    }
+
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         self.check(Call::ListDir, dir)?;
         RealFs.list_dir(dir)
@@ -311,5 +353,10 @@ impl<F: Fn(Call, &Path) -> Option<io::Error> + Send> Fs for Interposed<F> {
     fn lock(&self, path: &Path, wait: bool) -> io::Result<Option<FsLock>> {
         self.check(Call::Lock, path)?;
         RealFs.lock(path, wait)
+    }
+
+    fn open_lock(&self, path: &Path) -> io::Result<Box<dyn LockFile>> {
+        self.check(Call::Lock, path)?;
+        RealFs.open_lock(path)
     }
 }

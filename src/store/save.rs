@@ -5,6 +5,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
@@ -114,7 +115,21 @@ impl Store {
         if self.broken == Some(Broken::NoDirFsync) {
             return Ok(());
         }
-        self.fs.sync_dir(&self.dir).map_err(|e| io_error("cannot sync directory", &self.dir, e))
+        let mut held = self.dir_handle.lock().unwrap_or_else(PoisonError::into_inner);
+        let handle = match held.as_mut() {
+            Some(handle) => handle,
+            None => held.insert(
+                self.fs
+                    .open_dir(&self.dir)
+                    .map_err(|e| io_error("cannot open directory", &self.dir, e))?,
+            ),
+        };
+        let synced = handle.sync();
+        if synced.is_err() {
+            // Never trust a handle whose sync failed: the next save opens the directory afresh.
+            *held = None;
+        }
+        synced.map_err(|e| io_error("cannot sync directory", &self.dir, e))
     }
 
     /// Creates a new temp file, mode 0600, that no other save uses.
@@ -135,7 +150,7 @@ impl Store {
     fn temp_path(&self) -> PathBuf {
         let count = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let mut name = self.name.clone();
-        name.push(format!(".{}-{count}.tmp", std::process::id()));
+        name.push(format!(".{}-{count}.tmp", self.pid));
         self.dir.join(name)
     }
 }

@@ -18,7 +18,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use super::fs::{FileKind, Fs, FsFile, FsLock, Meta};
+use super::fs::{FileKind, Fs, FsFile, FsLock, LockFile, Meta};
 
 /// A kind of file-system call, for injecting errors at the N-th call of that kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -244,6 +244,22 @@ struct SimFile {
     ino: u64,
 }
 
+/// A directory held open for syncing: each `sync` is a [`Fs::sync_dir`] of it.
+struct SimDir {
+    fs: SimFs,
+    dir: PathBuf,
+}
+
+impl FsFile for SimDir {
+    fn write_all(&mut self, _: &[u8]) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::EISDIR))
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.fs.sync_dir(&self.dir)
+    }
+}
+
 impl FsFile for SimFile {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         let mut state = self.fs.enter(Call::Write)?;
@@ -280,6 +296,28 @@ impl FsFile for SimFile {
 struct SimLock {
     fs: SimFs,
     path: PathBuf,
+}
+
+/// A simulated lock file held open: each `acquire` waits like [`Fs::lock`] does.
+struct SimLockFile {
+    fs: SimFs,
+    path: PathBuf,
+}
+
+impl LockFile for SimLockFile {
+    fn acquire(&self) -> io::Result<()> {
+        let mut state = self.fs.enter(Call::Lock)?;
+        while state.locks.contains(&self.path) {
+            state = self.fs.shared.unlocked.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+        state.locks.insert(self.path.clone());
+        Ok(())
+    }
+
+    fn release(&self) {
+        self.fs.state().locks.remove(&self.path);
+        self.fs.shared.unlocked.notify_all();
+    }
 }
 
 impl Drop for SimLock {
@@ -366,10 +404,18 @@ impl Fs for SimFs {
         Ok(())
     }
 
+    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn FsFile>> {
+        Ok(Box::new(SimDir { fs: self.clone(), dir: dir.to_owned() }))
+    }
+
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         let state = self.enter(Call::ListDir)?;
         let dir = state.dirs.get(dir).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         Ok(dir.current.keys().cloned().collect())
+    }
+
+    fn open_lock(&self, path: &Path) -> io::Result<Box<dyn LockFile>> {
+        Ok(Box::new(SimLockFile { fs: self.clone(), path: path.to_owned() }))
     }
 
     fn lock(&self, path: &Path, wait: bool) -> io::Result<Option<FsLock>> {
