@@ -156,8 +156,11 @@ impl Fs for RealFs {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)?;
-        // The umask can only take bits away; this makes the mode exactly 0600 whatever it is.
-        if let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(0o600)) {
+        // The umask can only take bits away. When the process's umask leaves 0600 alone, the file
+        // already has it; otherwise this makes the mode exactly 0600.
+        if umask_strips_owner_bits()
+            && let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        {
             drop(file);
             // The caller never learns the name of a file this call failed to create: remove it
             // here, and report the error that made the call fail rather than this one.
@@ -220,6 +223,20 @@ impl Fs for RealFs {
         // Closing the file releases the lock.
         Ok(Some(Box::new(file)))
     }
+}
+
+/// Whether the process's umask (read once, from `/proc/self/status`) takes away owner read or
+/// write bits, so that a file created 0600 needs its mode set again. True when it cannot be read.
+fn umask_strips_owner_bits() -> bool {
+    static STRIPS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *STRIPS.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let umask = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Umask:"))
+            .and_then(|value| u32::from_str_radix(value.trim(), 8).ok());
+        umask.is_none_or(|umask| umask & 0o600 != 0)
+    })
 }
 
 /// Opens a lock file for reading and writing, creating it with mode 0600, never through a link.
