@@ -452,3 +452,58 @@ fn human_output_of_an_event() {
         "daemon-state: user_sleep_requested is not accepted in TRANSITIONING: already sleeping\n"
     );
 }
+
+#[test]
+fn simulate_runs_a_day_and_leaves_a_state_file_status_can_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plot = dir.path().join("night.svg");
+    let output = command()
+        .args(["--json", "simulate", "--days", "1", "--seed", "3", "--dir"])
+        .arg(dir.path().join("sim"))
+        .arg("--plot")
+        .arg(&plot)
+        .output()
+        .expect("run daemon-state");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert_eq!(summary["final_state"], "WAKE", "{summary}");
+    assert!(fs::read_to_string(&plot).expect("the plot").starts_with("<svg"));
+    let state_file = dir.path().join("sim").join(".daemon-state.json");
+    let status = command()
+        .arg("--state-file")
+        .arg(&state_file)
+        .args(["--json", "status"])
+        .output()
+        .expect("run daemon-state");
+    assert_eq!(status.status.code(), Some(0));
+    let status: Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(status["state"], "WAKE");
+}
+
+#[test]
+fn serve_answers_each_line_on_stdio() {
+    let s = Sandbox::new();
+    let input = concat!(
+        "{\"type\":\"session_open\",\"session_id\":\"s1\",\"ts\":\"2026-04-19T12:00:00Z\"}\n",
+        "not json\n",
+        "{\"type\":\"tick\",\"ts\":\"2026-04-19T12:00:30Z\"}\n",
+    );
+    let output = command()
+        .arg("--state-file")
+        .arg(&s.file)
+        .args(["--now", "2026-04-19T12:00:00Z", "serve"])
+        .write_stdin(input)
+        .output()
+        .expect("run daemon-state");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let replies: Vec<Value> = String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(replies.len(), 3);
+    assert_eq!(replies[0], json!({"ok": true, "reason": "session_open_queued"}));
+    assert_eq!(replies[1]["ok"], false);
+    assert_eq!(replies[2]["ok"], true);
+    assert!(s.doc()["first_turn_pending"]["s1"].is_string());
+}

@@ -223,3 +223,21 @@ fn a_long_session_id_is_found_again_at_recall() {
     let outcome = engine.handle(Event::new(now(), EventKind::Recall { session_id: long })).unwrap();
     assert_eq!(outcome.first_turn, Some(true));
 }
+
+// Restoring the engine from a file in any state fires no entry action: the first event after the
+// restore gives no release of the lock, no REM cycle, no write of its own.
+#[test]
+fn restoring_fires_no_entry_effect() {
+    for state in ["WAKE", "TRANSITIONING", "SLEEP", "DREAMING"] {
+        let fs = SimFs::new();
+        let night = json!({"started_at": format(now()), "planned": 4, "completed": 1,
+            "lock_lost": false, "activity_at": null});
+        let mut engine = engine_on(&fs, json!({"fsm_state": state, "night": night}));
+        assert_eq!(engine.state().as_str(), state);
+        assert_eq!(engine.store().durable_writes(), 0, "{state}: opening writes nothing");
+        let outcome = engine.handle(Event::new(now(), EventKind::Pause)).unwrap();
+        assert!(outcome.effects.is_empty(), "{state}: {:?}", outcome.effects);
+        assert!(outcome.transitions.is_empty(), "{state}");
+        assert_eq!(engine.state().as_str(), state);
+    }
+}
