@@ -1,46 +1,12 @@
 //! The `serve` protocol's engine messages: one test per message type, each reply
 //! compared whole, through the library's stream API with a fixed clock.
 
-use std::io::Cursor;
-use std::path::PathBuf;
-
-use daemon_state::engine::Engine;
-use daemon_state::serve::Server;
-use daemon_state::timestamp;
 use serde_json::{Value, json};
 
-/// The server's clock.
-const NOW: &str = "2026-04-18T12:30:00+00:00";
+use super::{Daemon, NOW};
+
 /// The moment most messages carry in their `ts`.
 const AT: &str = "2026-04-18T03:30:00+00:00";
-
-struct Daemon {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-    server: Server,
-}
-
-impl Daemon {
-    fn new(state: Value) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(".daemon-state.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
-        let (engine, report) = Engine::open(&path).unwrap();
-        assert!(report.warnings.is_empty(), "{report:?}");
-        let now = timestamp::parse(NOW).unwrap();
-        Self { _dir: dir, path, server: Server::new(engine, move || now) }
-    }
-
-    fn ask(&self, request: &str) -> Value {
-        let mut output = Vec::new();
-        self.server.serve_stream(Cursor::new(format!("{request}\n")), &mut output).unwrap();
-        serde_json::from_slice(&output).unwrap()
-    }
-
-    fn disk(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(&self.path).unwrap()).unwrap()
-    }
-}
 
 /// Starts a daemon on `state`, sends `request` and compares the whole reply; returns the daemon
 /// for a look at the disk.
