@@ -342,23 +342,29 @@ impl Lifecycle {
                 context.finish_night();
                 context.go("shutdown", State::wake())
             }
-            Trigger::Continue => {
-                if context.out.winding_down {
-                    context.took(HERE, Trigger::Continue, Guard::WindingDown);
+            // SLEEP decides at once what comes next (`Continue`). It rests here only when a save
+            // failed between two steps; a tick then takes the same decision, so the night goes on.
+            trigger @ (Trigger::Continue | Trigger::Tick) => {
+                if trigger == Trigger::Tick {
+                    context.data.note_tick(context.at);
+                    context.reap_first_turns("tick");
+                }
+                if trigger == Trigger::Continue && context.out.winding_down {
+                    context.took(HERE, trigger, Guard::WindingDown);
                     context.finish_night();
                     return context.go("wound_down", State::wake());
                 }
                 if let Some((guard, reason)) = context.data.yield_reason(context.at) {
-                    context.took(HERE, Trigger::Continue, guard);
+                    context.took(HERE, trigger, guard);
                     context.emit_yielded(reason, true);
                     context.finish_night();
                     return context.go(reason, State::wake());
                 }
                 if context.data.cycles_left() {
-                    context.took(HERE, Trigger::Continue, Guard::CyclesLeft);
+                    context.took(HERE, trigger, Guard::CyclesLeft);
                     context.go("next_cycle", State::dreaming())
                 } else {
-                    context.took(HERE, Trigger::Continue, Guard::CyclesDone);
+                    context.took(HERE, trigger, Guard::CyclesDone);
                     context.finish_night();
                     context.go("cycles_done", State::wake())
                 }

@@ -315,7 +315,7 @@ const TRANSITIONING_ROWS: [Row; 6] = [
     row(Transitioning, T::Shutdown, G::Always, Go(Wake), &[A::ReleaseLock]),
 ];
 
-const SLEEP_ROWS: [Row; 8] = [
+const SLEEP_ROWS: [Row; 13] = [
     row(
         Sleep,
         T::Boot,
@@ -348,6 +348,17 @@ const SLEEP_ROWS: [Row; 8] = [
     ),
     row(Sleep, T::Continue, G::CyclesLeft, Go(Dreaming), &[A::RunRemCycle]),
     row(Sleep, T::Continue, G::CyclesDone, Go(Wake), &[A::FinishNight, A::ReleaseLock]),
+    row(Sleep, T::Tick, G::ForceWake, Go(Wake), &[A::EmitYielded, A::FinishNight, A::ReleaseLock]),
+    row(Sleep, T::Tick, G::LockLost, Go(Wake), &[A::EmitYielded, A::FinishNight, A::ReleaseLock]),
+    row(
+        Sleep,
+        T::Tick,
+        G::RecentActivity,
+        Go(Wake),
+        &[A::EmitYielded, A::FinishNight, A::ReleaseLock],
+    ),
+    row(Sleep, T::Tick, G::CyclesLeft, Go(Dreaming), &[A::RunRemCycle]),
+    row(Sleep, T::Tick, G::CyclesDone, Go(Wake), &[A::FinishNight, A::ReleaseLock]),
 ];
 
 const DREAMING_ROWS: [Row; 5] = [
@@ -378,7 +389,7 @@ const fn concat<const N: usize>(parts: [&[Row]; 8]) -> [Row; N] {
 const ANYTIME: usize = 8;
 
 /// The whole table, state by state, rows of one (state, event) in priority order.
-pub const TABLE: [Row; 26 + 4 * ANYTIME] = concat([
+pub const TABLE: [Row; 31 + 4 * ANYTIME] = concat([
     &WAKE_ROWS,
     &anytime_rows!(Wake),
     &TRANSITIONING_ROWS,

@@ -241,3 +241,23 @@ fn restoring_fires_no_entry_effect() {
         assert_eq!(engine.state().as_str(), state);
     }
 }
+
+// A save that fails between SLEEP and DREAMING leaves the engine at rest in SLEEP, the last durable
+// state; the next tick takes SLEEP's decision again, so the night goes on instead of sticking.
+#[test]
+fn a_night_stuck_in_sleep_by_a_failed_save_goes_on_at_the_next_tick() {
+    let fs = SimFs::new();
+    let mut engine = engine_on(
+        &fs,
+        json!({"fsm_state": "WAKE", "force_rem_request": {"ts": "t", "pending": true}}),
+    );
+    engine.handle(Event::new(now(), EventKind::Tick { store_empty: false })).unwrap();
+    assert_eq!(engine.state().as_str(), "TRANSITIONING");
+    fs.fail_at(Call::Create, 1, libc::ENOSPC);
+    assert!(engine.handle(Event::new(now(), EventKind::LockAcquired)).is_err());
+    assert_eq!(engine.state().as_str(), "SLEEP");
+    assert_eq!(on_disk(&fs)["fsm_state"], "SLEEP");
+    let outcome = engine.handle(Event::new(now(), EventKind::Tick { store_empty: false })).unwrap();
+    assert_eq!(engine.state().as_str(), "DREAMING");
+    assert!(outcome.effects.contains(&Effect::RunRemCycle { cycle: 1, of: 1, is_last: true }));
+}

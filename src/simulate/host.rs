@@ -380,6 +380,10 @@ impl Host {
                 let state = engine.state();
                 self.trace.enter(at, state);
                 match self.on_fault.take() {
+                    Some(OnFault::CarryOn) => {
+                        self.note(MarkKind::Fault, "disk full");
+                        return Ok(None);
+                    }
                     Some(OnFault::ShutDown) => {
                         self.note(MarkKind::Fault, "disk error");
                         self.tally.restarts += 1;

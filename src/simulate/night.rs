@@ -97,6 +97,7 @@ impl Nights {
             Some(Mishap::LockDenied) => answer(false, None),
             Some(Mishap::KilledMidSave) => answer(true, Some(OnFault::Die)),
             Some(Mishap::DiskError) => answer(true, Some(OnFault::ShutDown)),
+            Some(Mishap::DiskFull) => answer(true, Some(OnFault::CarryOn)),
             Some(Mishap::CrashWhileWaiting) => Plan::Job(at, Job::Stop { epoch, restart: false }),
             Some(Mishap::RestartWhileWaiting) => Plan::Job(at, Job::Stop { epoch, restart: true }),
             Some(mishap) => Plan::Fault(mishap.label()),
@@ -146,7 +147,8 @@ impl Nights {
             | Mishap::CrashWhileWaiting
             | Mishap::RestartWhileWaiting
             | Mishap::KilledMidSave
-            | Mishap::DiskError => return plans,
+            | Mishap::DiskError
+            | Mishap::DiskFull => return plans,
         };
         plans.push(plan);
         plans

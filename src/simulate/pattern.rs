@@ -177,6 +177,9 @@ pub enum Mishap {
     KilledMidSave,
     /// A save fails at a night's start; the host shuts down cleanly and starts again.
     DiskError,
+    /// A save fails at a night's start (the disk was full for a moment); the host carries on, and
+    /// its next tick finds the engine resting in SLEEP.
+    DiskFull,
     /// The host process dies during a REM cycle.
     CrashWhileDreaming,
     /// The host restarts during a REM cycle.
@@ -202,13 +205,14 @@ pub enum Stage {
 
 impl Mishap {
     /// Every mishap, once.
-    pub const ALL: [Mishap; 11] = [
+    pub const ALL: [Mishap; 12] = [
         Self::LockHangs,
         Self::LockDenied,
         Self::CrashWhileWaiting,
         Self::RestartWhileWaiting,
         Self::KilledMidSave,
         Self::DiskError,
+        Self::DiskFull,
         Self::CrashWhileDreaming,
         Self::RestartWhileDreaming,
         Self::ForceWake,
@@ -224,7 +228,8 @@ impl Mishap {
             | Self::CrashWhileWaiting
             | Self::RestartWhileWaiting
             | Self::KilledMidSave
-            | Self::DiskError => Stage::Lock,
+            | Self::DiskError
+            | Self::DiskFull => Stage::Lock,
             Self::CrashWhileDreaming | Self::RestartWhileDreaming => Stage::AnyCycle,
             Self::ForceWake | Self::LockLost | Self::ClientWakes => Stage::CycleWithMoreToCome,
         }
@@ -239,6 +244,7 @@ impl Mishap {
             Self::RestartWhileWaiting | Self::RestartWhileDreaming => "restart",
             Self::KilledMidSave => "killed mid-save",
             Self::DiskError => "disk error",
+            Self::DiskFull => "disk full",
             Self::ForceWake => "force-wake",
             Self::LockLost => "lock taken back",
             Self::ClientWakes => "late session",

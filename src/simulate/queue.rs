@@ -74,6 +74,8 @@ pub enum OnFault {
     Die,
     /// The host sees the error and shuts down cleanly.
     ShutDown,
+    /// The host sees the error and keeps running; its next tick goes on from the durable state.
+    CarryOn,
 }
 
 #[derive(Debug)]
