@@ -15,7 +15,8 @@ pub enum StateName {
     Wake,
     /// Falling asleep: waiting for the exclusive lock.
     Transitioning,
-    /// Asleep between REM cycles; holds the lock. Never at rest: it decides at once what comes next.
+    /// Asleep between REM cycles; holds the lock. It decides at once what comes next, and rests here
+    /// only when a save failed between two steps (a tick then takes the same decision).
     Sleep,
     /// Running a REM cycle; holds the lock.
     Dreaming,
