@@ -115,6 +115,19 @@ impl Ctx<'_> {
         ));
     }
 
+    /// A boot that finds a mid-night state: the boot is stamped and the recovery reported.
+    fn recover_at_boot(&mut self, found: StateName) {
+        self.took(found, Trigger::Boot, Guard::Always);
+        self.stamp_boot();
+        self.emit_recovered(found);
+    }
+
+    /// What every accepted tick does first: note its moment, reap first turns older than 1 h.
+    fn note_tick(&mut self) {
+        self.data.note_tick(self.at);
+        self.reap_first_turns("tick");
+    }
+
     fn stamp_boot(&mut self) {
         self.did(Action::StampBoot);
         self.data.stamp_boot(self.at);
@@ -241,8 +254,7 @@ impl Lifecycle {
             Trigger::Tick => {
                 let store_empty =
                     matches!(context.event, Some(EventKind::Tick { store_empty: true }));
-                context.data.note_tick(context.at);
-                context.reap_first_turns("tick");
+                context.note_tick();
                 if context.data.view().paused {
                     return context.skip_tick(Guard::Paused, "paused");
                 }
@@ -288,14 +300,11 @@ impl Lifecycle {
         const HERE: StateName = StateName::Transitioning;
         match *event {
             Trigger::Boot => {
-                context.took(HERE, Trigger::Boot, Guard::Always);
-                context.stamp_boot();
-                context.emit_recovered(HERE);
+                context.recover_at_boot(HERE);
                 context.go("recovered", State::wake())
             }
             Trigger::Tick => {
-                context.data.note_tick(context.at);
-                context.reap_first_turns("tick");
+                context.note_tick();
                 if context.data.lock_wait_expired(context.at) {
                     context.took(HERE, Trigger::Tick, Guard::LockWaitExpired);
                     context.emit_yielded("lock_timeout", false);
@@ -331,9 +340,7 @@ impl Lifecycle {
         const HERE: StateName = StateName::Sleep;
         match *event {
             Trigger::Boot => {
-                context.took(HERE, Trigger::Boot, Guard::Always);
-                context.stamp_boot();
-                context.emit_recovered(HERE);
+                context.recover_at_boot(HERE);
                 context.finish_night();
                 context.go("recovered", State::wake())
             }
@@ -346,8 +353,7 @@ impl Lifecycle {
             // failed between two steps; a tick then takes the same decision, so the night goes on.
             trigger @ (Trigger::Continue | Trigger::Tick) => {
                 if trigger == Trigger::Tick {
-                    context.data.note_tick(context.at);
-                    context.reap_first_turns("tick");
+                    context.note_tick();
                 }
                 if trigger == Trigger::Continue && context.out.winding_down {
                     context.took(HERE, trigger, Guard::WindingDown);
@@ -378,15 +384,12 @@ impl Lifecycle {
         const HERE: StateName = StateName::Dreaming;
         match *event {
             Trigger::Boot => {
-                context.took(HERE, Trigger::Boot, Guard::Always);
-                context.stamp_boot();
-                context.emit_recovered(HERE);
+                context.recover_at_boot(HERE);
                 context.go("recovered", State::sleep())
             }
             Trigger::Tick => {
                 context.took(HERE, Trigger::Tick, Guard::Always);
-                context.data.note_tick(context.at);
-                context.reap_first_turns("tick");
+                context.note_tick();
                 Handled
             }
             Trigger::RemCycleFinished => {
