@@ -270,9 +270,9 @@ impl Record {
         self.doc.get(key).and_then(Value::as_str).and_then(timestamp::parse)
     }
 
-    /// A key that counts only when it holds the boolean `true`.
+    /// A stored flag, read as the seed's `if state.get(key):` reads it: see [`is_truthy`].
     pub fn is_true(&self, key: &str) -> bool {
-        matches!(self.doc.get(key), Some(Value::Bool(true)))
+        self.doc.get(key).is_some_and(is_truthy)
     }
 
     /// The `generation` counter, 0 when missing or not a whole number.
@@ -404,7 +404,9 @@ mod tests {
         );
         assert!(record.timestamp("t").is_some());
         assert!(record.timestamp("bad").is_none());
-        assert!(!record.is_true("p"));
+        // A stored flag reads as Python's truth value, as everywhere else.
+        assert!(record.is_true("p"));
         assert!(record.is_true("q"));
+        assert!(!record.is_true("missing"));
     }
 }

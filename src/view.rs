@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::data::{DEFAULT_REM_CYCLES, MAX_REM_CYCLES};
 use crate::quiet_window::QuietWindow;
-use crate::record::{Record, keys, kind_of};
+use crate::record::{Record, is_truthy, keys, kind_of};
 use crate::sessions;
 use crate::table::StateName;
 use crate::timestamp::{self, Timestamp};
@@ -43,7 +43,7 @@ impl Night {
             started_at: time("started_at"),
             planned: count("planned")?,
             completed: count("completed")?,
-            lock_lost: matches!(obj.get("lock_lost"), Some(Value::Bool(true))),
+            lock_lost: obj.get("lock_lost").is_some_and(is_truthy),
             activity_at: time("activity_at"),
             retry_after: time("retry_after"),
         })
@@ -67,7 +67,7 @@ impl Night {
 pub struct View {
     /// The persisted state.
     pub fsm: StateName,
-    /// `scheduler_paused` is the boolean `true`.
+    /// `scheduler_paused` is true as Python tests it (`true`, a non-empty string, a non-zero number...).
     pub paused: bool,
     /// The zone the quiet window is learned and checked in.
     pub tz: Tz,
@@ -79,7 +79,8 @@ pub struct View {
     pub last_session: Option<Timestamp>,
     /// When the state last changed.
     pub transition_at: Option<Timestamp>,
-    /// A user-sleep request is pending.
+    /// A user-sleep request is pending: its `pending` is true as Python tests it (so for the other
+    /// two requests, and the night's `lock_lost`).
     pub user_sleep_pending: bool,
     /// A force-REM request is pending.
     pub force_rem_pending: bool,
@@ -111,11 +112,14 @@ impl View {
                 StateName::Wake
             }),
         };
+        // Every stored flag reads as the seed's `if value:` reads it (**fix**: one reading
+        // everywhere; `"yes"` paused serve's status but not the scheduler).
         let paused = match present(keys::SCHEDULER_PAUSED) {
             Some(Value::Bool(b)) => *b,
             Some(v) => {
-                warn(keys::SCHEDULER_PAUSED, v, "not paused");
-                false
+                let paused = is_truthy(v);
+                warn(keys::SCHEDULER_PAUSED, v, if paused { "paused" } else { "not paused" });
+                paused
             }
             None => false,
         };
@@ -148,7 +152,7 @@ impl View {
             record
                 .get(key)
                 .and_then(Value::as_object)
-                .is_some_and(|o| matches!(o.get("pending"), Some(Value::Bool(true))))
+                .is_some_and(|o| o.get("pending").is_some_and(is_truthy))
         };
         let rem_cycle_count = match present(keys::REM_CYCLE_COUNT) {
             None => DEFAULT_REM_CYCLES,
