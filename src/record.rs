@@ -275,9 +275,28 @@ impl Record {
         self.doc.get(key).is_some_and(is_truthy)
     }
 
-    /// The `generation` counter, 0 when missing or not a whole number.
+    /// The `generation` counter: 0 when missing, not a number or negative; a number past
+    /// `u64::MAX` (or a positive infinity) reads as `u64::MAX`, so the counter never goes back.
     pub fn generation(&self) -> u64 {
-        self.doc.get(keys::GENERATION).and_then(Value::as_u64).unwrap_or(0)
+        match self.doc.get(keys::GENERATION) {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or_else(|| match n.as_f64() {
+                // A float or an integer past i64/u64: `as` saturates and drops the fraction.
+                Some(f) => f as u64,
+                // Not finite for f64: beyond its range, signed as written.
+                None if n.to_string().starts_with('-') => 0,
+                None => u64::MAX,
+            }),
+            _ => 0,
+        }
+    }
+
+    /// The text a member's value is written as while it holds what was read from the file, for a
+    /// member kept verbatim (an unknown key, or a value serde_json cannot hold); `None` otherwise.
+    pub fn verbatim(&self, key: &str) -> Option<&str> {
+        self.verbatim
+            .get(key)
+            .filter(|v| self.doc.get(key) == Some(&v.read_as))
+            .map(|v| v.value.as_str())
     }
 }
 
@@ -368,6 +387,20 @@ mod tests {
         record.set("u", json!(3));
         assert!(String::from_utf8(record.to_vec()).unwrap().starts_with("{\n  \"u\": 3,\n"));
         assert_eq!(Record::from_slice(&record.to_vec()).unwrap(), record);
+    }
+
+    #[test]
+    fn the_generation_saturates_instead_of_going_back() {
+        let read = |text: &str| Record::from_slice(text.as_bytes()).unwrap().generation();
+        assert_eq!(read(r#"{"generation": 18446744073709551615}"#), u64::MAX);
+        assert_eq!(read(r#"{"generation": 18446744073709551616}"#), u64::MAX);
+        assert_eq!(read(r#"{"generation": 1e400}"#), u64::MAX);
+        assert_eq!(read(r#"{"generation": 1e20}"#), u64::MAX);
+        assert_eq!(read(r#"{"generation": 41.9}"#), 41);
+        assert_eq!(read(r#"{"generation": -5}"#), 0);
+        assert_eq!(read(r#"{"generation": -1e400}"#), 0);
+        assert_eq!(read(r#"{"generation": "7"}"#), 0);
+        assert_eq!(read(r#"{}"#), 0);
     }
 
     #[test]
