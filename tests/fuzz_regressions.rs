@@ -146,3 +146,19 @@ fn a_burst_of_generated_request_streams_passes() {
         }
     }
 }
+
+#[test]
+fn the_oracle_catches_an_unreadable_moment() {
+    // The negative control for the range rule: a moment the engine formatted past year 9999 or
+    // at year 0 fails the oracle, unless the input already held it.
+    let written = |text: &str| {
+        let doc = format!("{{\"fsm_transition_at\": \"{text}\"}}");
+        daemon_state::record::Record::from_slice(doc.as_bytes()).unwrap()
+    };
+    for text in ["+10000-01-01T00:04:59+00:00", "0000-12-31T23:59:59+00:00"] {
+        assert!(harness::moments_readable(None, &written(text)).is_err(), "{text}");
+        let held = written(text);
+        assert!(harness::moments_readable(Some(&held), &written(text)).is_ok(), "{text}");
+    }
+    assert!(harness::moments_readable(None, &written("9999-12-31T23:59:59.999999+00:00")).is_ok());
+}
