@@ -101,7 +101,8 @@ impl View {
     pub fn read(record: &Record) -> (Self, Vec<String>) {
         let mut warnings = Vec::new();
         let mut warn = |key: &str, value: &Value, meaning: &str| {
-            warnings.push(format!("{key} holds {}; read as {meaning}", kind_of_or_text(value)));
+            let held = spelled(record, key).unwrap_or_else(|| kind_of_or_text(value));
+            warnings.push(format!("{key} holds {held}; read as {meaning}"));
         };
         let present = |key: &str| record.get(key).filter(|v| !v.is_null());
 
@@ -160,7 +161,7 @@ impl View {
                 warnings.push(format!(
                     "{} holds {}; read as {DEFAULT_REM_CYCLES}",
                     keys::REM_CYCLE_COUNT,
-                    kind_of_or_text(v)
+                    spelled(record, keys::REM_CYCLE_COUNT).unwrap_or_else(|| kind_of_or_text(v))
                 ));
                 DEFAULT_REM_CYCLES
             }),
@@ -168,7 +169,8 @@ impl View {
         let night = match present(keys::NIGHT) {
             None => Night::default(),
             Some(v) => Night::read(v).unwrap_or_else(|| {
-                warnings.push(format!("{} holds {}; read as no night", keys::NIGHT, kind_of(v)));
+                let held = spelled(record, keys::NIGHT).unwrap_or_else(|| kind_of(v).to_owned());
+                warnings.push(format!("{} holds {held}; read as no night", keys::NIGHT));
                 Night::default()
             }),
         };
@@ -178,7 +180,8 @@ impl View {
                 warnings.push(format!(
                     "{} holds {}; read as empty",
                     keys::FIRST_TURN_PENDING,
-                    kind_of(v)
+                    spelled(record, keys::FIRST_TURN_PENDING)
+                        .unwrap_or_else(|| kind_of(v).to_owned())
                 ));
                 None
             }
@@ -204,6 +207,12 @@ impl View {
         };
         (view, warnings)
     }
+}
+
+/// The start of a value's text as the file spelled it, for a warning, when serde_json could not
+/// hold it (`NaN`, a lone surrogate, deep nesting) and it reads as a string of its text.
+fn spelled(record: &Record, key: &str) -> Option<String> {
+    record.verbatim(key).map(|text| text.chars().take(40).collect())
 }
 
 fn kind_of_or_text(value: &Value) -> String {
