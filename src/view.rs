@@ -113,8 +113,8 @@ impl View {
                 StateName::Wake
             }),
         };
-        // Every stored flag reads as the seed's `if value:` reads it (**fix**: one reading
-        // everywhere; `"yes"` paused serve's status but not the scheduler).
+        // Every stored flag reads as the seed's `if value:` reads it, here as in serve's status
+        // (`"yes"` once paused serve's status but not the scheduler).
         let paused = match present(keys::SCHEDULER_PAUSED) {
             Some(Value::Bool(b)) => *b,
             Some(v) => {

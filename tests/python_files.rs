@@ -109,7 +109,10 @@ fn lone_surrogates_round_trip() {
     {
         assert!(kept.contains(member), "{member} was not written back verbatim:\n{after}");
     }
-    assert!(warnings.iter().any(|w| w == "timezone holds \"\\udc00\"; read as UTC"), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w == "timezone holds \"\\udc00\"; read as UTC"),
+        "{warnings:?}"
+    );
     assert!(kept.contains(&"  \"timezone\": \"\\udc00\"".to_owned()), "{after}");
     python_sees_the_same_unknown_keys(&before, &after);
 }
