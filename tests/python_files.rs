@@ -159,3 +159,52 @@ fn nesting_up_to_1000_loads_and_deeper_is_refused_without_a_crash() {
     assert!(report.recovery.is_some());
     assert!(!Path::new(&path).exists() || std::fs::read(&path).unwrap() != nested(1001).as_bytes());
 }
+
+/// A value only Python's `json` writes, or one nested past serde_json's limit.
+fn python_value() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just("NaN".to_owned()),
+        Just("Infinity".to_owned()),
+        Just("-Infinity".to_owned()),
+        Just("\"\\ud800\"".to_owned()),
+        Just("\"x\\uDFFF\\u00e9\"".to_owned()),
+        Just("{\"\\udbff\": [NaN, -Infinity]}".to_owned()),
+        (126usize..=999).prop_map(|depth| format!("{}NaN{}", "[".repeat(depth), "]".repeat(depth))),
+        (126usize..=999).prop_map(|depth| format!(
+            "{}{}",
+            "{\"a\": ".repeat(depth),
+            "1".to_owned() + &"}".repeat(depth)
+        )),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Unknown members holding what only Python writes, nested 127 to 1,000 levels deep, load and
+    /// are written back byte for byte and in order, around known keys the engine rewrites.
+    #[test]
+    fn python_only_unknown_members_round_trip_byte_for_byte(
+        values in proptest::collection::vec(python_value(), 1..5),
+        lone_keys in proptest::collection::vec(proptest::bool::ANY, 1..5),
+    ) {
+        let mut members = vec!["  \"fsm_state\": \"WAKE\"".to_owned()];
+        for (i, (value, lone)) in values.iter().zip(lone_keys.iter().cycle()).enumerate() {
+            let key = if *lone { format!("\\ud8{i:02x}") } else { format!("x_{i}") };
+            members.push(format!("  \"{key}\": {value}"));
+        }
+        members.push("  \"last_session_ts\": \"2026-04-18T11:00:00+00:00\"".to_owned());
+        let text = format!("{{\n{}\n}}", members.join(",\n"));
+        let record = Record::from_slice(text.as_bytes()).unwrap();
+        proptest::prop_assert_eq!(String::from_utf8(record.to_vec()).unwrap(), text.clone());
+        let (after, _) = write_through_engine(&text);
+        let kept = self::members(&after);
+        for member in &members[1..members.len() - 1] {
+            proptest::prop_assert!(kept.contains(member), "{} lost", member);
+        }
+        // One level more than the deepest value allows is refused.
+        let deeper = format!("{{\"x\": [{}]}}", values.iter().map(|v| format!("{}{v}{}", "[".repeat(999), "]".repeat(999))).collect::<Vec<_>>().join(", "));
+        proptest::prop_assert!(Record::from_slice(deeper.as_bytes()).is_err());
+    }
+}
