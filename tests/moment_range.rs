@@ -99,3 +99,41 @@ fn moments_at_the_ends_of_the_range_write_only_readable_moments() {
         assert_readable(&String::from_utf8(status.stdout).unwrap());
     }
 }
+
+#[test]
+fn zones_far_from_utc_at_the_ends_of_the_range_do_not_panic() {
+    use daemon_state::engine::Engine;
+    use daemon_state::event::{Event, EventKind};
+    use daemon_state::timestamp::{earliest, format, latest};
+
+    let (first, last) = (earliest(), latest());
+    let near =
+        [first, first + chrono::Duration::hours(13), last, last - chrono::Duration::hours(13)];
+    for zone in ["Pacific/Kiritimati", "Etc/GMT+12", "UTC"] {
+        for at in near {
+            for window in [serde_json::json!([0, 48]), serde_json::json!([46, 4])] {
+                let doc = serde_json::json!({
+                    "fsm_state": "WAKE", "timezone": zone, "quiet_window": window,
+                    "quiet_window_learned_at": format(at), "last_session_ts": format(at),
+                    "session_starts": format!("{} {}", at.timestamp_micros(), first.timestamp_micros()),
+                });
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("state.json");
+                std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+                let (mut engine, _) = Engine::open(&path).unwrap();
+                for kind in [
+                    EventKind::Boot,
+                    EventKind::SessionStarted { session_id: Some("s".into()) },
+                    EventKind::Tick { store_empty: false },
+                    EventKind::LockDenied,
+                    EventKind::Tick { store_empty: false },
+                    EventKind::Shutdown,
+                ] {
+                    let _ = engine.handle(Event::new(at, kind));
+                    assert_readable(&serde_json::to_string(&engine.status(at)).unwrap());
+                    assert_readable(&std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
+    }
+}
