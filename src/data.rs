@@ -33,6 +33,17 @@ pub const DEFAULT_REM_CYCLES: u32 = 4;
 pub const MAX_REM_CYCLES: u32 = 96;
 /// The longest user-sleep reason stored, in characters (the seed's clip).
 pub const MAX_REASON_CHARS: usize = 500;
+/// The longest request or session-open `ts` label stored, in characters (**fix**: the seed stored
+/// it as sent, so a 1 MiB label made every later save of the file slow).
+pub const MAX_TS_CHARS: usize = 64;
+
+/// A `ts` label as stored: its first [`MAX_TS_CHARS`] characters.
+pub fn clip_ts(ts: &str) -> &str {
+    match ts.char_indices().nth(MAX_TS_CHARS) {
+        Some((end, _)) => &ts[..end],
+        None => ts,
+    }
+}
 
 /// Which operator request a [`Data::queue_request`] call stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -464,14 +475,15 @@ impl Data {
         (first_turn, digest)
     }
 
-    /// Stores an operator request as pending, replacing an earlier one.
+    /// Stores an operator request as pending, replacing an earlier one; `ts` is clipped to
+    /// [`MAX_TS_CHARS`] characters and the reason to [`MAX_REASON_CHARS`].
     pub fn queue_request(&mut self, kind: RequestKind, ts: String, reason: Option<&str>) {
         let mut request = Map::new();
         if let Some(reason) = reason {
             let clipped: String = reason.chars().take(MAX_REASON_CHARS).collect();
             request.insert("reason".into(), json!(clipped));
         }
-        request.insert("ts".into(), json!(ts));
+        request.insert("ts".into(), json!(clip_ts(&ts)));
         request.insert("pending".into(), json!(true));
         self.edit(|r| r.set(kind.key(), Value::Object(request)));
     }

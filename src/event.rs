@@ -66,17 +66,20 @@ pub enum EventKind {
     UserSleepRequested {
         /// Why, as the user said it (clipped to 500 characters when stored).
         reason: String,
-        /// The request's own timestamp as sent; the event's moment when absent.
+        /// The request's own timestamp as sent (clipped to 64 characters when stored); the event's
+        /// moment when absent.
         ts: Option<String>,
     },
     /// The operator asked for one REM cycle now.
     ForceRemRequested {
-        /// The request's own timestamp as sent; the event's moment when absent.
+        /// The request's own timestamp as sent (clipped to 64 characters when stored); the event's
+        /// moment when absent.
         ts: Option<String>,
     },
     /// The operator asked the running night to end at the next cycle boundary.
     ForceWakeRequested {
-        /// The request's own timestamp as sent; the event's moment when absent.
+        /// The request's own timestamp as sent (clipped to 64 characters when stored); the event's
+        /// moment when absent.
         ts: Option<String>,
     },
     /// The operator paused the scheduler.

@@ -2,8 +2,22 @@
 //!
 //! Owns parsing and serializing the state file's bytes and the lenient reading of known keys. It must
 //! not touch the file system: `store` moves the bytes, this module only gives them meaning.
+//!
+//! A file is JSON when Python's `json.load` reads it (**fix**: `NaN`, `Infinity`, `-Infinity`, lone
+//! surrogate escapes and nesting up to [`MAX_DEPTH`] levels load; the seed's files with them were
+//! quarantined). The scanner in `scan` splits the top-level object into members without recursing;
+//! each member's value is then parsed by serde_json. A value serde_json cannot hold (a non-finite
+//! number, a lone surrogate, nesting past its 128 levels) reads as a string of its text, so a known
+//! key holding one is wrong-typed with the usual warning, and is written back as it was read.
+//! Unknown keys are written back byte for byte, key and value, while they hold what was read.
+
+mod scan;
+
+use std::collections::HashMap;
 
 use serde_json::{Map, Value};
+
+pub use scan::MAX_DEPTH;
 
 use crate::timestamp::{self, Timestamp};
 
@@ -55,6 +69,33 @@ pub mod keys {
     pub const NIGHT: &str = "night";
     /// This product's: a counter raised by every durable snapshot.
     pub const GENERATION: &str = "generation";
+
+    /// Every key above: the keys this product gives a meaning to.
+    pub const ALL: [&str; 23] = [
+        FSM_STATE,
+        FSM_TRANSITION_AT,
+        DAEMON_STARTED_AT,
+        FIRST_TURN_PENDING,
+        PENDING_DIGEST,
+        LAST_DIGEST_SHOWN_AT,
+        QUIET_WINDOW,
+        QUIET_WINDOW_LEARNED_AT,
+        LAST_SESSION_TS,
+        LAST_TICK_AT,
+        LAST_TICK_SKIPPED_REASON,
+        LAST_COMPLETED_CYCLES,
+        SCHEDULER_PAUSED,
+        USER_SLEEP_REQUEST,
+        FORCE_REM_REQUEST,
+        FORCE_WAKE_REQUEST,
+        REM_CYCLE_COUNT,
+        LAST_SESSION_OPEN,
+        HIPPEA_CASCADE_REQUEST,
+        TIMEZONE,
+        SESSION_STARTS,
+        NIGHT,
+        GENERATION,
+    ];
 }
 
 /// Why a byte string is not a state document.
@@ -72,10 +113,37 @@ pub enum RecordError {
 }
 
 /// The state document: a JSON object whose key order is kept.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Two documents are equal when their objects are: how an unknown key's value was spelled in the
+/// file is kept for writing it back, not compared.
+#[derive(Debug, Clone, Default)]
 pub struct Record {
     doc: Map<String, Value>,
+    /// Members to write back as the file spelled them, by key in `doc`.
+    verbatim: HashMap<String, Verbatim>,
 }
+
+/// A member as the file spelled it.
+#[derive(Debug, Clone)]
+struct Verbatim {
+    /// The key with its quotes.
+    key: String,
+    /// The value's text.
+    value: String,
+    /// What `doc` held for it when read: the text is written only while `doc` still holds this.
+    read_as: Value,
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Self) -> bool {
+        self.doc == other.doc
+    }
+}
+
+/// Starts the key `doc` holds for a key that is not valid Unicode (a lone surrogate escape), or
+/// that starts with this itself; the rest is the key in Python's ASCII spelling, so two keys share
+/// an entry exactly when Python would take them for the same key.
+const ESCAPED_KEY_PREFIX: &str = "\u{0}json-escaped-key:";
 
 impl Record {
     /// An empty document, which reads as a fresh WAKE state.
@@ -85,24 +153,82 @@ impl Record {
 
     /// Wraps an already parsed object.
     pub fn from_map(doc: Map<String, Value>) -> Self {
-        Self { doc }
+        Self { doc, verbatim: HashMap::new() }
     }
 
-    /// Parses the bytes of a state file.
+    /// Parses the bytes of a state file: whatever Python's `json.load` reads, nested at most
+    /// [`MAX_DEPTH`] levels, with duplicate keys as Python takes them (the last value, at the
+    /// first one's place).
     pub fn from_slice(bytes: &[u8]) -> Result<Self, RecordError> {
         let text = std::str::from_utf8(bytes).map_err(|e| RecordError::NotUtf8(e.valid_up_to()))?;
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(doc)) => Ok(Self { doc }),
-            Ok(other) => Err(RecordError::NotObject(kind_of(&other))),
-            Err(e) => Err(RecordError::NotJson(e.to_string())),
+        let members = match scan::scan(text).map_err(RecordError::NotJson)? {
+            scan::Scanned::Object(members) => members,
+            scan::Scanned::Other(kind) => return Err(RecordError::NotObject(kind)),
+        };
+        let mut record = Self::new();
+        for member in members {
+            let key_text = &text[member.key.0..member.key.1];
+            let value_text = &text[member.value.0..member.value.1];
+            let inner = &key_text[1..key_text.len() - 1];
+            let (key, plain_key) = match scan::decode_key(inner) {
+                Ok(key) if !key.starts_with(ESCAPED_KEY_PREFIX) => (key, true),
+                Ok(key) => (escaped_key(&key.chars().map(u32::from).collect::<Vec<_>>()), false),
+                Err(points) => (escaped_key(&points), false),
+            };
+            let (value, parsed) = match serde_json::from_str::<Value>(value_text) {
+                Ok(value) => (value, true),
+                Err(_) => (Value::String(value_text.to_owned()), false),
+            };
+            let known = plain_key && keys::ALL.contains(&key.as_str());
+            if known && parsed {
+                record.verbatim.remove(&key);
+            } else {
+                let first_spelling = record.verbatim.get(&key).map(|v| v.key.clone());
+                let verbatim = Verbatim {
+                    key: first_spelling.unwrap_or_else(|| key_text.to_owned()),
+                    value: value_text.to_owned(),
+                    read_as: value.clone(),
+                };
+                record.verbatim.insert(key.clone(), verbatim);
+            }
+            record.doc.insert(key, value);
         }
+        Ok(record)
     }
 
     /// Serializes the document as the state file holds it: JSON indented by two spaces, as the
-    /// seed's `json.dump(..., indent=2)` writes it.
+    /// seed's `json.dump(..., indent=2)` writes it, with each member read verbatim and unchanged
+    /// since written back as it was read.
     pub fn to_vec(&self) -> Vec<u8> {
-        // Serializing a map of JSON values cannot fail: keys are strings and numbers are finite.
-        serde_json::to_vec_pretty(&self.doc).unwrap_or_else(|_| b"{}".to_vec())
+        if self.doc.is_empty() {
+            return b"{}".to_vec();
+        }
+        let mut out = Vec::with_capacity(64 * self.doc.len());
+        out.push(b'{');
+        for (i, (key, value)) in self.doc.iter().enumerate() {
+            out.extend_from_slice(if i == 0 { b"\n  " } else { b",\n  " });
+            let verbatim = self.verbatim.get(key);
+            match verbatim {
+                Some(v) => out.extend_from_slice(v.key.as_bytes()),
+                None => out.extend_from_slice(&json_bytes(&Value::String(key.clone()))),
+            }
+            out.extend_from_slice(b": ");
+            match verbatim.filter(|v| v.read_as == *value) {
+                Some(v) => out.extend_from_slice(v.value.as_bytes()),
+                None => {
+                    // Nested lines take the member's indentation; serde_json never writes a raw
+                    // newline inside a string, so every newline is layout.
+                    for byte in json_bytes(value) {
+                        out.push(byte);
+                        if byte == b'\n' {
+                            out.extend_from_slice(b"  ");
+                        }
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(b"\n}");
+        out
     }
 
     /// The whole object.
@@ -144,15 +270,45 @@ impl Record {
         self.doc.get(key).and_then(Value::as_str).and_then(timestamp::parse)
     }
 
-    /// A key that counts only when it holds the boolean `true`.
+    /// A stored flag, read as the seed's `if state.get(key):` reads it: see [`is_truthy`].
     pub fn is_true(&self, key: &str) -> bool {
-        matches!(self.doc.get(key), Some(Value::Bool(true)))
+        self.doc.get(key).is_some_and(is_truthy)
     }
 
-    /// The `generation` counter, 0 when missing or not a whole number.
+    /// The `generation` counter: 0 when missing, not a number or negative; a number past
+    /// `u64::MAX` (or a positive infinity) reads as `u64::MAX`, so the counter never goes back.
     pub fn generation(&self) -> u64 {
-        self.doc.get(keys::GENERATION).and_then(Value::as_u64).unwrap_or(0)
+        match self.doc.get(keys::GENERATION) {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or_else(|| match n.as_f64() {
+                // A float or an integer past i64/u64: `as` saturates and drops the fraction.
+                Some(f) => f as u64,
+                // Not finite for f64: beyond its range, signed as written.
+                None if n.to_string().starts_with('-') => 0,
+                None => u64::MAX,
+            }),
+            _ => 0,
+        }
     }
+
+    /// The text a member's value is written as while it holds what was read from the file, for a
+    /// member kept verbatim (an unknown key, or a value serde_json cannot hold); `None` otherwise.
+    pub fn verbatim(&self, key: &str) -> Option<&str> {
+        self.verbatim
+            .get(key)
+            .filter(|v| self.doc.get(key) == Some(&v.read_as))
+            .map(|v| v.value.as_str())
+    }
+}
+
+/// The key `doc` holds for a key that is not plain Unicode, from its code points.
+fn escaped_key(points: &[u32]) -> String {
+    format!("{ESCAPED_KEY_PREFIX}{}", scan::escape_ascii(points))
+}
+
+/// A value as pretty JSON indented by two spaces.
+fn json_bytes(value: &Value) -> Vec<u8> {
+    // Serializing a JSON value cannot fail: keys are strings and numbers are finite.
+    serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"null".to_vec())
 }
 
 /// Python's truth value of a JSON value, as the seed tests it with `if value:`: `null`, `false`,
@@ -206,10 +362,45 @@ mod tests {
         let order: Vec<&str> = record.as_map().keys().map(String::as_str).collect();
         assert_eq!(order, ["zeta", "fsm_state", "alpha", "omega"]);
         assert!(back.contains("123456789012345678901234567890"), "{back}");
-        assert!(back.contains("1e+400"), "{back}");
+        assert!(back.contains("1e400"), "{back}");
         record.remove("zeta");
         let order: Vec<&str> = record.as_map().keys().map(String::as_str).collect();
         assert_eq!(order, ["fsm_state", "alpha", "omega"]);
+    }
+
+    #[test]
+    fn writes_what_serde_json_writes_for_a_document_built_in_memory() {
+        let doc = json!({"a": [1, {"b": [], "c": {}}], "é\n": "x\ny", "n": null, "o": {"p": [2]}});
+        let record = Record::from_map(doc.as_object().unwrap().clone());
+        assert_eq!(record.to_vec(), serde_json::to_vec_pretty(&doc).unwrap());
+        assert_eq!(Record::new().to_vec(), b"{}");
+    }
+
+    #[test]
+    fn a_changed_unknown_key_is_written_anew_and_an_unchanged_one_verbatim() {
+        let text = "{\"u\": [1,2],  \"v\" :{\"k\":\"\\u00e9\"}, \"\\ud800\": NaN}";
+        let mut record = Record::from_slice(text.as_bytes()).unwrap();
+        assert_eq!(
+            String::from_utf8(record.to_vec()).unwrap(),
+            "{\n  \"u\": [1,2],\n  \"v\": {\"k\":\"\\u00e9\"},\n  \"\\ud800\": NaN\n}"
+        );
+        record.set("u", json!(3));
+        assert!(String::from_utf8(record.to_vec()).unwrap().starts_with("{\n  \"u\": 3,\n"));
+        assert_eq!(Record::from_slice(&record.to_vec()).unwrap(), record);
+    }
+
+    #[test]
+    fn the_generation_saturates_instead_of_going_back() {
+        let read = |text: &str| Record::from_slice(text.as_bytes()).unwrap().generation();
+        assert_eq!(read(r#"{"generation": 18446744073709551615}"#), u64::MAX);
+        assert_eq!(read(r#"{"generation": 18446744073709551616}"#), u64::MAX);
+        assert_eq!(read(r#"{"generation": 1e400}"#), u64::MAX);
+        assert_eq!(read(r#"{"generation": 1e20}"#), u64::MAX);
+        assert_eq!(read(r#"{"generation": 41.9}"#), 41);
+        assert_eq!(read(r#"{"generation": -5}"#), 0);
+        assert_eq!(read(r#"{"generation": -1e400}"#), 0);
+        assert_eq!(read(r#"{"generation": "7"}"#), 0);
+        assert_eq!(read(r#"{}"#), 0);
     }
 
     #[test]
@@ -246,7 +437,9 @@ mod tests {
         );
         assert!(record.timestamp("t").is_some());
         assert!(record.timestamp("bad").is_none());
-        assert!(!record.is_true("p"));
+        // A stored flag reads as Python's truth value, as everywhere else.
+        assert!(record.is_true("p"));
         assert!(record.is_true("q"));
+        assert!(!record.is_true("missing"));
     }
 }

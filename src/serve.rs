@@ -240,9 +240,11 @@ fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Value {
 }
 
 /// The seed's bookkeeping for `session_open` beyond the engine's session start: the last opening
-/// and the cascade request, with an empty id and ts when the message had none.
+/// and the cascade request, with an empty id and ts when the message had none (the ts clipped as
+/// a request's is).
 fn open_session(record: &mut Record, session_id: Option<String>, ts: Option<String>) {
     let (session_id, ts) = (session_id.unwrap_or_default(), ts.unwrap_or_default());
+    let ts = crate::data::clip_ts(&ts);
     record.set(keys::LAST_SESSION_OPEN, json!({"session_id": session_id, "ts": ts}));
     record.set(
         keys::HIPPEA_CASCADE_REQUEST,

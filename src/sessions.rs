@@ -79,10 +79,11 @@ fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: 
     }
     if pending.len() > max {
         // Newest first; on equal timestamps the later position, i.e. the more recent opening, first.
+        // A mark dated after `now` (made while the clock ran ahead) ranks as `now`.
         let mut ranked: Vec<(Timestamp, usize)> = pending
             .values()
             .enumerate()
-            .map(|(position, value)| (age_of(value), position))
+            .map(|(position, value)| (age_of(value).min(now), position))
             .collect();
         ranked.sort_unstable_by(|a, b| b.cmp(a));
         let mut keep = vec![false; ranked.len()];
@@ -105,6 +106,10 @@ fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: 
 /// **fix**: on equal timestamps the cap keeps the most recently opened session (the later one in
 /// map order, which [`mark`] keeps in opening order), where the seed evicted the one it had just
 /// opened. Survivors keep their order.
+///
+/// **fix**: for the cap, a timestamp after `now` ranks as `now`, so marks made while the clock ran
+/// ahead do not evict every new mark until that future arrives (as `last_digest_shown_at` in the
+/// future does not block the digest).
 pub fn prune_stale(
     pending: &mut Map<String, Value>,
     now: Timestamp,
@@ -171,26 +176,45 @@ pub fn next_expiry(pending: &Map<String, Value>, ttl_secs: f64) -> Option<Timest
         .min()
 }
 
+/// What [`mark_in`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// The document changed.
+    pub changed: bool,
+    /// The session's mark is in the document afterwards (false for an empty id, or a mark the
+    /// prune dropped at once).
+    pub marked: bool,
+}
+
 /// [`mark`] on a state document: a `first_turn_pending` that is not an object is replaced by `{}`
 /// first. Returns whether the document changed (false for an empty id).
 pub fn open_in(record: &mut Record, id: &str, at: Timestamp) -> bool {
+    mark_in(record, id, at).changed
+}
+
+/// [`open_in`], also saying whether the new mark survived the prune, so that a caller never
+/// reports a mark that is not there.
+pub fn mark_in(record: &mut Record, id: &str, at: Timestamp) -> Opened {
     let id = clip_session_id(id);
     if id.is_empty() {
-        return false;
+        return Opened { changed: false, marked: false };
     }
     let was_object = matches!(record.get(keys::FIRST_TURN_PENDING), Some(Value::Object(_)));
     if !was_object {
         record.set(keys::FIRST_TURN_PENDING, Value::Object(Map::new()));
     }
     let Some(Value::Object(pending)) = record.get_mut(keys::FIRST_TURN_PENDING) else {
-        return true;
+        return Opened { changed: true, marked: false };
     };
     let stamp = Value::String(timestamp::format(at));
     let already_last = pending.iter().next_back() == Some((&id.to_owned(), &stamp));
     pending.shift_remove(id);
     pending.insert(id.to_owned(), stamp);
     let pruned = prune(pending, at, FIRST_TURN_TTL, MAX_FIRST_TURN_ENTRIES);
-    !(was_object && already_last && pruned.removed == 0 && !pruned.rewritten)
+    Opened {
+        changed: !(was_object && already_last && pruned.removed == 0 && !pruned.rewritten),
+        marked: pending.contains_key(id),
+    }
 }
 
 /// [`consume`] on a state document. True when the session's mark counted, and then the document

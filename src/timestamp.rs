@@ -1,12 +1,50 @@
 //! Timestamps as the state file spells them: lenient parsing, Python-exact formatting.
 //!
-//! Owns the one way a moment is read from or written to the state file. It must not read the clock:
+//! Owns the one way a moment is read from or written to the state file, and the range of moments
+//! that can be (the years Python's `datetime` has: 0001 to 9999, in UTC). It must not read the clock:
 //! every function here takes the moment it works on.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 
 /// A moment in UTC with microsecond precision, the resolution Python's `datetime` keeps.
 pub type Timestamp = DateTime<Utc>;
+
+/// Why a text is not a moment this product takes as input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MomentError {
+    /// The text is no form [`parse`] reads.
+    #[error("not an RFC 3339 time")]
+    NotATime,
+    /// The moment is outside [`earliest`] ..= [`latest`] in UTC.
+    #[error("outside 0001-01-01T00:00:00Z ..= 9999-12-31T23:59:59.999999Z in UTC")]
+    OutOfRange,
+}
+
+/// The first moment a state file can hold: `0001-01-01T00:00:00+00:00`, Python's `datetime.min`.
+pub fn earliest() -> Timestamp {
+    NaiveDate::from_ymd_opt(1, 1, 1)
+        .map_or(DateTime::UNIX_EPOCH, |d| Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN)))
+}
+
+/// The last moment a state file can hold: `9999-12-31T23:59:59.999999+00:00`, Python's
+/// `datetime.max`.
+pub fn latest() -> Timestamp {
+    NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_micro_opt(23, 59, 59, 999_999))
+        .map_or(DateTime::UNIX_EPOCH, |t| Utc.from_utc_datetime(&t))
+}
+
+/// Whether a moment can be written so that Python's `fromisoformat` (and [`parse`]) reads it back.
+pub fn in_range(at: Timestamp) -> bool {
+    (earliest()..=latest()).contains(&at)
+}
+
+/// Parses a moment given as input (`--now`, a serve message's `ts`): what [`parse`] reads, and
+/// only inside [`earliest`] ..= [`latest`] once taken to UTC.
+pub fn parse_moment(text: &str) -> Result<Timestamp, MomentError> {
+    let at = parse_any(text).ok_or(MomentError::NotATime)?;
+    if in_range(at) { Ok(at) } else { Err(MomentError::OutOfRange) }
+}
 
 /// Cuts a moment to whole microseconds, so that what is written reads back equal.
 pub fn truncate_to_micros(at: Timestamp) -> Timestamp {
@@ -15,8 +53,11 @@ pub fn truncate_to_micros(at: Timestamp) -> Timestamp {
 }
 
 /// Formats a moment the way Python's `datetime.isoformat()` formats an aware UTC value:
-/// `2026-04-18T20:00:00+00:00`, with `.ffffff` only when the microseconds are not zero.
+/// `2026-04-18T20:00:00+00:00`, with `.ffffff` only when the microseconds are not zero. A moment
+/// past either end of the range (a deadline computed near it) is written as that end, so nothing
+/// written is unreadable.
 pub fn format(at: Timestamp) -> String {
+    let at = at.clamp(earliest(), latest());
     let micros = at.nanosecond() / 1_000 % 1_000_000;
     if micros == 0 {
         at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
@@ -27,8 +68,14 @@ pub fn format(at: Timestamp) -> String {
 
 /// Parses a stored moment. Accepts RFC 3339 with `Z` or any offset, the same without seconds or
 /// with a space instead of `T`, a bare date (midnight), and naive forms, which are taken as UTC.
-/// Returns `None` for anything else; never panics.
+/// Returns `None` for anything else, and for a moment outside [`earliest`] ..= [`latest`] once
+/// taken to UTC; never panics.
 pub fn parse(text: &str) -> Option<Timestamp> {
+    parse_any(text).filter(|at| in_range(*at))
+}
+
+/// [`parse`] without the range check.
+fn parse_any(text: &str) -> Option<Timestamp> {
     let text = text.trim();
     if text.len() < 10 || !text.is_ascii() {
         return None;
@@ -138,6 +185,41 @@ mod tests {
         for (input, expected) in cases {
             check(input, expected);
         }
+    }
+
+    #[test]
+    fn refuses_input_moments_python_cannot_write_back() {
+        let refused = [
+            "9999-12-31T23:59:59-23:59",
+            "9999-12-31T23:59:59.9999999-00:01",
+            "0000-01-01T00:00:00Z",
+            "0000-12-31T23:59:59Z",
+            "0001-01-01T00:00:00+00:01",
+        ];
+        for text in refused {
+            assert_eq!(parse_moment(text), Err(MomentError::OutOfRange), "{text}");
+            assert_eq!(parse(text), None, "{text}");
+        }
+        assert_eq!(parse_moment("soon"), Err(MomentError::NotATime));
+        let ends = [
+            ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+00:00"),
+            ("0001-01-01T00:59:00+00:59", "0001-01-01T00:00:00+00:00"),
+            ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999+00:00"),
+            ("9999-12-31T23:59:59.9999999Z", "9999-12-31T23:59:59.999999+00:00"),
+            ("9999-12-31T00:00:00-23:59", "9999-12-31T23:59:00+00:00"),
+        ];
+        for (text, written) in ends {
+            assert_eq!(parse_moment(text).map(format).as_deref(), Ok(written), "{text}");
+        }
+    }
+
+    #[test]
+    fn nothing_is_formatted_outside_the_range() {
+        let (first, last) = (earliest(), latest());
+        assert_eq!(format(last + chrono::Duration::days(2)), "9999-12-31T23:59:59.999999+00:00");
+        assert_eq!(format(first - chrono::Duration::seconds(1)), "0001-01-01T00:00:00+00:00");
+        assert_eq!(format(DateTime::<Utc>::MAX_UTC), "9999-12-31T23:59:59.999999+00:00");
+        assert_eq!(format(DateTime::<Utc>::MIN_UTC), "0001-01-01T00:00:00+00:00");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::data::{DEFAULT_REM_CYCLES, MAX_REM_CYCLES};
 use crate::quiet_window::QuietWindow;
-use crate::record::{Record, keys, kind_of};
+use crate::record::{Record, is_truthy, keys, kind_of};
 use crate::sessions;
 use crate::table::StateName;
 use crate::timestamp::{self, Timestamp};
@@ -43,7 +43,7 @@ impl Night {
             started_at: time("started_at"),
             planned: count("planned")?,
             completed: count("completed")?,
-            lock_lost: matches!(obj.get("lock_lost"), Some(Value::Bool(true))),
+            lock_lost: obj.get("lock_lost").is_some_and(is_truthy),
             activity_at: time("activity_at"),
             retry_after: time("retry_after"),
         })
@@ -67,7 +67,7 @@ impl Night {
 pub struct View {
     /// The persisted state.
     pub fsm: StateName,
-    /// `scheduler_paused` is the boolean `true`.
+    /// `scheduler_paused` is true as Python tests it (`true`, a non-empty string, a non-zero number...).
     pub paused: bool,
     /// The zone the quiet window is learned and checked in.
     pub tz: Tz,
@@ -79,7 +79,8 @@ pub struct View {
     pub last_session: Option<Timestamp>,
     /// When the state last changed.
     pub transition_at: Option<Timestamp>,
-    /// A user-sleep request is pending.
+    /// A user-sleep request is pending: its `pending` is true as Python tests it (so for the other
+    /// two requests, and the night's `lock_lost`).
     pub user_sleep_pending: bool,
     /// A force-REM request is pending.
     pub force_rem_pending: bool,
@@ -100,7 +101,8 @@ impl View {
     pub fn read(record: &Record) -> (Self, Vec<String>) {
         let mut warnings = Vec::new();
         let mut warn = |key: &str, value: &Value, meaning: &str| {
-            warnings.push(format!("{key} holds {}; read as {meaning}", kind_of_or_text(value)));
+            let held = spelled(record, key).unwrap_or_else(|| kind_of_or_text(value));
+            warnings.push(format!("{key} holds {held}; read as {meaning}"));
         };
         let present = |key: &str| record.get(key).filter(|v| !v.is_null());
 
@@ -111,11 +113,14 @@ impl View {
                 StateName::Wake
             }),
         };
+        // Every stored flag reads as the seed's `if value:` reads it, here as in serve's status
+        // (`"yes"` once paused serve's status but not the scheduler).
         let paused = match present(keys::SCHEDULER_PAUSED) {
             Some(Value::Bool(b)) => *b,
             Some(v) => {
-                warn(keys::SCHEDULER_PAUSED, v, "not paused");
-                false
+                let paused = is_truthy(v);
+                warn(keys::SCHEDULER_PAUSED, v, if paused { "paused" } else { "not paused" });
+                paused
             }
             None => false,
         };
@@ -148,7 +153,7 @@ impl View {
             record
                 .get(key)
                 .and_then(Value::as_object)
-                .is_some_and(|o| matches!(o.get("pending"), Some(Value::Bool(true))))
+                .is_some_and(|o| o.get("pending").is_some_and(is_truthy))
         };
         let rem_cycle_count = match present(keys::REM_CYCLE_COUNT) {
             None => DEFAULT_REM_CYCLES,
@@ -156,7 +161,7 @@ impl View {
                 warnings.push(format!(
                     "{} holds {}; read as {DEFAULT_REM_CYCLES}",
                     keys::REM_CYCLE_COUNT,
-                    kind_of_or_text(v)
+                    spelled(record, keys::REM_CYCLE_COUNT).unwrap_or_else(|| kind_of_or_text(v))
                 ));
                 DEFAULT_REM_CYCLES
             }),
@@ -164,7 +169,8 @@ impl View {
         let night = match present(keys::NIGHT) {
             None => Night::default(),
             Some(v) => Night::read(v).unwrap_or_else(|| {
-                warnings.push(format!("{} holds {}; read as no night", keys::NIGHT, kind_of(v)));
+                let held = spelled(record, keys::NIGHT).unwrap_or_else(|| kind_of(v).to_owned());
+                warnings.push(format!("{} holds {held}; read as no night", keys::NIGHT));
                 Night::default()
             }),
         };
@@ -174,7 +180,8 @@ impl View {
                 warnings.push(format!(
                     "{} holds {}; read as empty",
                     keys::FIRST_TURN_PENDING,
-                    kind_of(v)
+                    spelled(record, keys::FIRST_TURN_PENDING)
+                        .unwrap_or_else(|| kind_of(v).to_owned())
                 ));
                 None
             }
@@ -200,6 +207,12 @@ impl View {
         };
         (view, warnings)
     }
+}
+
+/// The start of a value's text as the file spelled it, for a warning, when serde_json could not
+/// hold it (`NaN`, a lone surrogate, deep nesting) and it reads as a string of its text.
+fn spelled(record: &Record, key: &str) -> Option<String> {
+    record.verbatim(key).map(|text| text.chars().take(40).collect())
 }
 
 fn kind_of_or_text(value: &Value) -> String {

@@ -121,6 +121,45 @@ fn the_cap_keeps_the_most_recently_opened_on_equal_timestamps() {
 }
 
 #[test]
+fn marks_from_the_future_do_not_evict_new_marks() {
+    // (fix): 100 marks made while the clock said 2099, then the clock corrected. The seed ranked
+    // them newest, so every new mark was evicted at once until 2099.
+    let future = at("2099-01-01T00:00:00Z");
+    let now = at("2026-04-23T12:00:00Z");
+    let mut state = record(json!({}));
+    for i in 0..MAX_FIRST_TURN_ENTRIES {
+        sessions::open_in(&mut state, &format!("ahead-{i}"), future + TimeDelta::seconds(i as i64));
+    }
+    let before = state.clone();
+    let opened = sessions::mark_in(&mut state, "today", now);
+    assert_eq!(opened, sessions::Opened { changed: true, marked: true });
+    let pending = state.get(keys::FIRST_TURN_PENDING).and_then(Value::as_object).unwrap();
+    assert!(pending.contains_key("today"));
+    assert_eq!(pending.len(), MAX_FIRST_TURN_ENTRIES);
+    assert!(!pending.contains_key("ahead-0"), "the earliest opening goes");
+    assert!(sessions::consume_in(&mut state, "today"), "its first recall counts");
+
+    // The command says "marked" only for a mark that is in the file afterwards.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("state.json");
+    std::fs::write(&file, before.to_vec()).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_daemon-state"))
+        .env_remove("DAEMON_STATE_FILE")
+        .env_remove("DAEMON_STATE_TZ")
+        .arg("--state-file")
+        .arg(&file)
+        .args(["--now", "2026-04-23T12:00:00Z", "sessions", "open", "today"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let said = String::from_utf8(output.stdout).unwrap();
+    let on_disk = Record::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let kept = on_disk.get(keys::FIRST_TURN_PENDING).and_then(Value::as_object).unwrap();
+    assert_eq!(said, "first turn marked for today\n");
+    assert!(kept.contains_key("today"), "{said}");
+}
+
+#[test]
 fn mark_clips_stamps_and_ignores_empty_ids() {
     let now = at("2026-04-19T12:00:00.250000Z");
     let mut state = record(json!({"first_turn_pending": "corrupt", "other": 1}));
@@ -332,7 +371,10 @@ proptest! {
         let removed = sessions::prune_stale(&mut kept, now, FIRST_TURN_TTL, max);
         prop_assert_eq!(removed + kept.len(), pending.len());
         prop_assert!(kept.len() <= max);
-        let age = |v: &Value| v.as_str().and_then(timestamp::parse).unwrap_or(Timestamp::UNIX_EPOCH);
+        // (fix) A mark dated after `now` ranks as `now` for the cap.
+        let age = |v: &Value| {
+            v.as_str().and_then(timestamp::parse).unwrap_or(Timestamp::UNIX_EPOCH).min(now)
+        };
         let oldest_kept = kept.values().map(age).min();
         for (id, value) in &pending {
             if !kept.contains_key(id) {

@@ -38,16 +38,23 @@ fn check_fixture(name: &str, expected: Verdict) {
 #[test]
 fn each_hostile_shape_is_read_or_quarantined() {
     use Verdict::{Parsed, Quarantined};
-    // Nesting: serde_json reads 127 levels and no more; the object and 126 arrays make 127.
+    // Nesting: Python reads about 1,000 levels, and so does the loader; the object and 999 arrays
+    // make 1,000. serde_json's own limit of 128 no longer applies to the file.
     check_fixture("deep-array-126.json", Parsed);
-    check_fixture("deep-array-127.json", Quarantined);
+    check_fixture("deep-array-127.json", Parsed);
+    check_fixture("deep-array-999.json", Parsed);
+    check_fixture("deep-array-1000.json", Quarantined);
     check_fixture("deep-object-unclosed.json", Quarantined);
+    // Python's literals and lone surrogate escapes load, and unknown keys keep them.
+    check_fixture("nan-and-infinity.json", Parsed);
+    check_fixture("lone-surrogate-keys.json", Parsed);
     // Numbers past u64 and f64 are kept digit for digit and read leniently.
     check_fixture("numbers-beyond-f64.json", Parsed);
-    // Invalid UTF-8, raw or as a lone surrogate escape, is corruption.
+    // Invalid UTF-8 is corruption (a surrogate encoded in the bytes too, as Python's UTF-8 decoder
+    // refuses it); a lone surrogate escape is JSON that Python reads.
     check_fixture("invalid-utf8-surrogate-in-id.json", Quarantined);
     check_fixture("invalid-utf8-truncated-at-end.json", Quarantined);
-    check_fixture("lone-surrogate-escape.json", Quarantined);
+    check_fixture("lone-surrogate-escape.json", Parsed);
     // Duplicate keys: the last one wins, as in Python.
     check_fixture("duplicate-known-keys.json", Parsed);
     check_fixture("wrong-types-everywhere.json", Parsed);
@@ -105,7 +112,7 @@ fn an_over_long_line_is_refused_and_the_stream_goes_on() {
 fn the_oracle_catches_a_corrupt_file_read_as_empty() {
     // The negative control: a store that reads a corrupt file as an empty record, without
     // quarantine, must fail the oracle, or the oracle has no teeth.
-    for name in ["empty.json", "deep-array-127.json", "invalid-utf8-truncated-at-end.json"] {
+    for name in ["empty.json", "deep-array-1000.json", "invalid-utf8-truncated-at-end.json"] {
         let result = check_with(&fixture(name), Some(Broken::CorruptReadsAsEmpty));
         assert!(result.is_err(), "{name}: the broken store passed: {result:?}");
     }
@@ -138,4 +145,20 @@ fn a_burst_of_generated_request_streams_passes() {
             panic!("stream {n}: {rule}\n{}", String::from_utf8_lossy(&bytes));
         }
     }
+}
+
+#[test]
+fn the_oracle_catches_an_unreadable_moment() {
+    // The negative control for the range rule: a moment the engine formatted past year 9999 or
+    // at year 0 fails the oracle, unless the input already held it.
+    let written = |text: &str| {
+        let doc = format!("{{\"fsm_transition_at\": \"{text}\"}}");
+        daemon_state::record::Record::from_slice(doc.as_bytes()).unwrap()
+    };
+    for text in ["+10000-01-01T00:04:59+00:00", "0000-12-31T23:59:59+00:00"] {
+        assert!(harness::moments_readable(None, &written(text)).is_err(), "{text}");
+        let held = written(text);
+        assert!(harness::moments_readable(Some(&held), &written(text)).is_ok(), "{text}");
+    }
+    assert!(harness::moments_readable(None, &written("9999-12-31T23:59:59.999999+00:00")).is_ok());
 }

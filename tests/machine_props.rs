@@ -170,3 +170,65 @@ proptest! {
         prop_assert_eq!(core.state(), StateName::Wake);
     }
 }
+
+/// Every string in the document that spells a moment the way the engine writes one is readable:
+/// no year 0 and no `+10000`.
+fn moments_readable(value: &serde_json::Value) -> Result<(), String> {
+    match value {
+        serde_json::Value::String(s)
+            if s.ends_with("+00:00") && daemon_state::timestamp::parse(s).is_none() =>
+        {
+            return Err(format!("unreadable moment {s}"));
+        }
+        serde_json::Value::Array(items) => items.iter().try_for_each(moments_readable)?,
+        serde_json::Value::Object(map) => map.values().try_for_each(moments_readable)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn arb_generation() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        (0u64..8).prop_map(|k| json!(u64::MAX - k)),
+        Just(serde_json::from_str("18446744073709551616").unwrap()),
+        Just(serde_json::from_str("1e400").unwrap()),
+        (0u64..1000).prop_map(|n| json!(n)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// At both ends of the moments a state file can hold (the range `--now` and serve's `ts`
+    /// accept), and from stored generations at or past `u64::MAX`: no panic, every moment written
+    /// reads back, and the generation never goes back.
+    #[test]
+    fn the_ends_of_the_range_and_the_largest_generations_break_nothing(
+        record in arb_start(),
+        generation in arb_generation(),
+        late in any::<bool>(),
+        offset in 0i64..(3 * 86_400),
+        steps in proptest::collection::vec((arb_kind(), 0i64..7_200), 1..60),
+    ) {
+        let (earliest, latest) = (daemon_state::timestamp::earliest(), daemon_state::timestamp::latest());
+        let mut at = if late { latest - Duration::seconds(offset) } else { earliest + Duration::seconds(offset) };
+        let mut record = record;
+        record.set("generation", generation);
+        record.set("fsm_transition_at", json!(daemon_state::timestamp::format(at)));
+        let fs = SimFs::new();
+        let store = Store::with_fs(PATH, Box::new(fs.clone())).unwrap();
+        fs.replace_durably(Path::new(PATH), &record.to_vec());
+        let (mut engine, _) = Engine::with_store(store).unwrap();
+        let mut generation = record.generation();
+        for (kind, step_secs) in steps {
+            at = (at + Duration::seconds(step_secs)).min(latest);
+            let _ = engine.handle(Event::new(at, kind));
+            let on_disk = Record::from_slice(&fs.contents(Path::new(PATH)).unwrap()).unwrap();
+            prop_assert!(on_disk.generation() >= generation, "the generation went back");
+            generation = on_disk.generation();
+            let doc = serde_json::Value::Object(on_disk.into_map());
+            prop_assert_eq!(moments_readable(&doc), Ok(()));
+            prop_assert_eq!(moments_readable(&engine.status(at)), Ok(()));
+        }
+    }
+}

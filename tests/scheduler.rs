@@ -569,3 +569,68 @@ fn a_week_of_sessions_around_the_clock_keeps_the_document_small() {
     let size = engine.record().to_vec().len();
     assert!(size < 64 * 1024, "the document is {size} bytes");
 }
+
+// fix: every stored flag reads as the seed's `if value:` reads it, in the scheduler, in `status`
+// and in serve's `status` alike. `"yes"` made serve's status say paused while the next tick
+// started a night.
+#[test]
+fn a_truthy_string_pauses_the_scheduler_everywhere() {
+    let cases = [
+        (json!("yes"), true),
+        (json!(1), true),
+        (json!([0]), true),
+        (json!({"a": null}), true),
+        (json!(true), true),
+        (json!(""), false),
+        (json!(0), false),
+        (json!([]), false),
+        (json!({}), false),
+        (json!(false), false),
+    ];
+    for (flag, paused) in cases {
+        let doc = json!({"fsm_state": "WAKE", "scheduler_paused": flag.clone(),
+                         "quiet_window": window_covering(now())});
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".daemon-state.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+
+        let serve = std::process::Command::new(env!("CARGO_BIN_EXE_daemon-state"))
+            .env_remove("DAEMON_STATE_FILE")
+            .env_remove("DAEMON_STATE_TZ")
+            .arg("--state-file")
+            .arg(&path)
+            .args(["--now", &format(now()), "serve"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        serve.stdin.as_ref().unwrap().write_all(b"{\"type\": \"status\"}\n").unwrap();
+        let output = serve.wait_with_output().unwrap();
+        let reply: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(reply["scheduler_paused"], paused, "serve, {flag}");
+
+        let (mut engine, _) = Engine::open(&path).unwrap();
+        assert_eq!(engine.status(now())["paused"], paused, "status, {flag}");
+        engine.handle(Event::new(now(), EventKind::Tick { store_empty: false })).unwrap();
+        let expected = if paused { StateName::Wake } else { StateName::Transitioning };
+        assert_eq!(engine.state(), expected, "tick, {flag}");
+    }
+}
+
+// fix: the requests' `pending` (and the night's `lock_lost`) read the same way.
+#[test]
+fn a_truthy_pending_flag_is_a_pending_request_everywhere() {
+    for (flag, pending) in
+        [(json!("yes"), true), (json!(1), true), (json!(0), false), (json!(""), false)]
+    {
+        let mut host = Host::new(json!({
+            "fsm_state": "WAKE", "quiet_window": null, "last_session_ts": format(now()),
+            "user_sleep_request": {"reason": "bed", "ts": "x", "pending": flag.clone()},
+        }));
+        assert_eq!(host.engine.status(now())["requests"]["user_sleep"], pending, "{flag}");
+        host.send(EventKind::Tick { store_empty: false });
+        let expected = if pending { StateName::Transitioning } else { StateName::Wake };
+        assert_eq!(host.engine.state(), expected, "{flag}");
+    }
+}

@@ -60,8 +60,10 @@ fn legacy_values_are_read_as_the_spec_says() {
         .unwrap();
     let (engine, report) = Engine::open(&path).unwrap();
     let view = engine.data().view();
-    // "yes" is not the boolean true: not paused; the string "5" reads as the seed's int("5").
-    assert!(!view.paused);
+    // "yes" is true for the seed's `if value:` and so paused (fix: one reading of a stored flag
+    // everywhere; it was read as not paused), with a warning; the string "5" reads as the seed's
+    // int("5").
+    assert!(view.paused);
     assert_eq!(view.rem_cycle_count, 5);
     assert_eq!(view.window.map(|w| (w.start, w.duration)), Some((44, 16)));
     assert!(

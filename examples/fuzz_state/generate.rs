@@ -1,5 +1,6 @@
 //! Hostile state files: arbitrary bytes, JSON-ish token soup, byte-mutated seed documents, wrong
-//! types for every known key, duplicate keys, deep nesting, huge numbers, invalid UTF-8, huge ids.
+//! types for every known key, duplicate keys, deep nesting, huge numbers, invalid UTF-8, huge ids,
+//! and what only Python's `json` writes (`NaN`, `Infinity`, lone surrogates) in unknown keys.
 //!
 //! Owns making inputs from a random source. It must not judge them: `harness` runs them.
 
@@ -30,7 +31,7 @@ const FULL: &str = r#"{"fsm_state": "SLEEP", "fsm_transition_at": "2026-04-18T02
 "generation": 41, "x_foreign": {"big": 123456789012345678901234567890, "f": 1e400}}"#;
 
 /// The families of inputs, for the loop's tallies.
-pub const FAMILIES: [&str; 9] = [
+pub const FAMILIES: [&str; 10] = [
     "arbitrary bytes",
     "token soup",
     "byte-mutated seed documents",
@@ -40,20 +41,22 @@ pub const FAMILIES: [&str; 9] = [
     "huge numbers",
     "invalid UTF-8",
     "huge ids",
+    "Python-only JSON",
 ];
 
 /// One input: its family (an index into [`FAMILIES`]) and its bytes.
 pub fn input(rng: &mut Rng) -> (usize, Vec<u8>) {
     let family = match rng.below(100) {
-        0..=7 => 0,
-        8..=15 => 1,
-        16..=39 => 2,
-        40..=64 => 3,
-        65..=72 => 4,
-        73..=78 => 5,
-        79..=85 => 6,
-        86..=92 => 7,
-        _ => 8,
+        0..=6 => 0,
+        7..=13 => 1,
+        14..=35 => 2,
+        36..=58 => 3,
+        59..=66 => 4,
+        67..=73 => 5,
+        74..=80 => 6,
+        81..=87 => 7,
+        88..=93 => 8,
+        _ => 9,
     };
     let bytes = match family {
         0 => (0..rng.below(600)).map(|_| rng.next_u64() as u8).collect(),
@@ -64,9 +67,73 @@ pub fn input(rng: &mut Rng) -> (usize, Vec<u8>) {
         5 => deep_nesting(rng),
         6 => huge_numbers(rng),
         7 => invalid_utf8(rng),
-        _ => huge_ids(rng),
+        8 => huge_ids(rng),
+        _ => python_only(rng),
     };
     (family, bytes)
+}
+
+/// Keys, spelled as Python's `json.dump` may write them, that this product does not know: lone
+/// surrogates, two spellings of one key, an astral character as a pair.
+const PYTHON_KEYS: [&str; 7] = [
+    "\"x_ratio\"",
+    "\"\\ud800\"",
+    "\"\\uD800\"",
+    "\"k\\udfff\\u00e9\"",
+    "\"\\ud83d\\ude00\"",
+    "\"x_nested\"",
+    "\"\\u0000json-escaped-key:\"",
+];
+
+/// Values only Python's `json` writes, or that serde_json cannot hold.
+fn python_value(rng: &mut Rng) -> String {
+    const VALUES: [&str; 9] = [
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "\"\\udc00\"",
+        "\"a \\ud800 b\"",
+        "[NaN, {\"\\ud800\": -Infinity}]",
+        "{\"a\": [1, NaN], \"b\": \"\\udbff\"}",
+        "1e400",
+        "[1.5, -0.0, 1E+2]",
+    ];
+    if rng.one_in(5) {
+        let depth = *rng.pick(&[126, 127, 128, 129, 500, 998]);
+        return format!("{}NaN{}", "[".repeat(depth), "]".repeat(depth));
+    }
+    rng.pick(&VALUES).to_string()
+}
+
+/// A seed-format document with Python-only members added at random places: unknown keys (kept
+/// byte for byte) and now and then a known key (read as wrong-typed).
+fn python_only(rng: &mut Rng) -> Vec<u8> {
+    let mut members: Vec<String> = match serde_json::from_slice(FULL.as_bytes()) {
+        Ok(serde_json::Value::Object(map)) => {
+            map.into_iter().map(|(k, v)| format!("{}: {v}", quote(&k))).collect()
+        }
+        _ => Vec::new(),
+    };
+    for _ in 0..1 + rng.below(5) {
+        let key = if rng.one_in(6) {
+            quote(rng.pick::<&str>(&KNOWN_KEYS))
+        } else {
+            rng.pick(&PYTHON_KEYS).to_string()
+        };
+        let at = rng.below(members.len() + 1);
+        let spacing = if rng.one_in(2) { ": " } else { " :" };
+        members.insert(at, format!("{key}{spacing}{}", python_value(rng)));
+    }
+    format!("{{{}}}", members.join(if rng.one_in(2) { ", " } else { ",\n  " })).into_bytes()
+}
+
+/// A stored generation at or near the largest the counter holds, or past it.
+fn huge_generation(rng: &mut Rng) -> String {
+    let near = ["18446744073709551615", "18446744073709551616", "1e400", "9223372036854775808"];
+    match rng.below(3) {
+        0 => rng.pick(&near).to_string(),
+        _ => (u64::MAX - rng.below(8) as u64).to_string(),
+    }
 }
 
 /// One of the seed-format documents mutations start from, as it is.
@@ -167,7 +234,7 @@ fn byte_mutation(rng: &mut Rng) -> Vec<u8> {
 
 /// A value of any JSON type, often one a known key must not hold; `depth` bounds nesting.
 pub fn hostile(rng: &mut Rng, depth: usize) -> String {
-    const SCALARS: [&str; 40] = [
+    const SCALARS: [&str; 46] = [
         "null",
         "true",
         "false",
@@ -208,6 +275,12 @@ pub fn hostile(rng: &mut Rng, depth: usize) -> String {
         "\"yes\"",
         "[44, 16]",
         "[47, 48]",
+        "\"0001-01-01T00:00:00Z\"",
+        "\"9999-12-31T23:59:59.999999Z\"",
+        "\"9999-12-31T23:59:59Z\"",
+        "NaN",
+        "-Infinity",
+        "\"\\udc00\"",
     ];
     const SHAPES: [&str; 12] = [
         "[]",
@@ -273,6 +346,13 @@ fn document(rng: &mut Rng, duplicates: usize) -> Vec<u8> {
         }
         _ => Vec::new(),
     };
+    if rng.one_in(4) {
+        let value = huge_generation(rng);
+        match entries.iter_mut().find(|(k, _)| k == "generation") {
+            Some(entry) => entry.1 = value,
+            None => entries.push(("generation".to_owned(), value)),
+        }
+    }
     for _ in 0..1 + rng.below(4) {
         let key = rng.pick(&KNOWN_KEYS).to_string();
         let value = hostile(rng, 3);
@@ -300,9 +380,12 @@ fn quote(key: &str) -> String {
 }
 
 fn deep_nesting(rng: &mut Rng) -> Vec<u8> {
-    let depth = *rng.pick(&[1, 50, 100, 120, 126, 127, 128, 129, 200, 5_000, 100_000]);
+    // The object holding the key is one level: 999 here nest 1,000 deep, the most that loads.
+    let depth = *rng.pick(&[
+        1, 50, 100, 120, 126, 127, 128, 129, 200, 500, 998, 999, 1_000, 1_001, 5_000, 100_000,
+    ]);
     let (open, close) = if rng.one_in(2) { ("[", "]") } else { ("{\"a\": ", "}") };
-    let key = rng.pick(&KNOWN_KEYS);
+    let key = if rng.one_in(3) { "x_deep" } else { rng.pick(&KNOWN_KEYS) };
     let mut text = format!("{{\"fsm_state\": \"WAKE\", \"{key}\": ");
     text.push_str(&open.repeat(depth));
     text.push_str(if open == "[" { "1" } else { "null" });

@@ -17,6 +17,7 @@ use daemon_state::engine::{Engine, EngineError};
 use daemon_state::event::{Event, EventKind, Settings};
 use daemon_state::record::{Record, keys};
 use daemon_state::store::{Broken, Recovery, SimFs, Store};
+use daemon_state::timestamp;
 use serde_json::{Map, Value};
 
 use super::generate;
@@ -25,31 +26,7 @@ use super::generate;
 pub const STATE_FILE: &str = "/state/.daemon-state.json";
 
 /// Every key the engine knows; any other top-level key must survive the engine untouched.
-pub const KNOWN_KEYS: [&str; 23] = [
-    keys::FSM_STATE,
-    keys::FSM_TRANSITION_AT,
-    keys::DAEMON_STARTED_AT,
-    keys::FIRST_TURN_PENDING,
-    keys::PENDING_DIGEST,
-    keys::LAST_DIGEST_SHOWN_AT,
-    keys::QUIET_WINDOW,
-    keys::QUIET_WINDOW_LEARNED_AT,
-    keys::LAST_SESSION_TS,
-    keys::LAST_TICK_AT,
-    keys::LAST_TICK_SKIPPED_REASON,
-    keys::LAST_COMPLETED_CYCLES,
-    keys::SCHEDULER_PAUSED,
-    keys::USER_SLEEP_REQUEST,
-    keys::FORCE_REM_REQUEST,
-    keys::FORCE_WAKE_REQUEST,
-    keys::REM_CYCLE_COUNT,
-    keys::LAST_SESSION_OPEN,
-    keys::HIPPEA_CASCADE_REQUEST,
-    keys::TIMEZONE,
-    keys::SESSION_STARTS,
-    keys::NIGHT,
-    keys::GENERATION,
-];
+pub const KNOWN_KEYS: [&str; 23] = keys::ALL;
 
 /// A small, fast, reproducible random source (SplitMix64).
 #[derive(Debug, Clone)]
@@ -103,13 +80,17 @@ pub enum Verdict {
     Quarantined,
 }
 
-/// A moment for the events: mostly around 2026, sometimes at the ends of what a timestamp can say.
+/// A moment for the events: mostly around 2026, sometimes at or near the ends of the range a
+/// state file can hold (the moments `--now` and serve's `ts` accept).
 fn moment(rng: &mut Rng) -> DateTime<Utc> {
     let base = DateTime::from_timestamp(1_776_513_600, 0).unwrap_or(DateTime::UNIX_EPOCH);
-    let extremes = ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "1970-01-01T00:00:00Z"];
+    let (earliest, latest) = (timestamp::earliest(), timestamp::latest());
+    let near = TimeDelta::seconds(rng.below(3 * 86_400) as i64);
     match rng.below(20) {
-        0 => daemon_state::timestamp::parse(rng.pick::<&str>(&extremes)).unwrap_or(base),
+        0 => *rng.pick(&[earliest, latest, DateTime::UNIX_EPOCH]),
         1 => base + TimeDelta::seconds(rng.next_u64() as i64 % (400 * 366 * 86_400)),
+        2 => latest - near,
+        3 => earliest + near,
         _ => base + TimeDelta::seconds(rng.below(30 * 86_400) as i64 - 15 * 86_400),
     }
 }
@@ -131,10 +112,11 @@ pub fn events_for(bytes: &[u8]) -> Vec<Event> {
     let mut at = moment(&mut rng);
     let mut events = vec![Event::new(at, EventKind::Boot)];
     for _ in 0..4 {
+        // Moments past the range are refused at input, so the host never sends one.
         at = if rng.one_in(8) {
             moment(&mut rng)
         } else {
-            at + TimeDelta::minutes(rng.below(180) as i64)
+            (at + TimeDelta::minutes(rng.below(180) as i64)).min(timestamp::latest())
         };
         let kind = match rng.below(12) {
             0..=2 => EventKind::Tick { store_empty: rng.one_in(6) },
@@ -227,8 +209,46 @@ pub fn check_with(bytes: &[u8], broken: Option<Broken>) -> Result<Verdict, Strin
     }
     if let Ok(before) = &parsed {
         unknown_keys_kept(before, &after)?;
+        if after.generation() < before.generation() {
+            return Err(format!(
+                "the generation went back from {} to {}",
+                before.generation(),
+                after.generation()
+            ));
+        }
     }
+    moments_readable(parsed.as_ref().ok(), &after)?;
     verdict(quarantined)
+}
+
+/// Every string the engine wrote that spells a moment spells one Python reads back: no year 0,
+/// no `+10000`. Strings the input already held are not the engine's, and a request's `ts` (like a
+/// session id) is a label stored as the client sent it.
+pub fn moments_readable(before: Option<&Record>, after: &Record) -> Result<(), String> {
+    fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::String(s) => out.push(s),
+            Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+            Value::Object(map) => {
+                map.iter().filter(|(k, _)| *k != "ts").for_each(|(_, v)| strings(v, out))
+            }
+            _ => {}
+        }
+    }
+    let mut held = Vec::new();
+    if let Some(before) = before {
+        before.as_map().values().for_each(|v| strings(v, &mut held));
+    }
+    let mut written = Vec::new();
+    after.as_map().values().for_each(|v| strings(v, &mut written));
+    for s in written {
+        // The engine writes every moment as `timestamp::format` spells it, ending in +00:00.
+        let unreadable = (s.starts_with('+') || s.starts_with("0000-")) && s.ends_with("+00:00");
+        if unreadable && !held.contains(&s) {
+            return Err(format!("an unreadable moment was written: {s}"));
+        }
+    }
+    Ok(())
 }
 
 fn verdict(quarantined: Option<PathBuf>) -> Result<Verdict, String> {
@@ -246,6 +266,12 @@ fn unknown_keys_kept(before: &Record, after: &Record) -> Result<(), String> {
     if was != is {
         let lost: Vec<&String> = was.iter().filter(|kv| !is.contains(kv)).map(|(k, _)| k).collect();
         return Err(format!("unknown keys changed or lost: {lost:?}"));
+    }
+    // Byte for byte, as the input spelled them.
+    for (key, _) in &was {
+        if before.verbatim(key) != after.verbatim(key) {
+            return Err(format!("unknown key {key:?} was not written back verbatim"));
+        }
     }
     Ok(())
 }

@@ -59,12 +59,17 @@ const FIELDS: [&str; 12] = [
 
 /// A field value: a timestamp in many spellings, or anything hostile.
 fn value(rng: &mut Rng) -> String {
-    const TIMES: [&str; 9] = [
+    const TIMES: [&str; 14] = [
         "\"2026-04-18T23:00:00+00:00\"",
         "\"2026-04-18T23:00:00Z\"",
         "\"2026-04-18T23:00:00\"",
         "\"0000-01-01T00:00:00Z\"",
         "\"9999-12-31T23:59:59.999999-23:59\"",
+        "\"0001-01-01T00:00:00Z\"",
+        "\"0001-01-01T00:00:00+00:01\"",
+        "\"9999-12-31T23:59:59.999999Z\"",
+        "\"9999-12-31T23:55:00Z\"",
+        "\"9999-12-31T00:00:00-23:59\"",
         "\"whatever\"",
         "\"\"",
         "\"2026-02-30T25:61:61Z\"",
@@ -233,9 +238,13 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
         for (key, value) in
             before.as_map().iter().filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str()))
         {
-            if after.get(key) != Some(value) {
+            if after.get(key) != Some(value) || after.verbatim(key) != before.verbatim(key) {
                 return Err(format!("unknown key {key} changed or lost"));
             }
+        }
+        super::harness::moments_readable(Some(&before), &after)?;
+        if after.generation() < before.generation() {
+            return Err("the generation went back".into());
         }
     }
     Ok(())

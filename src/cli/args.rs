@@ -204,7 +204,7 @@ pub struct SimulateArgs {
 }
 
 fn parse_now(text: &str) -> Result<Timestamp, String> {
-    timestamp::parse(text).ok_or_else(|| "not an RFC 3339 time".to_owned())
+    timestamp::parse_moment(text).map_err(|e| e.to_string())
 }
 
 fn parse_tz(text: &str) -> Result<String, String> {

@@ -321,15 +321,17 @@ fn run_sessions(
     let now = ctx.now;
     match action {
         SessionsCommand::Open { id } => {
-            let marked = engine.update(|record| {
-                let changed = sessions::open_in(record, &id, now);
-                (!sessions::clip_session_id(&id).is_empty(), changed)
+            let opened = engine.update(|record| {
+                let opened = sessions::mark_in(record, &id, now);
+                (opened, opened.changed)
             })?;
             ctx.print(out, &json!({"ok": true}), |_| {
-                if marked {
+                if opened.marked {
                     format!("first turn marked for {}\n", sessions::clip_session_id(&id))
-                } else {
+                } else if sessions::clip_session_id(&id).is_empty() {
                     "nothing marked: the session id is empty\n".to_owned()
+                } else {
+                    "nothing marked: the mark was pruned at once\n".to_owned()
                 }
             })
         }

@@ -197,13 +197,21 @@ impl Fields<'_> {
         }
     }
 
-    /// The engine message's moment: its `ts`, which must be an RFC 3339 timestamp when present.
+    /// The engine message's moment: its `ts`, which must be an RFC 3339 timestamp in the range a
+    /// state file can hold when present.
     fn moment(&self) -> Result<Option<Timestamp>, Refusal> {
         match self.optional_string("ts")? {
             None => Ok(None),
-            Some(ts) => timestamp::parse(&ts)
-                .map(Some)
-                .ok_or_else(|| self.wrong("ts", "an RFC 3339 timestamp")),
+            Some(ts) => match timestamp::parse_moment(&ts) {
+                Ok(at) => Ok(Some(at)),
+                Err(timestamp::MomentError::NotATime) => {
+                    Err(self.wrong("ts", "an RFC 3339 timestamp"))
+                }
+                Err(timestamp::MomentError::OutOfRange) => Err(self.wrong(
+                    "ts",
+                    "a moment from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z in UTC",
+                )),
+            },
         }
     }
 }

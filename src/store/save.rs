@@ -23,7 +23,7 @@ impl Store {
     /// one in place but not yet durable), no temp file is left behind, and the generation number is
     /// not used again.
     pub fn save(&mut self, record: &mut Record) -> Result<u64, StoreError> {
-        let generation = self.highest_generation + 1;
+        let generation = self.highest_generation.saturating_add(1);
         self.highest_generation = generation;
         record.set(keys::GENERATION, Value::from(generation));
         let bytes = record.to_vec();
