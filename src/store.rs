@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use fs::{FileKind, Fs, FsFile, FsLock, Interposed, LockFile, Meta, RealFs};
-pub use load::{Loaded, Recovery};
+pub use load::{Loaded, Peeked, Recovery};
 pub use sim::{Call, SimFs};
 
 /// How many quarantined copies of corrupt state files are kept.
@@ -58,6 +58,26 @@ pub enum StoreError {
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+    },
+    /// A read-only open found no state file; nothing was created.
+    #[error("no state file at {}", .path.display())]
+    Missing {
+        /// The state file.
+        path: PathBuf,
+    },
+    /// A read-only open found a corrupt state file; it was left as it is.
+    #[error("state file {} is corrupt ({problem}); nothing was changed: run `daemon-state check`", .path.display())]
+    Corrupt {
+        /// The state file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        problem: crate::record::RecordError,
+    },
+    /// The store was opened read-only ([`Store::open_read_only`]): it never locks nor writes.
+    #[error("state file {} was opened read-only", .path.display())]
+    ReadOnly {
+        /// The state file.
+        path: PathBuf,
     },
     /// This store already holds the lock; a second one would wait for itself.
     #[error("state file {} is already locked by this store", .path.display())]
@@ -153,6 +173,8 @@ pub struct Store {
     lock_file: Mutex<Option<Arc<dyn LockFile>>>,
     /// This process's id, for temp names (asked once: it is a system call).
     pid: u32,
+    /// Opened by [`Store::open_read_only`]: never creates, locks, sweeps, moves nor writes.
+    read_only: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -177,6 +199,26 @@ impl Store {
     pub fn with_fs(path: impl Into<PathBuf>, fs: Box<dyn Fs>) -> Result<Store, StoreError> {
         let store = Self::new(path.into(), fs)?;
         store.prepare()?;
+        Ok(store)
+    }
+
+    /// Opens the state file at `path` on the real file system for reading only: the same refusals
+    /// as [`Store::open`], but nothing is created, locked, swept or moved, so that it works on a
+    /// mistyped path and on a read-only mount. Read it with [`Store::peek`]; `lock` and `save` are
+    /// refused with [`StoreError::ReadOnly`].
+    pub fn open_read_only(path: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        Self::with_fs_read_only(path, Box::new(RealFs))
+    }
+
+    /// Opens the state file at `path` on the given file system for reading only, as
+    /// [`Store::open_read_only`] does.
+    pub fn with_fs_read_only(
+        path: impl Into<PathBuf>,
+        fs: Box<dyn Fs>,
+    ) -> Result<Store, StoreError> {
+        let mut store = Self::new(path.into(), fs)?;
+        store.read_only = true;
+        store.inspect()?;
         Ok(store)
     }
 
@@ -219,12 +261,18 @@ impl Store {
             dir_handle: Mutex::new(None),
             lock_file: Mutex::new(None),
             pid: std::process::id(),
+            read_only: false,
         }
     }
 
     /// The state file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether this store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// How many saves have become durable through this store.
@@ -242,6 +290,9 @@ impl Store {
     /// for another process to release it. The lock is on the sidecar `NAME.lock`, never on the
     /// state file, which is replaced by every save.
     pub fn lock(&self) -> Result<StoreLock, StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly { path: self.path.clone() });
+        }
         if self.locked.swap(true, Ordering::Acquire) {
             return Err(StoreError::AlreadyLocked { path: self.path.clone() });
         }
@@ -294,12 +345,20 @@ impl Store {
         self.fs
             .create_dir(&self.dir)
             .map_err(|e| io_error("cannot create directory", &self.dir, e))?;
+        self.inspect()?;
+        self.sweep_temp_files()
+    }
+
+    /// Refuses what must be refused, changing nothing. A missing directory is refused only when
+    /// the store is not read-only (a read-only store then reads a missing state file).
+    fn inspect(&self) -> Result<(), StoreError> {
         // `DIR/.` makes lstat look through a symbolic link to the directory, which is allowed.
         let dir = self
             .fs
             .stat(&self.dir.join("."))
             .map_err(|e| io_error("cannot inspect", &self.dir, e))?;
         match dir {
+            None if self.read_only => return Ok(()),
             Some(meta) if meta.kind == FileKind::Dir => {
                 if meta.mode & 0o022 != 0 {
                     return Err(StoreError::InsecureDirectory {
@@ -319,7 +378,7 @@ impl Store {
             }
             Some(_) => return Err(wrong_kind(&self.path, "regular file")),
         }
-        self.sweep_temp_files()
+        Ok(())
     }
 
     /// Removes temp files left by crashed saves; only under the lock, since a temp file may belong

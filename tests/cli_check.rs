@@ -1,5 +1,5 @@
 //! The command line on damaged and unusual state files: `check` (read-only, exit 1 on any error),
-//! a corrupt file quarantined and reported by an ordinary command, inputs that cannot be read.
+//! a corrupt file quarantined and reported by a command that writes, inputs that cannot be read.
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -166,9 +166,11 @@ fn check_human_output_gives_a_level_per_line() {
 fn a_corrupt_file_is_quarantined_and_reported_on_one_line() {
     let garbage = b"{\"fsm_state\": \"SLEEP\", \"trunc";
     let (dir, file) = sandbox(Some(garbage));
-    let output = daemon_state(&file, &["--json", "status"]);
+    // A command that writes recovers the file (`status` only reads: it would report it corrupt).
+    let output = daemon_state(&file, &["--json", "sessions", "open", "s1"]);
     assert_eq!(output.status.code(), Some(0));
-    let status: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let status = daemon_state(&file, &["--json", "status"]);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(status["state"], "WAKE", "started fresh");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

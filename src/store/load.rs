@@ -22,6 +22,17 @@ pub struct Loaded {
     pub recovery: Option<Recovery>,
 }
 
+/// What [`Store::peek`] found, read without creating, locking or moving anything.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Peeked {
+    /// Nothing at the state file's path (nor, perhaps, its directory).
+    Missing,
+    /// The document.
+    Parsed(Record),
+    /// The state file is corrupt; it was left where it is.
+    Corrupt(RecordError),
+}
+
 /// What [`Store::load`] did about a state file that could not be used.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recovery {
@@ -90,6 +101,26 @@ impl Store {
                     Ok(self.loaded(Record::new(), Seen::File(meta), None))
                 }
                 Err(_) => self.recover(),
+            },
+        }
+    }
+
+    /// Reads the state file and changes nothing: no lock (an atomically replaced file is read
+    /// whole without one), no quarantine, no fallback. For read-only commands (`status`) and for
+    /// a look at the file between locked writes.
+    pub fn peek(&mut self) -> Result<Peeked, StoreError> {
+        match self.read(&self.path)? {
+            None => {
+                self.seen = Seen::Missing;
+                Ok(Peeked::Missing)
+            }
+            Some((bytes, meta)) => match Record::from_slice(&bytes) {
+                Ok(record) => {
+                    let loaded = self.loaded(record, Seen::File(meta), None);
+                    Ok(Peeked::Parsed(loaded.record))
+                }
+                // Not marked as seen: the next locked read deals with it.
+                Err(problem) => Ok(Peeked::Corrupt(problem)),
             },
         }
     }
