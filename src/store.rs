@@ -37,8 +37,9 @@ pub enum StoreError {
         /// The path given.
         path: PathBuf,
     },
-    /// The state file is a symbolic link, which the store never follows.
-    #[error("refusing state file {}: it is a symbolic link", .path.display())]
+    /// The state file, `NAME.prev` or `NAME.lock` is a symbolic link, which the store never
+    /// follows.
+    #[error("refusing {}: it is a symbolic link, which the store never follows", .path.display())]
     Symlink {
         /// The state file.
         path: PathBuf,
@@ -189,7 +190,8 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens the state file at `path` on the real file system: creates a missing directory (mode
-    /// 0700), refuses a symbolic link and a directory that others may write to, and removes temp
+    /// 0700), refuses a symbolic link or a directory at the state file, `NAME.prev` or `NAME.lock`
+    /// and a directory that others may write to (before anything is moved), and removes temp
     /// files that a crashed save left behind. Nothing is read yet: see [`Store::load`].
     pub fn open(path: impl Into<PathBuf>) -> Result<Store, StoreError> {
         Self::with_fs(path, Box::new(RealFs))
@@ -369,14 +371,15 @@ impl Store {
             }
             _ => return Err(wrong_kind(&self.dir, "directory")),
         }
-        let file =
-            self.fs.stat(&self.path).map_err(|e| io_error("cannot inspect", &self.path, e))?;
-        match file.map(|meta| meta.kind) {
-            None | Some(FileKind::File) => {}
-            Some(FileKind::Symlink) => {
-                return Err(StoreError::Symlink { path: self.path.clone() });
+        // Every refusal comes here, before anything is moved: a recovery must not quarantine the
+        // state file and then find that it cannot use `NAME.prev`.
+        for path in [&self.path, &self.prev, &self.lock_path] {
+            let file = self.fs.stat(path).map_err(|e| io_error("cannot inspect", path, e))?;
+            match file.map(|meta| meta.kind) {
+                None | Some(FileKind::File) => {}
+                Some(FileKind::Symlink) => return Err(StoreError::Symlink { path: path.clone() }),
+                Some(_) => return Err(wrong_kind(path, "regular file")),
             }
-            Some(_) => return Err(wrong_kind(&self.path, "regular file")),
         }
         Ok(())
     }

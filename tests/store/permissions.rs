@@ -77,6 +77,41 @@ fn a_symlinked_state_file_is_refused() {
     assert_eq!(std::fs::read(&target).unwrap(), b"{}");
 }
 
+// Refusals come at open, before anything moves: a symbolic link or a directory at `NAME.prev` or
+// `NAME.lock`, with a corrupt state file, refuses the open and leaves the corrupt file in place.
+#[test]
+fn a_symlinked_prev_refuses_before_quarantining() {
+    type Setup = fn(&Path, &Path);
+    let rows: [(&str, Setup); 3] = [
+        (".prev", |target, sibling| symlink(target, sibling).unwrap()),
+        (".prev", |_, sibling| std::fs::create_dir(sibling).unwrap()),
+        (".lock", |target, sibling| symlink(target, sibling).unwrap()),
+    ];
+    for (suffix, setup) in rows {
+        let (dir, path) = state_dir();
+        let mut store = Store::open(&path).unwrap();
+        saved(&mut store, 1);
+        saved(&mut store, 2);
+        drop(store);
+        let sibling = dir.path().join(format!("{NAME}{suffix}"));
+        let _ = std::fs::remove_file(&sibling);
+        let target = dir.path().join("elsewhere.json");
+        std::fs::write(&target, b"{}").unwrap();
+        setup(&target, &sibling);
+        std::fs::write(&path, b"{\"torn").unwrap();
+
+        let err = Store::open(&path).and_then(|mut store| store.load()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Symlink { .. } | StoreError::WrongKind { .. }),
+            "{suffix}: {err:?}"
+        );
+        assert!(err.to_string().contains(&*sibling.to_string_lossy()), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"torn", "{suffix}: the file was moved");
+        assert_eq!(quarantined(dir.path()), Vec::<String>::new(), "{suffix}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"{}");
+    }
+}
+
 // Permissions: a directory that its group or others may write to is refused; a symbolic link to a
 // private directory is fine.
 #[test]
