@@ -170,12 +170,12 @@ impl Engine {
     }
 
     /// Re-reads the file when another process changed it since this engine last read or wrote it.
+    /// A file found corrupt is never replaced by a `NAME.prev` older than the document this engine
+    /// holds: the held document is written again, with a new generation, and the store reports it
+    /// on stderr ([`Store::reload`]).
     pub fn refresh(&mut self) -> Result<(), EngineError> {
         if self.store.changed_on_disk()? {
-            let Loaded { record, recovery } = self.store.load()?;
-            if let Some(recovery) = recovery {
-                tracing::error!(path = %self.store.path().display(), ?recovery, "state file was corrupt");
-            }
+            let Loaded { record, .. } = self.store.reload(&self.durable)?;
             self.restore(record);
         }
         Ok(())

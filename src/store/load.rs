@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use super::{
     Broken, FileKind, Meta, QUARANTINE_KEEP, Seen, Store, StoreError, io_error, wrong_kind,
 };
-use crate::record::{Record, RecordError};
+use serde_json::Value;
+
+use crate::record::{Record, RecordError, keys};
 
 /// What [`Store::load`] found.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +52,17 @@ pub enum Recovery {
         /// The generation that was loaded from it.
         generation: u64,
     },
+    /// The state file was corrupt under a process that holds a document at least as new as the
+    /// previous generation ([`Store::reload`]): a copy was kept aside and the held document was
+    /// written in its place with a new generation.
+    RewroteHeld {
+        /// Why the state file could not be read.
+        problem: RecordError,
+        /// Where the corrupt file's copy now is.
+        quarantined_to: PathBuf,
+        /// The generation the held document was written as.
+        generation: u64,
+    },
     /// The state file was corrupt and no usable previous generation exists: it was moved aside and
     /// the state starts fresh.
     StartedFresh {
@@ -68,6 +81,11 @@ impl fmt::Display for Recovery {
                 "the state file was corrupt ({problem}): kept a copy at {}; restored generation {generation} from {}",
                 quarantined_to.display(),
                 previous.display()
+            ),
+            Recovery::RewroteHeld { problem, quarantined_to, generation } => write!(
+                f,
+                "the state file was corrupt ({problem}): kept a copy at {}; rewrote the document this process holds as generation {generation}",
+                quarantined_to.display()
             ),
             Recovery::StartedFresh { problem, quarantined_to } => write!(
                 f,
@@ -102,7 +120,21 @@ impl Store {
                 Err(_) if self.broken == Some(Broken::CorruptReadsAsEmpty) => {
                     Ok(self.loaded(Record::new(), Seen::File(meta), None))
                 }
-                Err(_) => self.recover(),
+                Err(_) => self.recover(None),
+            },
+        }
+    }
+
+    /// Reads the state file again, as [`Store::load`] does, for a process that holds `held`, the
+    /// document it last loaded or saved: when the file turns out corrupt and `held` is at least as
+    /// new as `NAME.prev` (by generation), the corrupt file is kept aside and `held` is written in
+    /// its place with a new generation, rather than falling back on an older `NAME.prev`.
+    pub fn reload(&mut self, held: &Record) -> Result<Loaded, StoreError> {
+        match self.read(&self.path)? {
+            None => Ok(self.loaded(Record::new(), Seen::Missing, None)),
+            Some((bytes, meta)) => match Record::from_slice(&bytes) {
+                Ok(record) => Ok(self.loaded(record, Seen::File(meta), None)),
+                Err(_) => self.recover(Some(held)),
             },
         }
     }
@@ -140,7 +172,9 @@ impl Store {
     /// crash at any point leaves the corrupt file (recovered again next time) or the previous
     /// generation. Only without a usable `NAME.prev` is the corrupt file renamed away, and then a
     /// missing file is the fresh state it stands for.
-    fn recover(&mut self) -> Result<Loaded, StoreError> {
+    ///
+    /// With `held` (see [`Store::reload`]) at least as new as `NAME.prev`, that is what is put back.
+    fn recover(&mut self, held: Option<&Record>) -> Result<Loaded, StoreError> {
         let _lock = self.lock_unless_held()?;
         let (bytes, meta) = match self.read(&self.path)? {
             None => return Ok(self.loaded(Record::new(), Seen::Missing, None)),
@@ -151,7 +185,13 @@ impl Store {
             Err(problem) => problem,
         };
         // Everything that may refuse is read before anything moves.
-        let Some((previous_bytes, record)) = self.read_previous()? else {
+        let previous = self.read_previous()?;
+        let newest = previous.as_ref().map_or(0, |(_, record)| record.generation());
+        if let Some(held) = held.filter(|held| held.generation() > 0 && held.generation() >= newest)
+        {
+            return self.rewrite(held.clone(), problem);
+        }
+        let Some((previous_bytes, record)) = previous else {
             let quarantined_to = self.quarantine(Quarantine::Move)?;
             let recovery = Recovery::StartedFresh { problem, quarantined_to };
             tracing::error!(path = %self.path.display(), "{recovery}");
@@ -165,6 +205,23 @@ impl Store {
             previous: self.prev.clone(),
             generation: record.generation(),
         };
+        tracing::error!(path = %self.path.display(), "{recovery}");
+        let seen = match self.fs.stat(&self.path) {
+            Ok(Some(meta)) => Seen::File(meta),
+            _ => Seen::Nothing,
+        };
+        Ok(self.loaded(record, seen, Some(recovery)))
+    }
+
+    /// Keeps the corrupt state file aside and writes `record` in its place with a new generation.
+    fn rewrite(&mut self, mut record: Record, problem: RecordError) -> Result<Loaded, StoreError> {
+        let quarantined_to = self.quarantine(Quarantine::Link)?;
+        let generation = self.highest_generation.saturating_add(1);
+        self.highest_generation = generation;
+        record.set(keys::GENERATION, Value::from(generation));
+        self.put_back(&record.to_vec())?;
+        self.durable_writes += 1;
+        let recovery = Recovery::RewroteHeld { problem, quarantined_to, generation };
         tracing::error!(path = %self.path.display(), "{recovery}");
         let seen = match self.fs.stat(&self.path) {
             Ok(Some(meta)) => Seen::File(meta),

@@ -5,6 +5,7 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
+use daemon_state::engine::Engine;
 use daemon_state::record::Record;
 use daemon_state::store::{Recovery, SimFs, Store};
 use serde_json::json;
@@ -89,4 +90,63 @@ fn an_interrupted_recovery_never_leaves_the_state_file_missing() {
         });
     }
     assert!(images > 10, "too few images: {images}");
+}
+
+/// One locked read-modify-write that sets `key` in the engine's document.
+fn set(engine: &mut Engine, key: &str) {
+    engine
+        .update(|record| {
+            record.set(key, json!(true));
+            ((), true)
+        })
+        .unwrap();
+}
+
+// A running engine (a `serve`) whose file is corrupted under it writes back the document it holds,
+// with a new generation, rather than the older `NAME.prev`; a copy of the corrupt bytes is kept.
+#[test]
+fn a_running_engine_rewrites_what_it_holds_over_a_corrupted_file() {
+    let (dir, path) = state_dir();
+    let (mut engine, _) = Engine::open(&path).unwrap();
+    for key in ["a", "b", "c"] {
+        set(&mut engine, key);
+    }
+    assert_eq!(engine.record().generation(), 3);
+    std::fs::write(&path, TORN).unwrap();
+
+    set(&mut engine, "d");
+    let on_disk = Store::open(&path).unwrap().load().unwrap();
+    assert_eq!(on_disk.recovery, None);
+    for key in ["a", "b", "c", "d"] {
+        assert_eq!(on_disk.record.get(key), Some(&json!(true)), "{key} lost: {:?}", on_disk.record);
+    }
+    assert_eq!(on_disk.record.generation(), 5, "the rewrite and the change are two generations");
+    assert_eq!(engine.record(), &on_disk.record);
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".corrupt."))
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), TORN);
+}
+
+// The same engine defers to a `NAME.prev` newer than what it holds (another process saved since).
+#[test]
+fn a_running_engine_takes_a_newer_previous_generation_over_what_it_holds() {
+    let (_dir, path) = state_dir();
+    let (mut engine, _) = Engine::open(&path).unwrap();
+    set(&mut engine, "a");
+    let mut other = Store::open(&path).unwrap();
+    let mut theirs = other.load().unwrap().record;
+    theirs.set("theirs", json!(1));
+    other.save(&mut theirs).unwrap();
+    other.save(&mut theirs.clone()).unwrap();
+    drop(other);
+    std::fs::write(&path, TORN).unwrap();
+
+    set(&mut engine, "d");
+    let on_disk = Store::open(&path).unwrap().load().unwrap().record;
+    assert_eq!(on_disk.get("theirs"), Some(&json!(1)), "{on_disk:?}");
+    assert_eq!(on_disk.get("d"), Some(&json!(true)));
 }
