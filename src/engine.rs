@@ -84,10 +84,12 @@ impl Engine {
             store.load()?
         };
         let Loaded { record, recovery } = loaded;
-        let (core, warnings) = Core::restore(record.clone());
-        for warning in &warnings {
+        let (core, restored) = Core::restore(record.clone());
+        let mut warnings = store.take_notes();
+        for warning in &restored {
             tracing::warn!(path = %store.path().display(), "{warning}");
         }
+        warnings.extend(restored);
         Ok((Self { core, store, durable: record }, OpenReport { recovery, warnings }))
     }
 

@@ -60,6 +60,17 @@ pub enum StoreError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The state directory, the state file or `NAME.prev` belongs to another user (the directory
+    /// may also belong to root), as OpenSSH's `StrictModes` refuses.
+    #[error("refusing {}: it is owned by uid {uid}, not by this user (uid {euid})", .path.display())]
+    ForeignOwner {
+        /// The directory or file.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// This process's effective user id.
+        euid: u32,
+    },
     /// A read-only open found no state file; nothing was created.
     #[error("no state file at {}", .path.display())]
     Missing {
@@ -176,6 +187,8 @@ pub struct Store {
     pid: u32,
     /// Opened by [`Store::open_read_only`]: never creates, locks, sweeps, moves nor writes.
     read_only: bool,
+    /// Warnings from opening, for the open report.
+    notes: Vec<String>,
 }
 
 impl std::fmt::Debug for Store {
@@ -199,7 +212,7 @@ impl Store {
 
     /// Opens the state file at `path` on the given file system, as [`Store::open`] does.
     pub fn with_fs(path: impl Into<PathBuf>, fs: Box<dyn Fs>) -> Result<Store, StoreError> {
-        let store = Self::new(path.into(), fs)?;
+        let mut store = Self::new(path.into(), fs)?;
         store.prepare()?;
         Ok(store)
     }
@@ -264,6 +277,7 @@ impl Store {
             lock_file: Mutex::new(None),
             pid: std::process::id(),
             read_only: false,
+            notes: Vec::new(),
         }
     }
 
@@ -342,26 +356,62 @@ impl Store {
             && name.ends_with(b".tmp")
     }
 
-    /// Creates the directory, refuses what must be refused, and sweeps orphan temp files.
-    fn prepare(&self) -> Result<(), StoreError> {
+    /// Creates the directory, refuses what must be refused, sets the state file and `NAME.prev`
+    /// back to 0600 when group or others may read or write them, and sweeps orphan temp files.
+    fn prepare(&mut self) -> Result<(), StoreError> {
         self.fs
             .create_dir(&self.dir)
             .map_err(|e| io_error("cannot create directory", &self.dir, e))?;
-        self.inspect()?;
+        for (path, mode) in self.inspect()? {
+            let note = match self.fs.set_mode(&path, 0o600) {
+                Ok(()) => {
+                    format!("mode {mode:04o} let group or others read or write it; set to 0600")
+                }
+                Err(e) => format!(
+                    "mode {mode:04o} lets group or others read or write it; cannot set it to 0600: {e}"
+                ),
+            };
+            self.note(&path, note);
+        }
         self.sweep_temp_files()
     }
 
-    /// Refuses what must be refused, changing nothing. A missing directory is refused only when
-    /// the store is not read-only (a read-only store then reads a missing state file).
-    fn inspect(&self) -> Result<(), StoreError> {
+    /// Keeps a warning about `path` for the open report (see [`Store::take_notes`]) and logs it.
+    fn note(&mut self, path: &Path, note: String) {
+        let note = if path == self.path { note } else { format!("{}: {note}", path.display()) };
+        tracing::warn!(path = %self.path.display(), "{note}");
+        self.notes.push(note);
+    }
+
+    /// The warnings opening the store gave (a mode set back to 0600, or one a read-only store
+    /// left as it was), each naming the file unless it is the state file; taking them empties
+    /// the list.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
+    /// Refuses what must be refused, changing nothing, and returns the state file and `NAME.prev`
+    /// when group or others may read or write them, with their modes (a read-only store notes them
+    /// instead). A missing directory is refused only when the store is not read-only (a read-only
+    /// store then reads a missing state file). Like OpenSSH's `StrictModes`, the directory must
+    /// belong to this process's user or to root, and the state file and `NAME.prev` to this user.
+    fn inspect(&mut self) -> Result<Vec<(PathBuf, u32)>, StoreError> {
+        let euid = effective_uid();
         // `DIR/.` makes lstat look through a symbolic link to the directory, which is allowed.
         let dir = self
             .fs
             .stat(&self.dir.join("."))
             .map_err(|e| io_error("cannot inspect", &self.dir, e))?;
         match dir {
-            None if self.read_only => return Ok(()),
+            None if self.read_only => return Ok(Vec::new()),
             Some(meta) if meta.kind == FileKind::Dir => {
+                if meta.uid != euid && meta.uid != 0 {
+                    return Err(StoreError::ForeignOwner {
+                        path: self.dir.clone(),
+                        uid: meta.uid,
+                        euid,
+                    });
+                }
                 if meta.mode & 0o022 != 0 {
                     return Err(StoreError::InsecureDirectory {
                         path: self.dir.clone(),
@@ -373,15 +423,41 @@ impl Store {
         }
         // Every refusal comes here, before anything is moved: a recovery must not quarantine the
         // state file and then find that it cannot use `NAME.prev`.
+        let mut exposed = Vec::new();
         for path in [&self.path, &self.prev, &self.lock_path] {
             let file = self.fs.stat(path).map_err(|e| io_error("cannot inspect", path, e))?;
-            match file.map(|meta| meta.kind) {
-                None | Some(FileKind::File) => {}
-                Some(FileKind::Symlink) => return Err(StoreError::Symlink { path: path.clone() }),
+            match file {
+                None => {}
+                Some(meta) if meta.kind == FileKind::File => {
+                    if *path == self.lock_path {
+                        continue;
+                    }
+                    if meta.uid != euid {
+                        return Err(StoreError::ForeignOwner {
+                            path: path.clone(),
+                            uid: meta.uid,
+                            euid,
+                        });
+                    }
+                    if meta.mode & 0o077 != 0 {
+                        exposed.push((path.clone(), meta.mode));
+                    }
+                }
+                Some(meta) if meta.kind == FileKind::Symlink => {
+                    return Err(StoreError::Symlink { path: path.clone() });
+                }
                 Some(_) => return Err(wrong_kind(path, "regular file")),
             }
         }
-        Ok(())
+        if self.read_only {
+            for (path, mode) in std::mem::take(&mut exposed) {
+                let note = format!(
+                    "mode {mode:04o} lets group or others read or write it; the next command that writes sets it to 0600"
+                );
+                self.note(&path, note);
+            }
+        }
+        Ok(exposed)
     }
 
     /// Removes temp files left by crashed saves; only under the lock, since a temp file may belong
@@ -416,6 +492,12 @@ impl Store {
     fn lock_unless_held(&self) -> Result<Option<StoreLock>, StoreError> {
         if self.locked.load(Ordering::Acquire) { Ok(None) } else { self.lock().map(Some) }
     }
+}
+
+/// The effective user id of this process.
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 fn io_error(action: &'static str, path: &Path, source: io::Error) -> StoreError {

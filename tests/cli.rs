@@ -28,6 +28,9 @@ impl Sandbox {
     fn with(doc: Value) -> Self {
         let sandbox = Self::new();
         fs::write(&sandbox.file, serde_json::to_vec_pretty(&doc).expect("json")).expect("write");
+        // Private, as the store and the seed write it (a wider mode is repaired with a warning).
+        fs::set_permissions(&sandbox.file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
         sandbox
     }
 
