@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use assert_cmd::Command;
 use daemon_state::engine::{Engine, EngineError};
 use daemon_state::record::Record;
-use daemon_state::store::{Call, Interposed, Store, StoreError};
+use daemon_state::serve::Server;
+use daemon_state::store::{Call, Interposed, SimFs, Store, StoreError};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_daemon-state");
@@ -192,4 +193,38 @@ fn check_on_a_read_only_directory_works() {
         });
     assert!(parsed, "{report:#}");
     assert_eq!(snapshot(dir.path()), before, "check changed the directory");
+}
+
+const SIM_PATH: &str = "/state/.daemon-state.json";
+
+fn document(state: &str) -> Record {
+    Record::from_map(json!({"fsm_state": state}).as_object().expect("object").clone())
+}
+
+// serve's `status` reads the file as it stands without the lock: a lock that cannot be taken does
+// not fail it, another process's save shows, and a corrupt file is neither moved nor shown.
+#[test]
+fn serve_status_takes_no_lock_and_moves_nothing() {
+    let fs = SimFs::new();
+    let store = Store::with_fs(SIM_PATH, Box::new(fs.clone())).expect("open");
+    let (engine, _) = Engine::with_store(store).expect("engine");
+    let now = daemon_state::timestamp::parse("2026-04-19T07:00:00Z").expect("time");
+    let server = Server::new(engine, move || now);
+    let mut other = Store::with_fs(SIM_PATH, Box::new(fs.clone())).expect("open");
+    other.load().expect("load");
+    other.save(&mut document("SLEEP")).expect("save");
+
+    for errno in [libc::EIO, libc::EACCES] {
+        fs.fail_at(Call::Lock, 0, errno);
+        let status = server.reply(&json!({"type": "status"}));
+        assert_eq!((&status["ok"], &status["state"]), (&json!(true), &json!("SLEEP")), "{status}");
+        assert!(!fs.take_injected(), "status tried to lock");
+    }
+
+    fs.replace_durably(Path::new(SIM_PATH), b"{\"torn");
+    let names = fs.names(Path::new("/state"));
+    let status = server.reply(&json!({"type": "status"}));
+    assert_eq!(status["state"], "SLEEP", "{status}");
+    assert_eq!(fs.names(Path::new("/state")), names, "status moved something");
+    assert_eq!(fs.contents(Path::new(SIM_PATH)).as_deref(), Some(&b"{\"torn"[..]));
 }
