@@ -203,9 +203,11 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens the state file at `path` on the real file system: creates a missing directory (mode
-    /// 0700), refuses a symbolic link or a directory at the state file, `NAME.prev` or `NAME.lock`
-    /// and a directory that others may write to (before anything is moved), and removes temp
-    /// files that a crashed save left behind. Nothing is read yet: see [`Store::load`].
+    /// 0700), refuses a symbolic link or a directory at the state file, `NAME.prev` or `NAME.lock`,
+    /// a directory that others may write to, and files or a directory owned by another user
+    /// (before anything is moved), sets a state file or `NAME.prev` that group or others may read
+    /// back to 0600 (see [`Store::take_notes`]), and removes temp files that a crashed save left
+    /// behind. Nothing is read yet: see [`Store::load`].
     pub fn open(path: impl Into<PathBuf>) -> Result<Store, StoreError> {
         Self::with_fs(path, Box::new(RealFs))
     }
