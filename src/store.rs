@@ -41,7 +41,7 @@ pub enum StoreError {
     /// follows.
     #[error("refusing {}: it is a symbolic link, which the store never follows", .path.display())]
     Symlink {
-        /// The state file.
+        /// The link.
         path: PathBuf,
     },
     /// The state file or its directory is not the kind of file it must be.
