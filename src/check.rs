@@ -1,9 +1,11 @@
 //! The doctor: a read-only inspection of a state file and the files beside it.
 //!
 //! Owns what `daemon-state check` reports: whether the file parses and is an object, whether its
-//! known keys hold the types the seed writes, its permissions and its directory's, symbolic links,
-//! temp files left by interrupted saves, quarantined copies and the previous generation. It must
-//! not change anything: no quarantine, no sweep, no lock file, no directory created.
+//! known keys hold the types the seed writes, its permissions, owners and its directory's, symbolic
+//! links, temp files left by interrupted saves, quarantined copies, the previous generation and the
+//! lock file; and, for a corrupt file, what the next command that writes will do with it (the
+//! words must match what `store` does). Anything every command refuses is an error. It must not
+//! change anything: no quarantine, no sweep, no lock file, no directory created.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -106,9 +108,84 @@ pub fn check(path: &Path) -> Report {
     if !check_dir(&mut report, &dir) {
         return report;
     }
-    check_state_file(&mut report, path);
+    let sibling = |suffix: &str| {
+        let mut sibling = name.clone();
+        sibling.push(suffix);
+        dir.join(sibling)
+    };
+    let (prev, lock) = (sibling(".prev"), sibling(".lock"));
+    let previous = read_previous(&prev);
+    check_state_file(&mut report, path, &previous);
     check_siblings(&mut report, &dir, &name);
+    check_previous(&mut report, &prev, &previous);
+    check_lock(&mut report, &lock);
     report
+}
+
+/// This process's effective user id, which must own the state file (and the directory, or root).
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// What `NAME.prev` is, read once: the state file's finding depends on it.
+enum Previous {
+    /// No `NAME.prev`.
+    Missing,
+    /// A regular file that parses, with its generation.
+    Usable(u64),
+    /// A regular file that does not parse.
+    Corrupt(String),
+    /// A symbolic link or not a regular file: every command refuses it.
+    Refused(&'static str),
+    /// It could not be inspected or read.
+    Unreadable(String),
+}
+
+fn read_previous(prev: &Path) -> Previous {
+    let meta = match fs::symlink_metadata(prev) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Previous::Missing,
+        Err(e) => return Previous::Unreadable(format!("cannot inspect: {e}")),
+    };
+    if !meta.file_type().is_file() {
+        return Previous::Refused(kind_name(&meta.file_type()));
+    }
+    match fs::read(prev).map(|bytes| Record::from_slice(&bytes)) {
+        Ok(Ok(record)) => Previous::Usable(record.generation()),
+        Ok(Err(problem)) => Previous::Corrupt(problem.to_string()),
+        Err(e) => Previous::Unreadable(format!("cannot read: {e}")),
+    }
+}
+
+/// What a file type is, for a finding about something that is not a regular file.
+fn kind_name(file_type: &fs::FileType) -> &'static str {
+    if file_type.is_symlink() {
+        "a symbolic link"
+    } else if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a named pipe"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Whether `meta` belongs to this user (or, when `root_too`, to root); adds an error when not.
+fn check_owner(report: &mut Report, path: &Path, meta: &fs::Metadata, root_too: bool) -> bool {
+    let (uid, euid) = (meta.uid(), effective_uid());
+    if uid == euid || (root_too && uid == 0) {
+        return true;
+    }
+    let allowed = if root_too { " nor root" } else { "" };
+    report.add(
+        Level::Error,
+        path,
+        format!(
+            "owned by uid {uid}, not by this user (uid {euid}){allowed}; every command refuses it"
+        ),
+    );
+    false
 }
 
 /// The directory: it must be one (a link to one is fine) and not writable by group or others.
@@ -116,6 +193,7 @@ pub fn check(path: &Path) -> Report {
 fn check_dir(report: &mut Report, dir: &Path) -> bool {
     match fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {
+            check_owner(report, dir, &meta, true);
             let mode = meta.mode() & 0o7777;
             if mode & 0o022 != 0 {
                 report.add(
@@ -136,7 +214,7 @@ fn check_dir(report: &mut Report, dir: &Path) -> bool {
             report.add(
                 Level::Info,
                 dir,
-                "no directory yet: a fresh WAKE state (created on the first save)",
+                "no directory yet: `status` reports the state file missing; the next command that writes creates it (0700) and starts a fresh WAKE state",
             );
             false
         }
@@ -148,11 +226,15 @@ fn check_dir(report: &mut Report, dir: &Path) -> bool {
 }
 
 /// The state file: a regular file, mode 0600, whose bytes are a state document.
-fn check_state_file(report: &mut Report, path: &Path) {
+fn check_state_file(report: &mut Report, path: &Path, previous: &Previous) {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            report.add(Level::Info, path, "no state file: a fresh WAKE state");
+            report.add(
+                Level::Info,
+                path,
+                "no state file: `status` reports it missing; the next command that writes starts a fresh WAKE state",
+            );
             return;
         }
         Err(e) => {
@@ -166,23 +248,13 @@ fn check_state_file(report: &mut Report, path: &Path) {
         return;
     }
     if !file_type.is_file() {
-        let kind = if file_type.is_dir() {
-            "a directory"
-        } else if file_type.is_fifo() {
-            "a named pipe"
-        } else {
-            "not a regular file"
-        };
-        report.add(Level::Error, path, format!("{kind}; the engine refuses it"));
+        report.add(Level::Error, path, format!("{}; the engine refuses it", kind_name(&file_type)));
         return;
     }
+    check_owner(report, path, &meta, false);
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
-        report.add(
-            Level::Error,
-            path,
-            format!("mode {mode:04o} lets group or others read or write it (expected 0600)"),
-        );
+        report.add(Level::Error, path, exposed(mode));
     } else if mode & 0o600 != 0o600 {
         report.add(
             Level::Warning,
@@ -209,12 +281,30 @@ fn check_state_file(report: &mut Report, path: &Path) {
             );
             check_keys(report, path, &record);
         }
-        Err(problem) => report.add(
-            Level::Error,
-            path,
-            format!("corrupt ({problem}); the next open moves it aside and loads the previous generation"),
-        ),
+        Err(problem) => {
+            let next = match previous {
+                Previous::Usable(generation) => format!(
+                    "the next command that writes keeps a copy as NAME.corrupt.<time> and puts back the previous generation ({generation}, from NAME.prev), or a running `serve` writes back the newer document it holds"
+                ),
+                Previous::Missing | Previous::Corrupt(_) => "the next command that writes moves it to NAME.corrupt.<time> and starts fresh: there is no usable previous generation".to_owned(),
+                Previous::Refused(_) | Previous::Unreadable(_) => {
+                    "every command fails until NAME.prev is fixed (see its finding)".to_owned()
+                }
+            };
+            report.add(
+                Level::Error,
+                path,
+                format!("corrupt ({problem}); `status` refuses it; {next}"),
+            );
+        }
     }
+}
+
+/// The finding about a file that group or others may read or write.
+fn exposed(mode: u32) -> String {
+    format!(
+        "mode {mode:04o} lets group or others read or write it (expected 0600); the next command that writes sets it to 0600"
+    )
 }
 
 /// What a known key must hold (`null` is always accepted: the seed writes it for "unset").
@@ -346,7 +436,7 @@ fn check_siblings(report: &mut Report, dir: &Path, name: &OsString) {
             report.add(
                 Level::Warning,
                 &path,
-                "a quarantined corrupt state file; inspect it, then remove it",
+                "a quarantined corrupt state file, which nothing reads again; inspect it, then remove it",
             );
         } else if bytes.len() > ours.len() + ".tmp".len()
             && bytes.starts_with(ours)
@@ -360,47 +450,62 @@ fn check_siblings(report: &mut Report, dir: &Path, name: &OsString) {
             );
         }
     }
-    let mut prev = name.clone();
-    prev.push(".prev");
-    check_previous(report, &dir.join(prev));
 }
 
-/// `NAME.prev`, when there is one, must be a regular file that parses.
-fn check_previous(report: &mut Report, prev: &Path) {
-    let meta = match fs::symlink_metadata(prev) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
-        Err(e) => {
-            report.add(
-                Level::Warning,
-                prev,
-                format!("cannot inspect the previous generation: {e}"),
-            );
-            return;
-        }
-    };
-    if !meta.file_type().is_file() {
-        report.add(
-            Level::Warning,
+/// `NAME.prev`, when there is one, must be a regular file of this user's, 0600, that parses.
+fn check_previous(report: &mut Report, prev: &Path, previous: &Previous) {
+    match previous {
+        Previous::Missing => {}
+        Previous::Refused(kind) => report.add(
+            Level::Error,
             prev,
-            "the previous generation is not a regular file; it cannot be restored",
-        );
-        return;
+            format!("the previous generation is {kind}; every command refuses it"),
+        ),
+        Previous::Unreadable(why) => {
+            report.add(Level::Error, prev, format!("the previous generation: {why}"))
+        }
+        Previous::Usable(_) | Previous::Corrupt(_) => {
+            if let Ok(meta) = fs::symlink_metadata(prev) {
+                check_owner(report, prev, &meta, false);
+                let mode = meta.mode() & 0o7777;
+                if mode & 0o077 != 0 {
+                    report.add(Level::Error, prev, exposed(mode));
+                }
+            }
+            if let Previous::Usable(generation) = previous {
+                report.add(
+                    Level::Ok,
+                    prev,
+                    format!("previous generation parses (generation {generation})"),
+                );
+            }
+            if let Previous::Corrupt(problem) = previous {
+                report.add(
+                    Level::Warning,
+                    prev,
+                    format!("the previous generation is corrupt ({problem}); a recovery would start fresh"),
+                );
+            }
+        }
     }
-    match fs::read(prev).map(|bytes| Record::from_slice(&bytes)) {
-        Ok(Ok(record)) => report.add(
-            Level::Ok,
-            prev,
-            format!("previous generation parses (generation {})", record.generation()),
+}
+
+/// `NAME.lock` holds no data; a symbolic link or anything but a regular file there makes every
+/// command that writes refuse to open the state file.
+fn check_lock(report: &mut Report, lock: &Path) {
+    match fs::symlink_metadata(lock) {
+        Ok(meta) if meta.file_type().is_file() => report.add(
+            Level::Info,
+            lock,
+            "the lock file that commands that write take; it holds no data",
         ),
-        Ok(Err(problem)) => report.add(
-            Level::Warning,
-            prev,
-            format!("the previous generation is corrupt ({problem}); a recovery would start fresh"),
+        Ok(meta) => report.add(
+            Level::Error,
+            lock,
+            format!("the lock file is {}; every command refuses it", kind_name(&meta.file_type())),
         ),
-        Err(e) => {
-            report.add(Level::Warning, prev, format!("cannot read the previous generation: {e}"))
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => report.add(Level::Error, lock, format!("cannot inspect the lock file: {e}")),
     }
 }
 

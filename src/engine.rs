@@ -14,7 +14,7 @@ use crate::event::Event;
 use crate::kernel::{Core, Outcome};
 use crate::machine::Rejection;
 use crate::record::{Record, keys};
-use crate::store::{Loaded, Recovery, Store, StoreError};
+use crate::store::{Loaded, Peeked, Recovery, Store, StoreError};
 use crate::table::{IllegalTransition, StateName, check_edge};
 use crate::timestamp::{self, Timestamp};
 
@@ -54,23 +54,42 @@ impl Engine {
         Self::with_store(Store::open(path.as_ref().to_path_buf())?)
     }
 
+    /// Opens the engine on a state file to read it only (`status`): nothing is created, locked or
+    /// moved. A missing file is [`StoreError::Missing`] and a corrupt one [`StoreError::Corrupt`];
+    /// the engine's writing calls are refused.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<(Self, OpenReport), EngineError> {
+        Self::with_store(Store::open_read_only(path.as_ref().to_path_buf())?)
+    }
+
     /// An engine whose state lives in memory only.
     pub fn in_memory() -> Self {
         let (core, _) = Core::restore(Record::new());
         Self { core, store: Store::in_memory(), durable: Record::new() }
     }
 
-    /// Opens the engine on a store, reading it under its lock.
+    /// Opens the engine on a store, reading it under its lock; a store opened read-only is read
+    /// without it, as [`Engine::open_read_only`] does.
     pub fn with_store(mut store: Store) -> Result<(Self, OpenReport), EngineError> {
-        let loaded = {
+        let loaded = if store.is_read_only() {
+            let path = store.path().to_owned();
+            match store.peek()? {
+                Peeked::Parsed(record) => Loaded { record, recovery: None },
+                Peeked::Missing => return Err(StoreError::Missing { path }.into()),
+                Peeked::Corrupt(problem) => {
+                    return Err(StoreError::Corrupt { path, problem }.into());
+                }
+            }
+        } else {
             let _lock = store.lock()?;
             store.load()?
         };
         let Loaded { record, recovery } = loaded;
-        let (core, warnings) = Core::restore(record.clone());
-        for warning in &warnings {
+        let (core, restored) = Core::restore(record.clone());
+        let mut warnings = store.take_notes();
+        for warning in &restored {
             tracing::warn!(path = %store.path().display(), "{warning}");
         }
+        warnings.extend(restored);
         Ok((Self { core, store, durable: record }, OpenReport { recovery, warnings }))
     }
 
@@ -153,13 +172,32 @@ impl Engine {
     }
 
     /// Re-reads the file when another process changed it since this engine last read or wrote it.
+    /// A file found corrupt is never replaced by a `NAME.prev` older than the document this engine
+    /// holds: the held document is written again, with a new generation, and the store reports it
+    /// on stderr ([`Store::reload`]).
     pub fn refresh(&mut self) -> Result<(), EngineError> {
         if self.store.changed_on_disk()? {
-            let Loaded { record, recovery } = self.store.load()?;
-            if let Some(recovery) = recovery {
-                tracing::error!(path = %self.store.path().display(), ?recovery, "state file was corrupt");
-            }
+            let Loaded { record, .. } = self.store.reload(&self.durable)?;
             self.restore(record);
+        }
+        Ok(())
+    }
+
+    /// Re-reads the file without its lock when another process changed it, changing nothing on
+    /// disk (serve's `status`): a document that parses replaces the one held, a missing file is a
+    /// fresh state (as a locked read would find it), and a corrupt one leaves the held document in
+    /// place for the next locked write to deal with.
+    pub fn reread(&mut self) -> Result<(), EngineError> {
+        if !self.store.changed_on_disk()? {
+            return Ok(());
+        }
+        match self.store.peek()? {
+            Peeked::Parsed(record) => self.restore(record),
+            Peeked::Missing => self.restore(Record::new()),
+            Peeked::Corrupt(problem) => tracing::warn!(
+                path = %self.store.path().display(), %problem,
+                "the state file is corrupt; showing the document this process holds"
+            ),
         }
         Ok(())
     }

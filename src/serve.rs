@@ -279,8 +279,8 @@ fn failure(engine: &Engine, error: &EngineError) -> Value {
 
 /// The seed's `status` reply, from the file as it stands (re-read when another process wrote it).
 fn status(engine: &mut Engine, now: Timestamp) -> Value {
-    // A locked read that changes nothing.
-    if let Err(error) = engine.update(|_| ((), false)) {
+    // A read without the lock that changes nothing.
+    if let Err(error) = engine.reread() {
         return json!({"ok": false, "reason": "control_plane_error", "error": clip_error(&error)});
     }
     let record = engine.record();

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use fs::{FileKind, Fs, FsFile, FsLock, Interposed, LockFile, Meta, RealFs};
-pub use load::{Loaded, Recovery};
+pub use load::{Loaded, Peeked, Recovery};
 pub use sim::{Call, SimFs};
 
 /// How many quarantined copies of corrupt state files are kept.
@@ -37,10 +37,11 @@ pub enum StoreError {
         /// The path given.
         path: PathBuf,
     },
-    /// The state file is a symbolic link, which the store never follows.
-    #[error("refusing state file {}: it is a symbolic link", .path.display())]
+    /// The state file, `NAME.prev` or `NAME.lock` is a symbolic link, which the store never
+    /// follows.
+    #[error("refusing {}: it is a symbolic link, which the store never follows", .path.display())]
     Symlink {
-        /// The state file.
+        /// The link.
         path: PathBuf,
     },
     /// The state file or its directory is not the kind of file it must be.
@@ -58,6 +59,37 @@ pub enum StoreError {
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+    },
+    /// The state directory, the state file or `NAME.prev` belongs to another user (the directory
+    /// may also belong to root), as OpenSSH's `StrictModes` refuses.
+    #[error("refusing {}: it is owned by uid {uid}, not by this user (uid {euid})", .path.display())]
+    ForeignOwner {
+        /// The directory or file.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// This process's effective user id.
+        euid: u32,
+    },
+    /// A read-only open found no state file; nothing was created.
+    #[error("no state file at {}", .path.display())]
+    Missing {
+        /// The state file.
+        path: PathBuf,
+    },
+    /// A read-only open found a corrupt state file; it was left as it is.
+    #[error("state file {} is corrupt ({problem}); nothing was changed: run `daemon-state check`", .path.display())]
+    Corrupt {
+        /// The state file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        problem: crate::record::RecordError,
+    },
+    /// The store was opened read-only ([`Store::open_read_only`]): it never locks nor writes.
+    #[error("state file {} was opened read-only", .path.display())]
+    ReadOnly {
+        /// The state file.
+        path: PathBuf,
     },
     /// This store already holds the lock; a second one would wait for itself.
     #[error("state file {} is already locked by this store", .path.display())]
@@ -153,6 +185,10 @@ pub struct Store {
     lock_file: Mutex<Option<Arc<dyn LockFile>>>,
     /// This process's id, for temp names (asked once: it is a system call).
     pid: u32,
+    /// Opened by [`Store::open_read_only`]: never creates, locks, sweeps, moves nor writes.
+    read_only: bool,
+    /// Warnings from opening, for the open report.
+    notes: Vec<String>,
 }
 
 impl std::fmt::Debug for Store {
@@ -167,16 +203,39 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens the state file at `path` on the real file system: creates a missing directory (mode
-    /// 0700), refuses a symbolic link and a directory that others may write to, and removes temp
-    /// files that a crashed save left behind. Nothing is read yet: see [`Store::load`].
+    /// 0700), refuses a symbolic link or a directory at the state file, `NAME.prev` or `NAME.lock`,
+    /// a directory that others may write to, and files or a directory owned by another user
+    /// (before anything is moved), sets a state file or `NAME.prev` that group or others may read
+    /// back to 0600 (see [`Store::take_notes`]), and removes temp files that a crashed save left
+    /// behind. Nothing is read yet: see [`Store::load`].
     pub fn open(path: impl Into<PathBuf>) -> Result<Store, StoreError> {
         Self::with_fs(path, Box::new(RealFs))
     }
 
     /// Opens the state file at `path` on the given file system, as [`Store::open`] does.
     pub fn with_fs(path: impl Into<PathBuf>, fs: Box<dyn Fs>) -> Result<Store, StoreError> {
-        let store = Self::new(path.into(), fs)?;
+        let mut store = Self::new(path.into(), fs)?;
         store.prepare()?;
+        Ok(store)
+    }
+
+    /// Opens the state file at `path` on the real file system for reading only: the same refusals
+    /// as [`Store::open`], but nothing is created, locked, swept or moved, so that it works on a
+    /// mistyped path and on a read-only mount. Read it with [`Store::peek`]; `lock` and `save` are
+    /// refused with [`StoreError::ReadOnly`].
+    pub fn open_read_only(path: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        Self::with_fs_read_only(path, Box::new(RealFs))
+    }
+
+    /// Opens the state file at `path` on the given file system for reading only, as
+    /// [`Store::open_read_only`] does.
+    pub fn with_fs_read_only(
+        path: impl Into<PathBuf>,
+        fs: Box<dyn Fs>,
+    ) -> Result<Store, StoreError> {
+        let mut store = Self::new(path.into(), fs)?;
+        store.read_only = true;
+        store.inspect()?;
         Ok(store)
     }
 
@@ -219,12 +278,19 @@ impl Store {
             dir_handle: Mutex::new(None),
             lock_file: Mutex::new(None),
             pid: std::process::id(),
+            read_only: false,
+            notes: Vec::new(),
         }
     }
 
     /// The state file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether this store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// How many saves have become durable through this store.
@@ -242,6 +308,9 @@ impl Store {
     /// for another process to release it. The lock is on the sidecar `NAME.lock`, never on the
     /// state file, which is replaced by every save.
     pub fn lock(&self) -> Result<StoreLock, StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly { path: self.path.clone() });
+        }
         if self.locked.swap(true, Ordering::Acquire) {
             return Err(StoreError::AlreadyLocked { path: self.path.clone() });
         }
@@ -289,18 +358,62 @@ impl Store {
             && name.ends_with(b".tmp")
     }
 
-    /// Creates the directory, refuses what must be refused, and sweeps orphan temp files.
-    fn prepare(&self) -> Result<(), StoreError> {
+    /// Creates the directory, refuses what must be refused, sets the state file and `NAME.prev`
+    /// back to 0600 when group or others may read or write them, and sweeps orphan temp files.
+    fn prepare(&mut self) -> Result<(), StoreError> {
         self.fs
             .create_dir(&self.dir)
             .map_err(|e| io_error("cannot create directory", &self.dir, e))?;
+        for (path, mode) in self.inspect()? {
+            let note = match self.fs.set_mode(&path, 0o600) {
+                Ok(()) => {
+                    format!("mode {mode:04o} let group or others read or write it; set to 0600")
+                }
+                Err(e) => format!(
+                    "mode {mode:04o} lets group or others read or write it; cannot set it to 0600: {e}"
+                ),
+            };
+            self.note(&path, note);
+        }
+        self.sweep_temp_files()
+    }
+
+    /// Keeps a warning about `path` for the open report (see [`Store::take_notes`]) and logs it.
+    fn note(&mut self, path: &Path, note: String) {
+        let note = if path == self.path { note } else { format!("{}: {note}", path.display()) };
+        tracing::warn!(path = %self.path.display(), "{note}");
+        self.notes.push(note);
+    }
+
+    /// The warnings opening the store gave (a mode set back to 0600, or one a read-only store
+    /// left as it was), each naming the file unless it is the state file; taking them empties
+    /// the list.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
+    /// Refuses what must be refused, changing nothing, and returns the state file and `NAME.prev`
+    /// when group or others may read or write them, with their modes (a read-only store notes them
+    /// instead). A missing directory is refused only when the store is not read-only (a read-only
+    /// store then reads a missing state file). Like OpenSSH's `StrictModes`, the directory must
+    /// belong to this process's user or to root, and the state file and `NAME.prev` to this user.
+    fn inspect(&mut self) -> Result<Vec<(PathBuf, u32)>, StoreError> {
+        let euid = effective_uid();
         // `DIR/.` makes lstat look through a symbolic link to the directory, which is allowed.
         let dir = self
             .fs
             .stat(&self.dir.join("."))
             .map_err(|e| io_error("cannot inspect", &self.dir, e))?;
         match dir {
+            None if self.read_only => return Ok(Vec::new()),
             Some(meta) if meta.kind == FileKind::Dir => {
+                if meta.uid != euid && meta.uid != 0 {
+                    return Err(StoreError::ForeignOwner {
+                        path: self.dir.clone(),
+                        uid: meta.uid,
+                        euid,
+                    });
+                }
                 if meta.mode & 0o022 != 0 {
                     return Err(StoreError::InsecureDirectory {
                         path: self.dir.clone(),
@@ -310,16 +423,43 @@ impl Store {
             }
             _ => return Err(wrong_kind(&self.dir, "directory")),
         }
-        let file =
-            self.fs.stat(&self.path).map_err(|e| io_error("cannot inspect", &self.path, e))?;
-        match file.map(|meta| meta.kind) {
-            None | Some(FileKind::File) => {}
-            Some(FileKind::Symlink) => {
-                return Err(StoreError::Symlink { path: self.path.clone() });
+        // Every refusal comes here, before anything is moved: a recovery must not quarantine the
+        // state file and then find that it cannot use `NAME.prev`.
+        let mut exposed = Vec::new();
+        for path in [&self.path, &self.prev, &self.lock_path] {
+            let file = self.fs.stat(path).map_err(|e| io_error("cannot inspect", path, e))?;
+            match file {
+                None => {}
+                Some(meta) if meta.kind == FileKind::File => {
+                    if *path == self.lock_path {
+                        continue;
+                    }
+                    if meta.uid != euid {
+                        return Err(StoreError::ForeignOwner {
+                            path: path.clone(),
+                            uid: meta.uid,
+                            euid,
+                        });
+                    }
+                    if meta.mode & 0o077 != 0 {
+                        exposed.push((path.clone(), meta.mode));
+                    }
+                }
+                Some(meta) if meta.kind == FileKind::Symlink => {
+                    return Err(StoreError::Symlink { path: path.clone() });
+                }
+                Some(_) => return Err(wrong_kind(path, "regular file")),
             }
-            Some(_) => return Err(wrong_kind(&self.path, "regular file")),
         }
-        self.sweep_temp_files()
+        if self.read_only {
+            for (path, mode) in std::mem::take(&mut exposed) {
+                let note = format!(
+                    "mode {mode:04o} lets group or others read or write it; the next command that writes sets it to 0600"
+                );
+                self.note(&path, note);
+            }
+        }
+        Ok(exposed)
     }
 
     /// Removes temp files left by crashed saves; only under the lock, since a temp file may belong
@@ -354,6 +494,12 @@ impl Store {
     fn lock_unless_held(&self) -> Result<Option<StoreLock>, StoreError> {
         if self.locked.load(Ordering::Acquire) { Ok(None) } else { self.lock().map(Some) }
     }
+}
+
+/// The effective user id of this process.
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 fn io_error(action: &'static str, path: &Path, source: io::Error) -> StoreError {

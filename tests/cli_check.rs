@@ -1,5 +1,5 @@
 //! The command line on damaged and unusual state files: `check` (read-only, exit 1 on any error),
-//! a corrupt file quarantined and reported by an ordinary command, inputs that cannot be read.
+//! a corrupt file quarantined and reported by a command that writes, inputs that cannot be read.
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -116,7 +116,11 @@ fn check_reports_each_finding_with_its_level() {
         "warning",
     );
     check(
-        |dir, _| fs::write(dir.join(".daemon-state.json.prev"), b"[").expect("prev"),
+        |dir, _| {
+            let prev = dir.join(".daemon-state.json.prev");
+            fs::write(&prev, b"[").expect("prev");
+            fs::set_permissions(&prev, fs::Permissions::from_mode(0o600)).expect("chmod");
+        },
         0,
         "previous generation is corrupt",
         "warning",
@@ -166,9 +170,11 @@ fn check_human_output_gives_a_level_per_line() {
 fn a_corrupt_file_is_quarantined_and_reported_on_one_line() {
     let garbage = b"{\"fsm_state\": \"SLEEP\", \"trunc";
     let (dir, file) = sandbox(Some(garbage));
-    let output = daemon_state(&file, &["--json", "status"]);
+    // A command that writes recovers the file (`status` only reads: it would report it corrupt).
+    let output = daemon_state(&file, &["--json", "sessions", "open", "s1"]);
     assert_eq!(output.status.code(), Some(0));
-    let status: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let status = daemon_state(&file, &["--json", "status"]);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(status["state"], "WAKE", "started fresh");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -214,4 +220,81 @@ fn inputs_that_cannot_be_read_exit_2_naming_the_path() {
             assert!(stderr.contains(&*dir.path().to_string_lossy()), "{what} {args:?}: {stderr}");
         }
     }
+}
+
+#[test]
+fn check_fails_on_a_lock_file_or_previous_generation_every_command_refuses() {
+    let rows: &[(&str, &str, Setup)] = &[
+        (".lock", "the lock file is a symbolic link", |dir, sibling| {
+            symlink(dir.join("nowhere"), sibling).expect("link")
+        }),
+        (".lock", "the lock file is a directory", |_, sibling| {
+            fs::create_dir(sibling).expect("mkdir")
+        }),
+        (".prev", "the previous generation is a symbolic link", |dir, sibling| {
+            symlink(dir.join("nowhere"), sibling).expect("link")
+        }),
+        (".prev", "the previous generation is a directory", |_, sibling| {
+            fs::create_dir(sibling).expect("mkdir")
+        }),
+    ];
+    for (suffix, about, setup) in rows {
+        check(
+            |dir, file| setup(dir, &PathBuf::from(format!("{}{suffix}", file.display()))),
+            1,
+            about,
+            "error",
+        );
+        // And indeed every command refuses it.
+        let (dir, file) = sandbox(Some(br#"{"fsm_state": "WAKE", "generation": 3}"#));
+        setup(dir.path(), &PathBuf::from(format!("{}{suffix}", file.display())));
+        for args in [&["status"][..], &["event", "tick"]] {
+            let output = daemon_state(&file, args);
+            assert_eq!(output.status.code(), Some(2), "{about}: {args:?}");
+        }
+    }
+    // A lock file as the store leaves it is explained, not flagged.
+    check(
+        |dir, _| fs::write(dir.join(".daemon-state.json.lock"), b"").expect("lock"),
+        0,
+        "holds no data",
+        "info",
+    );
+}
+
+/// The message of the first finding of `check --json` whose message contains `about`.
+fn finding(file: &Path, about: &str) -> String {
+    let output = daemon_state(file, &["--json", "check"]);
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["message"].as_str())
+        .find(|m| m.contains(about))
+        .unwrap_or_else(|| panic!("no finding about {about}: {report:#}"))
+        .to_owned()
+}
+
+// What `check` says the next command does with a corrupt file is what it does.
+#[test]
+fn check_says_what_the_next_command_does_with_a_corrupt_file() {
+    let (_dir, file) = sandbox(None);
+    for id in ["a", "b"] {
+        let output = daemon_state(&file, &["sessions", "open", id]);
+        assert_eq!(output.status.code(), Some(0));
+    }
+    fs::write(&file, b"{\"torn").expect("corrupt");
+    let said = finding(&file, "corrupt");
+    assert!(said.contains("puts back the previous generation (1, from NAME.prev)"), "{said}");
+    let output = daemon_state(&file, &["sessions", "open", "c"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("restored generation 1 from"), "{stderr}");
+
+    let (_dir, file) = sandbox(Some(b"{\"torn"));
+    let said = finding(&file, "corrupt");
+    assert!(said.contains("starts fresh: there is no usable previous generation"), "{said}");
+    let output = daemon_state(&file, &["sessions", "open", "c"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("starting fresh"), "{stderr}");
 }

@@ -35,6 +35,9 @@ impl Host {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".daemon-state.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
+        // Private, as the store and the seed write it (a wider mode is repaired with a warning).
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let (engine, report) = Engine::open(&path).unwrap();
         assert!(report.recovery.is_none() && report.warnings.is_empty(), "{report:?}");
         Self { dir, engine, cycles: Vec::new(), effects: Vec::new(), at: now() }

@@ -20,11 +20,12 @@ use crate::check;
 use crate::clock::{Clock, SystemClock};
 use crate::diagram;
 use crate::digest::{self, RemResult};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, OpenReport};
 use crate::event::{Event, EventKind};
 use crate::serve::{self, ServeOptions};
 use crate::sessions;
 use crate::simulate::{self, SimulateOptions};
+use crate::store::StoreError;
 use crate::timestamp::Timestamp;
 
 pub use args::Cli;
@@ -86,6 +87,9 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) | Self::Write { .. } | Self::Graphviz { .. } => EXIT_USAGE,
+            Self::Engine(EngineError::Store(
+                StoreError::Missing { .. } | StoreError::Corrupt { .. },
+            )) => EXIT_FAILURE,
             Self::Engine(EngineError::Store(_)) => EXIT_USAGE,
             Self::Engine(EngineError::Rejected(_) | EngineError::Illegal(_)) => EXIT_FAILURE,
             Self::CheckFailed { .. } | Self::Serve(_) | Self::Simulate(_) | Self::Stdout(_) => {
@@ -169,8 +173,16 @@ impl Context {
     /// Opens the engine, reports a recovered corrupt file and odd values on stderr, and stores
     /// uses `--tz` for this command without storing it.
     fn engine(&self) -> Result<Engine, CliError> {
+        self.engine_with(|path| Engine::open(path))
+    }
+
+    /// As [`Context::engine`], opening the engine with `open` (e.g. read-only for `status`).
+    fn engine_with(
+        &self,
+        open: fn(&Path) -> Result<(Engine, OpenReport), EngineError>,
+    ) -> Result<Engine, CliError> {
         let path = self.state_file()?;
-        let (mut engine, report) = Engine::open(&path)?;
+        let (mut engine, report) = open(&path)?;
         if let Some(recovery) = report.recovery {
             warn(&format!("{}: {recovery}", path.display()));
         }
@@ -213,7 +225,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     };
     match cli.command {
         Command::Status => {
-            let engine = ctx.engine()?;
+            let engine = ctx.engine_with(|path| Engine::open_read_only(path))?;
             ctx.print(out, &engine.status(ctx.now), render::status)?;
         }
         Command::Event { event } => run_event(&ctx, event, out)?,

@@ -39,6 +39,8 @@ pub struct Meta {
     pub size: u64,
     /// The modification time in nanoseconds since the epoch.
     pub mtime_ns: i128,
+    /// The owner's user id.
+    pub uid: u32,
 }
 
 /// A file opened for writing by [`Fs::create_new`] or [`Fs::overwrite`]; closed when dropped.
@@ -72,6 +74,8 @@ pub trait Fs: Send {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes `to` a new hard link to the file `from` names.
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Sets the permission bits of the regular file `path` names, never through a symbolic link.
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()>;
     /// Removes a directory entry.
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries durable (`fsync` on the directory).
@@ -114,6 +118,8 @@ impl Fs for RealFs {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
             Err(e) => return Err(e),
         }
+        // The umask may have taken bits away (even the owner's): 0700 whatever it is.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         let parent = match dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -187,6 +193,17 @@ impl Fs for RealFs {
 
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::hard_link(from, to)
+    }
+
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
@@ -289,6 +306,7 @@ fn meta_of(meta: &std::fs::Metadata) -> Meta {
         ino: meta.ino(),
         size: meta.size(),
         mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        uid: meta.uid(),
     }
 }
 
@@ -345,6 +363,11 @@ impl<F: Fn(Call, &Path) -> Option<io::Error> + Send> Fs for Interposed<F> {
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.check(Call::Link, to)?;
         RealFs.hard_link(from, to)
+    }
+
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+        self.check(Call::SetMode, path)?;
+        RealFs.set_mode(path, mode)
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {

@@ -1,7 +1,9 @@
 //! Reading the state file back: a missing file, a corrupt one, and the previous generation.
 //!
 //! Owns what `load` does when the state file cannot be used as it is: quarantine, `NAME.prev`, a
-//! fresh record, and the report of it. It must not write the state file: only `save` does.
+//! fresh record, and the report of it; and the read that changes nothing (`peek`). It writes the
+//! state file only to put the previous generation's bytes back in a corrupt file's place; every
+//! other write is `save`'s.
 
 use std::fmt;
 use std::io;
@@ -11,7 +13,9 @@ use std::path::{Path, PathBuf};
 use super::{
     Broken, FileKind, Meta, QUARANTINE_KEEP, Seen, Store, StoreError, io_error, wrong_kind,
 };
-use crate::record::{Record, RecordError};
+use serde_json::Value;
+
+use crate::record::{Record, RecordError, keys};
 
 /// What [`Store::load`] found.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,34 +26,50 @@ pub struct Loaded {
     pub recovery: Option<Recovery>,
 }
 
+/// What [`Store::peek`] found, read without creating, locking or moving anything.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Peeked {
+    /// Nothing at the state file's path (nor, perhaps, its directory).
+    Missing,
+    /// The document.
+    Parsed(Record),
+    /// The state file is corrupt; it was left where it is.
+    Corrupt(RecordError),
+}
+
 /// What [`Store::load`] did about a state file that could not be used.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recovery {
-    /// The state file was corrupt: it was moved aside and the previous generation was loaded.
+    /// The state file was corrupt: a copy was kept aside and the previous generation's bytes were
+    /// put back in its place.
     RestoredPrevious {
         /// Why the state file could not be read.
         problem: RecordError,
-        /// Where the corrupt file now is.
+        /// Where the corrupt file's copy now is.
         quarantined_to: PathBuf,
         /// The previous generation's file.
         previous: PathBuf,
         /// The generation that was loaded from it.
         generation: u64,
     },
-    /// The state file was corrupt and no usable previous generation exists: starting fresh.
+    /// The state file was corrupt under a process that holds a document at least as new as the
+    /// previous generation ([`Store::reload`]): a copy was kept aside and the held document was
+    /// written in its place with a new generation.
+    RewroteHeld {
+        /// Why the state file could not be read.
+        problem: RecordError,
+        /// Where the corrupt file's copy now is.
+        quarantined_to: PathBuf,
+        /// The generation the held document was written as.
+        generation: u64,
+    },
+    /// The state file was corrupt and no usable previous generation exists: it was moved aside and
+    /// the state starts fresh.
     StartedFresh {
         /// Why the state file could not be read.
         problem: RecordError,
         /// Where the corrupt file now is.
         quarantined_to: PathBuf,
-    },
-    /// The state file was missing (its quarantine was interrupted) while its previous generation
-    /// was there, and that was loaded.
-    MissingRestoredPrevious {
-        /// The previous generation's file.
-        previous: PathBuf,
-        /// The generation that was loaded from it.
-        generation: u64,
     },
 }
 
@@ -58,38 +78,83 @@ impl fmt::Display for Recovery {
         match self {
             Recovery::RestoredPrevious { problem, quarantined_to, previous, generation } => write!(
                 f,
-                "the state file was corrupt ({problem}): moved to {}; loaded generation {generation} from {}",
+                "the state file was corrupt ({problem}): kept a copy at {}; restored generation {generation} from {}",
                 quarantined_to.display(),
                 previous.display()
+            ),
+            Recovery::RewroteHeld { problem, quarantined_to, generation } => write!(
+                f,
+                "the state file was corrupt ({problem}): kept a copy at {}; rewrote the document this process holds as generation {generation}",
+                quarantined_to.display()
             ),
             Recovery::StartedFresh { problem, quarantined_to } => write!(
                 f,
                 "the state file was corrupt ({problem}): moved to {}; no usable previous generation, starting fresh",
                 quarantined_to.display()
             ),
-            Recovery::MissingRestoredPrevious { previous, generation } => write!(
-                f,
-                "the state file was missing: loaded generation {generation} from {}",
-                previous.display()
-            ),
         }
     }
 }
 
+/// How the corrupt state file is kept aside.
+#[derive(Debug, Clone, Copy)]
+enum Quarantine {
+    /// Renamed: the state file's path is left empty.
+    Move,
+    /// Hard-linked: the state file stays until something is renamed over it.
+    Link,
+}
+
 impl Store {
-    /// Reads the state file. A missing file gives an empty record. A corrupt one (not UTF-8, not
-    /// JSON, empty, zero-filled, not an object) is moved aside to `NAME.corrupt.<UTC time>` (the
-    /// newest few are kept) and `NAME.prev` is loaded if it parses, else an empty record; the
-    /// result says so in [`Loaded::recovery`]. An I/O error is an error, never an empty record.
+    /// Reads the state file. A missing file gives an empty record: nothing else ever leaves the
+    /// path empty, so a missing file is one a user removed to start over. A corrupt one (not UTF-8,
+    /// not JSON, empty, zero-filled, not an object) is kept aside as `NAME.corrupt.<UTC time>` (the
+    /// newest few are kept) and, when `NAME.prev` parses, its bytes are put back in the state
+    /// file's place in one rename, else the corrupt file is moved aside and the record is empty;
+    /// the result says so in [`Loaded::recovery`]. An I/O error is an error, never an empty record.
     pub fn load(&mut self) -> Result<Loaded, StoreError> {
         match self.read(&self.path)? {
-            None => self.load_missing(),
+            None => Ok(self.loaded(Record::new(), Seen::Missing, None)),
             Some((bytes, meta)) => match Record::from_slice(&bytes) {
                 Ok(record) => Ok(self.loaded(record, Seen::File(meta), None)),
                 Err(_) if self.broken == Some(Broken::CorruptReadsAsEmpty) => {
                     Ok(self.loaded(Record::new(), Seen::File(meta), None))
                 }
-                Err(_) => self.recover(),
+                Err(_) => self.recover(None),
+            },
+        }
+    }
+
+    /// Reads the state file again, as [`Store::load`] does, for a process that holds `held`, the
+    /// document it last loaded or saved: when the file turns out corrupt and `held` is at least as
+    /// new as `NAME.prev` (by generation), the corrupt file is kept aside and `held` is written in
+    /// its place with a new generation, rather than falling back on an older `NAME.prev`.
+    pub fn reload(&mut self, held: &Record) -> Result<Loaded, StoreError> {
+        match self.read(&self.path)? {
+            None => Ok(self.loaded(Record::new(), Seen::Missing, None)),
+            Some((bytes, meta)) => match Record::from_slice(&bytes) {
+                Ok(record) => Ok(self.loaded(record, Seen::File(meta), None)),
+                Err(_) => self.recover(Some(held)),
+            },
+        }
+    }
+
+    /// Reads the state file and changes nothing: no lock (an atomically replaced file is read
+    /// whole without one), no quarantine, no fallback. For read-only commands (`status`) and for
+    /// a look at the file between locked writes.
+    pub fn peek(&mut self) -> Result<Peeked, StoreError> {
+        match self.read(&self.path)? {
+            None => {
+                self.seen = Seen::Missing;
+                Ok(Peeked::Missing)
+            }
+            Some((bytes, meta)) => match Record::from_slice(&bytes) {
+                Ok(record) => {
+                    let loaded = self.loaded(record, Seen::File(meta), None);
+                    Ok(Peeked::Parsed(loaded.record))
+                }
+                // Not marked as seen: the next locked read deals with it.
+                Err(problem) => Ok(Peeked::Corrupt(problem)),
             },
         }
     }
@@ -100,63 +165,103 @@ impl Store {
         Loaded { record, recovery }
     }
 
-    fn load_missing(&mut self) -> Result<Loaded, StoreError> {
-        // A missing file is a fresh state (a user may delete it to start over), unless a quarantined
-        // copy shows that a recovery was interrupted between moving the corrupt file aside and
-        // saving again: then the previous generation is what the file would have held.
-        if !self.quarantined_copy_exists() {
-            return Ok(self.loaded(Record::new(), Seen::Missing, None));
-        }
-        match self.read_previous()? {
-            Some(record) => {
-                let recovery = Recovery::MissingRestoredPrevious {
-                    previous: self.prev.clone(),
-                    generation: record.generation(),
-                };
-                tracing::error!(path = %self.path.display(), "{recovery}");
-                Ok(self.loaded(record, Seen::Missing, Some(recovery)))
-            }
-            None => Ok(self.loaded(Record::new(), Seen::Missing, None)),
-        }
-    }
-
     /// Under the lock (a concurrent save may have replaced the file since it was read), reads the
-    /// file again and, when it is still corrupt, quarantines it and falls back on `NAME.prev`.
-    fn recover(&mut self) -> Result<Loaded, StoreError> {
+    /// file again and, when it is still corrupt, recovers. The state file is never left missing
+    /// while a usable previous generation exists: the corrupt file is hard-linked aside, then the
+    /// previous generation's bytes go to a synced temp file renamed over it (one atomic step), so a
+    /// crash at any point leaves the corrupt file (recovered again next time) or the previous
+    /// generation. Only without a usable `NAME.prev` is the corrupt file renamed away, and then a
+    /// missing file is the fresh state it stands for.
+    ///
+    /// With `held` (see [`Store::reload`]) at least as new as `NAME.prev`, that is what is put back.
+    fn recover(&mut self, held: Option<&Record>) -> Result<Loaded, StoreError> {
         let _lock = self.lock_unless_held()?;
         let (bytes, meta) = match self.read(&self.path)? {
-            None => return self.load_missing(),
+            None => return Ok(self.loaded(Record::new(), Seen::Missing, None)),
             Some(read) => read,
         };
         let problem = match Record::from_slice(&bytes) {
             Ok(record) => return Ok(self.loaded(record, Seen::File(meta), None)),
             Err(problem) => problem,
         };
-        let quarantined_to = self.quarantine()?;
-        let recovery = match self.read_previous()? {
-            Some(record) => {
-                let recovery = Recovery::RestoredPrevious {
-                    problem,
-                    quarantined_to,
-                    previous: self.prev.clone(),
-                    generation: record.generation(),
-                };
-                tracing::error!(path = %self.path.display(), "{recovery}");
-                return Ok(self.loaded(record, Seen::Missing, Some(recovery)));
-            }
-            None => Recovery::StartedFresh { problem, quarantined_to },
+        // Everything that may refuse is read before anything moves.
+        let previous = self.read_previous()?;
+        let newest = previous.as_ref().map_or(0, |(_, record)| record.generation());
+        if let Some(held) = held.filter(|held| held.generation() > 0 && held.generation() >= newest)
+        {
+            return self.rewrite(held.clone(), problem);
+        }
+        let Some((previous_bytes, record)) = previous else {
+            let quarantined_to = self.quarantine(Quarantine::Move)?;
+            let recovery = Recovery::StartedFresh { problem, quarantined_to };
+            tracing::error!(path = %self.path.display(), "{recovery}");
+            return Ok(self.loaded(Record::new(), Seen::Missing, Some(recovery)));
+        };
+        let quarantined_to = self.quarantine(Quarantine::Link)?;
+        self.put_back(&previous_bytes)?;
+        let recovery = Recovery::RestoredPrevious {
+            problem,
+            quarantined_to,
+            previous: self.prev.clone(),
+            generation: record.generation(),
         };
         tracing::error!(path = %self.path.display(), "{recovery}");
-        Ok(self.loaded(Record::new(), Seen::Missing, Some(recovery)))
+        let seen = match self.fs.stat(&self.path) {
+            Ok(Some(meta)) => Seen::File(meta),
+            _ => Seen::Nothing,
+        };
+        Ok(self.loaded(record, seen, Some(recovery)))
     }
 
-    /// `NAME.prev` when it is there and parses.
-    fn read_previous(&self) -> Result<Option<Record>, StoreError> {
+    /// Keeps the corrupt state file aside and writes `record` in its place with a new generation.
+    fn rewrite(&mut self, mut record: Record, problem: RecordError) -> Result<Loaded, StoreError> {
+        let quarantined_to = self.quarantine(Quarantine::Link)?;
+        let generation = self.highest_generation.saturating_add(1);
+        self.highest_generation = generation;
+        record.set(keys::GENERATION, Value::from(generation));
+        self.put_back(&record.to_vec())?;
+        self.durable_writes += 1;
+        let recovery = Recovery::RewroteHeld { problem, quarantined_to, generation };
+        tracing::error!(path = %self.path.display(), "{recovery}");
+        let seen = match self.fs.stat(&self.path) {
+            Ok(Some(meta)) => Seen::File(meta),
+            _ => Seen::Nothing,
+        };
+        Ok(self.loaded(record, seen, Some(recovery)))
+    }
+
+    /// Replaces the state file with `bytes` through a synced temp file, without touching
+    /// `NAME.prev` (a save would link the corrupt file there), and syncs the directory.
+    fn put_back(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        let (temp, mut file) = self.create_temp()?;
+        let written = file
+            .write_all(bytes)
+            .and_then(|()| file.sync())
+            .map_err(|e| io_error("cannot write temp file for", &self.path, e));
+        drop(file);
+        let renamed = written.and_then(|()| {
+            self.fs
+                .rename(&temp, &self.path)
+                .map_err(|e| io_error("cannot rename temp file over", &self.path, e))
+        });
+        if let Err(error) = renamed {
+            if let Err(e) = self.fs.remove(&temp)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %temp.display(), error = %e, "cannot remove temp file after a failed recovery");
+            }
+            return Err(error);
+        }
+        self.fs.sync_dir(&self.dir).map_err(|e| io_error("cannot sync directory", &self.dir, e))
+    }
+
+    /// `NAME.prev`, its bytes and its document, when it is there and parses.
+    fn read_previous(&self) -> Result<Option<(Vec<u8>, Record)>, StoreError> {
         let Some((bytes, _)) = self.read(&self.prev)? else {
             return Ok(None);
         };
         match Record::from_slice(&bytes) {
-            Ok(record) => Ok(Some(record)),
+            Ok(record) => Ok(Some((bytes, record))),
             Err(problem) => {
                 tracing::warn!(path = %self.prev.display(), %problem, "previous generation is unusable");
                 Ok(None)
@@ -178,17 +283,9 @@ impl Store {
         }
     }
 
-    /// Whether any `NAME.corrupt.*` copy is in the directory.
-    fn quarantined_copy_exists(&self) -> bool {
-        let mut prefix = self.name.clone();
-        prefix.push(".corrupt.");
-        self.fs.list_dir(&self.dir).is_ok_and(|names| {
-            names.iter().any(|name| name.as_bytes().starts_with(prefix.as_bytes()))
-        })
-    }
-
-    /// Moves the state file to `NAME.corrupt.<UTC time>` and removes all but the newest copies.
-    fn quarantine(&self) -> Result<PathBuf, StoreError> {
+    /// Moves (or links) the state file to `NAME.corrupt.<UTC time>` and removes all but the newest
+    /// copies.
+    fn quarantine(&self, how: Quarantine) -> Result<PathBuf, StoreError> {
         let mut base = self.name.clone();
         base.push(".corrupt.");
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ").to_string();
@@ -204,9 +301,11 @@ impl Store {
             name.push(format!("{stamp}-{n}"));
             target = self.dir.join(name);
         }
-        self.fs
-            .rename(&self.path, &target)
-            .map_err(|e| io_error("cannot quarantine corrupt state file", &self.path, e))?;
+        match how {
+            Quarantine::Move => self.fs.rename(&self.path, &target),
+            Quarantine::Link => self.fs.hard_link(&self.path, &target),
+        }
+        .map_err(|e| io_error("cannot quarantine corrupt state file", &self.path, e))?;
         self.prune_quarantine(base.as_bytes(), &target);
         Ok(target)
     }

@@ -133,7 +133,7 @@ impl Store {
     }
 
     /// Creates a new temp file, mode 0600, that no other save uses.
-    fn create_temp(&self) -> Result<(PathBuf, Box<dyn FsFile>), StoreError> {
+    pub(super) fn create_temp(&self) -> Result<(PathBuf, Box<dyn FsFile>), StoreError> {
         let mut attempts = 0;
         loop {
             let temp = self.temp_path();

@@ -47,11 +47,13 @@ pub enum Call {
     ListDir,
     /// [`Fs::lock`].
     Lock,
+    /// [`Fs::set_mode`].
+    SetMode,
 }
 
 impl Call {
     /// Every kind of call.
-    pub const ALL: [Call; 12] = [
+    pub const ALL: [Call; 13] = [
         Call::CreateDir,
         Call::Stat,
         Call::Read,
@@ -64,6 +66,7 @@ impl Call {
         Call::SyncDir,
         Call::ListDir,
         Call::Lock,
+        Call::SetMode,
     ];
 }
 
@@ -146,6 +149,18 @@ impl SimFs {
         state.dirs.get(dir).map(|d| d.current.keys().cloned().collect()).unwrap_or_default()
     }
 
+    /// Makes `uid` the owner of the file or directory at `path`, as `chown` would.
+    pub fn set_owner(&self, path: &Path, uid: u32) {
+        let mut state = self.state();
+        if state.dirs.contains_key(path) {
+            state.dir_owners.insert(path.to_owned(), uid);
+        } else if let Some(ino) = state.lookup(path)
+            && let Some(inode) = state.inodes.get_mut(&ino)
+        {
+            inode.uid = uid;
+        }
+    }
+
     /// Replaces a file durably with new content, as another writer's completed rename would.
     pub fn replace_durably(&self, path: &Path, contents: &[u8]) {
         let mut state = self.state();
@@ -192,6 +207,7 @@ impl SimFs {
                 }
                 for ((ino, options), &pick) in choices.iter().zip(&picks) {
                     let data = options[pick].clone();
+                    let (mode, uid) = state.inodes.get(ino).map_or((0o600, 0), |i| (i.mode, i.uid));
                     image.inodes.insert(
                         *ino,
                         Inode {
@@ -199,6 +215,8 @@ impl SimFs {
                             current: data,
                             sync_failed: false,
                             mtime_ns: 0,
+                            mode,
+                            uid,
                         },
                     );
                 }
@@ -384,6 +402,15 @@ impl Fs for SimFs {
         let (dir, name) = state.split(from)?;
         let to_name = to.file_name().unwrap_or_default().to_owned();
         dir.apply(DirOp::Link(name.to_owned(), to_name));
+        Ok(())
+    }
+
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+        let mut state = self.enter(Call::SetMode)?;
+        let ino = state.lookup(path).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let inode =
+            state.inodes.get_mut(&ino).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        inode.mode = mode & 0o7777;
         Ok(())
     }
 

@@ -32,6 +32,9 @@ impl Daemon {
         let path = dir.path().join(".daemon-state.json");
         if !state.is_null() {
             std::fs::write(&path, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
+            // Private, as the store and the seed write it (a wider mode is repaired with a warning).
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
         }
         let (engine, report) = Engine::open(&path).unwrap();
         assert!(report.recovery.is_none() && report.warnings.is_empty(), "{report:?}");

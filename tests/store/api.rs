@@ -113,10 +113,10 @@ fn temp_files_match_the_seed_glob_and_are_swept_on_open() {
     assert!(!fs.names(dir).iter().any(|n| is_seed_temp(n)));
 }
 
-// A deleted state file means a fresh start, even with a `.prev` beside it; only a quarantined copy
-// (a recovery interrupted before the next save) brings the previous generation back.
+// A deleted state file means a fresh start, even with a `.prev` beside it (and with quarantined
+// copies: see `recovery::deleting_the_state_file_starts_fresh_even_with_old_quarantined_copies`).
 #[test]
-fn a_deleted_file_starts_fresh_unless_a_recovery_was_interrupted() {
+fn a_deleted_file_starts_fresh() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(".daemon-state.json");
     let mut store = Store::open(&path).unwrap();
@@ -126,10 +126,4 @@ fn a_deleted_file_starts_fresh_unless_a_recovery_was_interrupted() {
     let loaded = Store::open(&path).unwrap().load().unwrap();
     assert_eq!(loaded.record, Record::new());
     assert!(loaded.recovery.is_none());
-
-    std::fs::write(dir.path().join(".daemon-state.json.corrupt.20260418T000000.000000Z"), b"\0\0")
-        .unwrap();
-    let loaded = Store::open(&path).unwrap().load().unwrap();
-    assert_eq!(loaded.record.get("n"), Some(&json!(1)));
-    assert!(loaded.recovery.is_some());
 }

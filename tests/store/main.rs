@@ -7,6 +7,7 @@ mod crash_model;
 mod permissions;
 mod processes;
 mod python;
+mod recovery;
 mod sim;
 
 use std::ffi::OsStr;

@@ -4,6 +4,7 @@
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
+use daemon_state::engine::Engine;
 use daemon_state::record::Record;
 use daemon_state::store::{Call, Recovery, SimFs, Store, StoreError};
 use serde_json::json;
@@ -75,6 +76,41 @@ fn a_symlinked_state_file_is_refused() {
     let err = store.load().unwrap_err();
     assert!(matches!(err, StoreError::Symlink { .. }), "{err:?}");
     assert_eq!(std::fs::read(&target).unwrap(), b"{}");
+}
+
+// Refusals come at open, before anything moves: a symbolic link or a directory at `NAME.prev` or
+// `NAME.lock`, with a corrupt state file, refuses the open and leaves the corrupt file in place.
+#[test]
+fn a_symlinked_prev_refuses_before_quarantining() {
+    type Setup = fn(&Path, &Path);
+    let rows: [(&str, Setup); 3] = [
+        (".prev", |target, sibling| symlink(target, sibling).unwrap()),
+        (".prev", |_, sibling| std::fs::create_dir(sibling).unwrap()),
+        (".lock", |target, sibling| symlink(target, sibling).unwrap()),
+    ];
+    for (suffix, setup) in rows {
+        let (dir, path) = state_dir();
+        let mut store = Store::open(&path).unwrap();
+        saved(&mut store, 1);
+        saved(&mut store, 2);
+        drop(store);
+        let sibling = dir.path().join(format!("{NAME}{suffix}"));
+        let _ = std::fs::remove_file(&sibling);
+        let target = dir.path().join("elsewhere.json");
+        std::fs::write(&target, b"{}").unwrap();
+        setup(&target, &sibling);
+        std::fs::write(&path, b"{\"torn").unwrap();
+
+        let err = Store::open(&path).and_then(|mut store| store.load()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Symlink { .. } | StoreError::WrongKind { .. }),
+            "{suffix}: {err:?}"
+        );
+        assert!(err.to_string().contains(&*sibling.to_string_lossy()), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"torn", "{suffix}: the file was moved");
+        assert_eq!(quarantined(dir.path()), Vec::<String>::new(), "{suffix}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"{}");
+    }
 }
 
 // Permissions: a directory that its group or others may write to is refused; a symbolic link to a
@@ -196,4 +232,98 @@ fn a_read_error_is_an_error_not_an_empty_state() {
     chmod(&path, 0o000);
     let err = store.load().unwrap_err();
     assert!(err.to_string().contains("ermission denied"), "{err}");
+}
+
+/// A simulated disk with two saves in `/state`.
+fn two_saves() -> SimFs {
+    let fs = SimFs::new();
+    let mut store = Store::with_fs(SIM_PATH, Box::new(fs.clone())).unwrap();
+    saved(&mut store, 1);
+    saved(&mut store, 2);
+    fs
+}
+
+const SIM_PATH: &str = "/state/.daemon-state.json";
+
+// Ownership, as OpenSSH's StrictModes: a state file, `NAME.prev` or directory owned by another user
+// is refused at open (read-only or not), one line naming the path and the owner's uid; a directory
+// owned by root is fine.
+#[test]
+fn a_file_owned_by_another_user_is_refused() {
+    let nobody = 65534;
+    for owned in [SIM_PATH, "/state/.daemon-state.json.prev", "/state"] {
+        let fs = two_saves();
+        fs.set_owner(Path::new(owned), nobody);
+        let opens = [
+            Store::with_fs(SIM_PATH, Box::new(fs.clone())).err(),
+            Store::with_fs_read_only(SIM_PATH, Box::new(fs.clone())).err(),
+        ];
+        for err in opens {
+            let Some(err @ StoreError::ForeignOwner { .. }) = err else {
+                panic!("{owned}: {err:?}");
+            };
+            let message = err.to_string();
+            assert!(message.contains(owned) && message.contains("uid 65534"), "{message}");
+            assert_eq!(message.lines().count(), 1);
+        }
+    }
+    let fs = two_saves();
+    fs.set_owner(Path::new("/state"), 0);
+    let mut store = Store::with_fs(SIM_PATH, Box::new(fs)).unwrap();
+    assert_eq!(store.load().unwrap().record.get("n"), Some(&json!(2)));
+}
+
+// Modes: a state file or `NAME.prev` that group or others may read is set back to 0600 when a
+// writing command opens it, with a warning in the open report; a read-only open (`status`) leaves
+// it and warns.
+#[test]
+fn a_world_readable_file_is_repaired_to_0600() {
+    let (dir, path) = state_dir();
+    let mut store = Store::open(&path).unwrap();
+    saved(&mut store, 1);
+    saved(&mut store, 2);
+    drop(store);
+    let prev = dir.path().join(format!("{NAME}.prev"));
+    chmod(&path, 0o644);
+    chmod(&prev, 0o640);
+
+    let (_, report) = Engine::open_read_only(&path).unwrap();
+    assert_eq!((mode(&path), mode(&prev)), (0o644, 0o640), "a read-only open changed modes");
+    assert!(report.warnings.iter().any(|w| w.contains("0644")), "{:?}", report.warnings);
+
+    let (mut engine, report) = Engine::open(&path).unwrap();
+    assert_eq!((mode(&path), mode(&prev)), (0o600, 0o600));
+    let warned = |m: &str, p: &str| {
+        report.warnings.iter().any(|w| w.contains(m) && w.contains("set to 0600") && w.contains(p))
+    };
+    assert!(warned("mode 0644", ""), "{:?}", report.warnings);
+    assert!(warned("mode 0640", &prev.to_string_lossy()), "{:?}", report.warnings);
+    engine.update(|record| ((), record.get("n").is_some())).unwrap();
+    assert_eq!((mode(&path), mode(&prev)), (0o600, 0o600), "the next save keeps them private");
+
+    let (_, report) = Engine::open(&path).unwrap();
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+}
+
+// Directories the store creates, and each missing parent, are 0700 whatever the umask: a zero
+// umask, and umasks that take the owner's own bits away.
+#[test]
+fn created_directories_are_0700_under_a_zero_umask() {
+    for umask in ["0", "022", "277", "777"] {
+        let (dir, _) = state_dir();
+        let path = dir.path().join("a/b").join(NAME);
+        let output = std::process::Command::new("sh")
+            .args(["-c", "umask \"$0\" && exec \"$1\" --state-file \"$2\" sessions open s1"])
+            .arg(umask)
+            .arg(env!("CARGO_BIN_EXE_daemon-state"))
+            .arg(&path)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "umask {umask}: {stderr}");
+        assert_eq!(mode(&dir.path().join("a")), 0o700, "umask {umask}");
+        assert_eq!(mode(&dir.path().join("a/b")), 0o700, "umask {umask}");
+        assert_eq!(mode(&path), 0o600, "umask {umask}");
+    }
 }

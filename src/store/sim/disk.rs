@@ -26,6 +26,8 @@ pub(super) struct State {
     pub(super) inject: Vec<Injection>,
     pub(super) injected: bool,
     pub(super) locks: BTreeSet<PathBuf>,
+    /// Directories' owners where a test set one; this process's user otherwise.
+    pub(super) dir_owners: BTreeMap<PathBuf, u32>,
 }
 
 /// An error armed to be returned by the `nth` call of a kind.
@@ -61,6 +63,9 @@ pub(super) struct Inode {
     /// An `fsync` of this file failed: its data can no longer be made durable.
     pub(super) sync_failed: bool,
     pub(super) mtime_ns: i128,
+    /// Permission bits and owner (0600 and this process's user unless a test sets them).
+    pub(super) mode: u32,
+    pub(super) uid: u32,
 }
 
 /// Steps a mixed-radix counter; false once it wraps around.
@@ -114,7 +119,18 @@ impl DirOp {
     }
 }
 
+/// The effective user id of this process, which owns what the simulated disk creates.
+pub(super) fn process_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 impl Inode {
+    /// An empty file, mode 0600, owned by this process's user.
+    pub(super) fn fresh() -> Self {
+        Inode { mode: 0o600, uid: process_uid(), ..Inode::default() }
+    }
+
     /// What a crash may leave of this file's data: the durable data, or any prefix of the current.
     pub(super) fn crash_choices(&self) -> Vec<Vec<u8>> {
         if self.durable == self.current && !self.sync_failed {
@@ -140,8 +156,7 @@ impl State {
     pub(super) fn new_inode(&mut self, data: Vec<u8>) -> u64 {
         self.next_ino += 1;
         self.clock += 1;
-        let inode =
-            Inode { durable: Vec::new(), current: data, sync_failed: false, mtime_ns: self.clock };
+        let inode = Inode { mtime_ns: self.clock, current: data, ..Inode::fresh() };
         self.inodes.insert(self.next_ino, inode);
         self.next_ino
     }
@@ -155,17 +170,19 @@ impl State {
                 ino: 0,
                 size: 0,
                 mtime_ns: 0,
+                uid: self.dir_owners.get(path).copied().unwrap_or_else(process_uid),
             });
         }
         let ino = self.lookup(path)?;
         let inode = self.inodes.get(&ino)?;
         Some(Meta {
             kind: FileKind::File,
-            mode: 0o600,
+            mode: inode.mode,
             dev: 1,
             ino,
             size: inode.current.len() as u64,
             mtime_ns: inode.mtime_ns,
+            uid: inode.uid,
         })
     }
 
