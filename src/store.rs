@@ -1,8 +1,8 @@
 //! The state file on disk: the one write path, loading with recovery, and the lock between processes.
 //!
-//! Owns every byte that reaches the state file and every file beside it (`NAME.prev`, `NAME.lock`,
-//! `NAME.<unique>.tmp`, `NAME.corrupt.<time>`). It must not give the bytes meaning (that is `record`)
-//! nor decide when to save (that is the engine's).
+//! Owns every byte that reaches the state file and every file beside it (`NAME.prev`,
+//! `NAME.<pid>-<n>.tmp`, `NAME.corrupt.<time>`), and the lock on their directory. It must not give
+//! the bytes meaning (that is `record`) nor decide when to save (that is the engine's).
 //!
 //! A save is durable when [`Store::save`] returns: the bytes are written to a fresh temp file that is
 //! `fsync`ed, the current file is kept as `NAME.prev` (a hard link renamed into place), the temp file
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-pub use fs::{FileKind, Fs, FsFile, FsLock, Interposed, LockFile, Meta, RealFs};
+pub use fs::{DirHandle, FileKind, Fs, FsFile, Interposed, Meta, RealFs};
 pub use load::{Loaded, Recovery};
 pub use sim::{Call, SimFs};
 
@@ -103,16 +103,16 @@ impl Broken {
     ];
 }
 
-/// The exclusive advisory lock on `NAME.lock`; dropping it releases the lock.
+/// The exclusive advisory lock on the state file's directory; dropping it releases the lock.
 #[must_use = "the lock is released when this guard is dropped"]
 pub struct StoreLock {
     held: Arc<AtomicBool>,
-    file: Arc<dyn LockFile>,
+    dir: Arc<dyn DirHandle>,
 }
 
 impl Drop for StoreLock {
     fn drop(&mut self) {
-        self.file.release();
+        self.dir.unlock();
         self.held.store(false, Ordering::Release);
     }
 }
@@ -133,24 +133,29 @@ enum Seen {
 
 /// The state file of one daemon, and the files beside it.
 ///
-/// Use one `Store` per state file in a process: the lock belongs to an open file, so a second store
-/// on the same file in the same process would wait for the first one's lock like another process.
+/// Every read-modify-write holds the store's lock: an exclusive `flock(2)` on the state file's
+/// directory, held open by the store (the same descriptor syncs the directory after each save).
+/// Deleting or replacing a file cannot undo a lock on the directory (**fix**: a lock on a
+/// `NAME.lock` file was undone by deleting that file, and two writers then each overwrote the
+/// other's change). The store neither creates nor uses `NAME.lock`. A consequence: the lock covers
+/// the whole directory, so stores of different state files in one directory take turns too.
+///
+/// Use one `Store` per state file in a process: the lock belongs to an open directory, so a second
+/// store on the same file in the same process waits for the first one's lock like another process.
 pub struct Store {
     fs: Box<dyn Fs>,
     path: PathBuf,
     dir: PathBuf,
     name: OsString,
     prev: PathBuf,
-    lock_path: PathBuf,
     highest_generation: u64,
     seen: Seen,
     durable_writes: u64,
     locked: Arc<AtomicBool>,
     broken: Option<Broken>,
-    /// The directory, held open after the first save so each save syncs it without reopening it.
-    dir_handle: Mutex<Option<Box<dyn FsFile>>>,
-    /// `NAME.lock`, held open after the first lock so each lock is one system call.
-    lock_file: Mutex<Option<Arc<dyn LockFile>>>,
+    /// The directory, opened by the first lock and held open: each lock and each save's directory
+    /// sync is one system call on it.
+    dir_handle: Mutex<Option<Arc<dyn DirHandle>>>,
     /// This process's id, for temp names (asked once: it is a system call).
     pid: u32,
 }
@@ -206,7 +211,6 @@ impl Store {
         };
         Store {
             prev: sibling(".prev"),
-            lock_path: sibling(".lock"),
             fs,
             path,
             dir,
@@ -217,7 +221,6 @@ impl Store {
             locked: Arc::new(AtomicBool::new(false)),
             broken: None,
             dir_handle: Mutex::new(None),
-            lock_file: Mutex::new(None),
             pid: std::process::id(),
         }
     }
@@ -238,32 +241,46 @@ impl Store {
         self.broken = Some(broken);
     }
 
-    /// Takes the exclusive advisory lock that read-modify-writes of the state file hold, waiting
-    /// for another process to release it. The lock is on the sidecar `NAME.lock`, never on the
-    /// state file, which is replaced by every save.
+    /// Takes the exclusive advisory lock that read-modify-writes of the state file hold: a lock
+    /// on the state file's directory (see [`Store`]), never on the state file, which every save
+    /// replaces. Waits for another holder to release it.
     pub fn lock(&self) -> Result<StoreLock, StoreError> {
+        self.take_lock(true)?.ok_or_else(|| StoreError::AlreadyLocked { path: self.path.clone() })
+    }
+
+    /// Takes the lock; without `wait`, `None` when another holder has it.
+    fn take_lock(&self, wait: bool) -> Result<Option<StoreLock>, StoreError> {
         if self.locked.swap(true, Ordering::Acquire) {
             return Err(StoreError::AlreadyLocked { path: self.path.clone() });
         }
-        match self.acquire_lock_file() {
-            Ok(file) => Ok(StoreLock { held: Arc::clone(&self.locked), file }),
-            Err(e) => {
+        let taken = self.directory().and_then(|dir| {
+            let taken = if wait { dir.lock().map(|()| true) } else { dir.try_lock() };
+            taken
+                .map(|taken| taken.then_some(dir))
+                .map_err(|e| io_error("cannot lock state directory", &self.dir, e))
+        });
+        match taken {
+            Ok(Some(dir)) => Ok(Some(StoreLock { held: Arc::clone(&self.locked), dir })),
+            other => {
                 self.locked.store(false, Ordering::Release);
-                Err(io_error("cannot lock", &self.lock_path, e))
+                other.map(|_| None)
             }
         }
     }
 
-    /// Opens `NAME.lock` once and takes its lock.
-    fn acquire_lock_file(&self) -> io::Result<Arc<dyn LockFile>> {
-        let mut held = self.lock_file.lock().unwrap_or_else(PoisonError::into_inner);
-        let file = match held.as_ref() {
-            Some(file) => Arc::clone(file),
-            None => Arc::clone(held.insert(Arc::from(self.fs.open_lock(&self.lock_path)?))),
-        };
-        drop(held);
-        file.acquire()?;
-        Ok(file)
+    /// The directory held open, opened on first use.
+    fn directory(&self) -> Result<Arc<dyn DirHandle>, StoreError> {
+        let mut held = self.dir_handle.lock().unwrap_or_else(PoisonError::into_inner);
+        match held.as_ref() {
+            Some(dir) => Ok(Arc::clone(dir)),
+            None => {
+                let dir = self
+                    .fs
+                    .open_dir(&self.dir)
+                    .map_err(|e| io_error("cannot open directory", &self.dir, e))?;
+                Ok(Arc::clone(held.insert(Arc::from(dir))))
+            }
+        }
     }
 
     /// Whether the state file is not the one this store last read or wrote (compared by device,
@@ -323,14 +340,10 @@ impl Store {
     }
 
     /// Removes temp files left by crashed saves; only under the lock, since a temp file may belong
-    /// to another process's save in progress. When another process holds the lock, it waits for a
+    /// to another process's save in progress. When another holder has the lock, it waits for a
     /// later open.
     fn sweep_temp_files(&self) -> Result<(), StoreError> {
-        let lock = self
-            .fs
-            .lock(&self.lock_path, false)
-            .map_err(|e| io_error("cannot lock", &self.lock_path, e))?;
-        let Some(_lock) = lock else {
+        let Some(_lock) = self.take_lock(false)? else {
             tracing::debug!(path = %self.path.display(), "lock busy; temp files not swept");
             return Ok(());
         };

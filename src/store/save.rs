@@ -5,8 +5,8 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 
 use serde_json::Value;
 
@@ -115,19 +115,15 @@ impl Store {
         if self.broken == Some(Broken::NoDirFsync) {
             return Ok(());
         }
-        let mut held = self.dir_handle.lock().unwrap_or_else(PoisonError::into_inner);
-        let handle = match held.as_mut() {
-            Some(handle) => handle,
-            None => held.insert(
-                self.fs
-                    .open_dir(&self.dir)
-                    .map_err(|e| io_error("cannot open directory", &self.dir, e))?,
-            ),
-        };
-        let synced = handle.sync();
+        let dir = self.directory()?;
+        let synced = dir.sync();
         if synced.is_err() {
             // Never trust a handle whose sync failed: the next save opens the directory afresh.
-            *held = None;
+            // A lock held on this one stays held until its guard lets it go.
+            let mut held = self.dir_handle.lock().unwrap_or_else(PoisonError::into_inner);
+            if held.as_ref().is_some_and(|held| Arc::ptr_eq(held, &dir)) {
+                *held = None;
+            }
         }
         synced.map_err(|e| io_error("cannot sync directory", &self.dir, e))
     }

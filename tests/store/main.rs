@@ -4,6 +4,7 @@
 mod acceptance;
 mod api;
 mod crash_model;
+mod locking;
 mod permissions;
 mod processes;
 mod python;
