@@ -173,7 +173,8 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens the state file at `path` on the real file system: creates a missing directory (mode
     /// 0700), refuses a symbolic link and a directory that others may write to, and removes temp
-    /// files that a crashed save left behind. Nothing is read yet: see [`Store::load`].
+    /// files that a crashed save left behind (`NAME.<pid>-<n>.tmp` of a process that is gone).
+    /// Nothing is read yet: see [`Store::load`].
     pub fn open(path: impl Into<PathBuf>) -> Result<Store, StoreError> {
         Self::with_fs(path, Box::new(RealFs))
     }
@@ -298,12 +299,30 @@ impl Store {
         })
     }
 
-    fn is_temp(&self, name: &OsStr) -> bool {
-        let (name, ours) = (name.as_bytes(), self.name.as_bytes());
-        name.len() > ours.len() + ".tmp".len()
-            && name.starts_with(ours)
-            && name[ours.len()] == b'.'
-            && name.ends_with(b".tmp")
+    /// The process id in a name of this store's temp-file shape, `NAME.<pid>-<n>.tmp` with both
+    /// numbers in decimal digits; `None` for any other name (a user's `NAME.backup.tmp`, the
+    /// seed's `NAME.<random>.tmp`).
+    fn temp_pid(&self, name: &OsStr) -> Option<libc::pid_t> {
+        let rest = name.as_bytes().strip_prefix(self.name.as_bytes())?.strip_prefix(b".")?;
+        let rest = rest.strip_suffix(b".tmp")?;
+        let dash = rest.iter().position(|&b| b == b'-')?;
+        let (pid, count) = (&rest[..dash], &rest[dash + 1..]);
+        let digits = |part: &[u8]| !part.is_empty() && part.iter().all(u8::is_ascii_digit);
+        if !digits(pid) || !digits(count) {
+            return None;
+        }
+        std::str::from_utf8(pid).ok()?.parse().ok().filter(|&pid| pid > 0)
+    }
+
+    /// Whether a temp file with `pid` in its name is an orphan: its process is gone, or it is this
+    /// process, whose saves all run under the lock that the sweep holds.
+    fn is_orphan(&self, pid: libc::pid_t) -> bool {
+        if u32::try_from(pid).is_ok_and(|pid| pid == self.pid) {
+            return true;
+        }
+        // SAFETY: signal 0 sends nothing; kill only checks that the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        !alive && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
     }
 
     /// Creates the directory, refuses what must be refused, and sweeps orphan temp files.
@@ -339,9 +358,10 @@ impl Store {
         self.sweep_temp_files()
     }
 
-    /// Removes temp files left by crashed saves; only under the lock, since a temp file may belong
-    /// to another process's save in progress. When another holder has the lock, it waits for a
-    /// later open.
+    /// Removes temp files left by crashed saves: only names of this store's exact temp-file shape
+    /// whose process is gone (**fix**: the seed's glob `NAME.*.tmp` also took a user's
+    /// `NAME.backup.tmp` and other processes' saves in progress), and only under the lock. When
+    /// another holder has the lock, the sweep waits for a later open.
     fn sweep_temp_files(&self) -> Result<(), StoreError> {
         let Some(_lock) = self.take_lock(false)? else {
             tracing::debug!(path = %self.path.display(), "lock busy; temp files not swept");
@@ -351,7 +371,8 @@ impl Store {
             .fs
             .list_dir(&self.dir)
             .map_err(|e| io_error("cannot list directory", &self.dir, e))?;
-        for name in names.iter().filter(|name| self.is_temp(name)) {
+        let orphan = |name: &&OsString| self.temp_pid(name).is_some_and(|pid| self.is_orphan(pid));
+        for name in names.iter().filter(orphan) {
             let path = self.dir.join(name);
             match self.fs.remove(&path) {
                 Ok(()) => tracing::info!(path = %path.display(), "removed an orphan temp file"),

@@ -133,3 +133,59 @@ fn a_deleted_file_starts_fresh_unless_a_recovery_was_interrupted() {
     assert_eq!(loaded.record.get("n"), Some(&json!(1)));
     assert!(loaded.recovery.is_some());
 }
+
+/// A process that has exited and been reaped: its id names no process.
+fn a_gone_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+// The open-time sweep removes only this store's temp-file shape, `NAME.<pid>-<n>.tmp` in digits,
+// never a user's file that merely matches the seed's glob `NAME.*.tmp`.
+#[test]
+fn sweep_keeps_a_users_backup_tmp() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".daemon-state.json");
+    let gone = a_gone_pid();
+    let kept = [
+        ".daemon-state.json.backup.tmp".to_owned(),
+        // The seed's own temp names: mkstemp's random letters and digits, no dash.
+        ".daemon-state.json.12345678.tmp".to_owned(),
+        format!(".daemon-state.json.{gone}-x.tmp"),
+        format!(".daemon-state.json.{gone}-.tmp"),
+        format!(".daemon-state.json.-{gone}.tmp"),
+        format!(".daemon-state.json.{gone}-0.tmp.tmp"),
+        format!(".other.json.{gone}-0.tmp"),
+    ];
+    for name in &kept {
+        std::fs::write(dir.path().join(name), b"mine").unwrap();
+    }
+    let orphan = dir.path().join(format!(".daemon-state.json.{gone}-0.tmp"));
+    std::fs::write(&orphan, b"orphan").unwrap();
+    drop(Store::open(&path).unwrap());
+    for name in &kept {
+        assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), b"mine", "{name}");
+    }
+    assert!(!orphan.exists(), "the orphan of a gone process is swept");
+}
+
+// The sweep never removes the temp file of a process that is still running: it may be another
+// program's save in progress that does not take this store's lock.
+#[test]
+fn sweep_keeps_a_live_processs_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".daemon-state.json");
+    let mut live = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let temp = dir.path().join(format!(".daemon-state.json.{}-7.tmp", live.id()));
+    std::fs::write(&temp, b"in progress").unwrap();
+    let opened = Store::open(&path).map(drop);
+    let still_there = temp.exists();
+    live.kill().unwrap();
+    live.wait().unwrap();
+    opened.unwrap();
+    assert!(still_there, "a live process's temp file was swept");
+    drop(Store::open(&path).unwrap());
+    assert!(!temp.exists(), "swept once its process is gone");
+}
