@@ -149,9 +149,20 @@ impl Record {
         matches!(self.doc.get(key), Some(Value::Bool(true)))
     }
 
-    /// The `generation` counter, 0 when missing or not a whole number.
+    /// The `generation` counter: 0 when missing, not a number or negative; a fraction rounds
+    /// down, and a number beyond `u64::MAX` reads as `u64::MAX`, so that counting on from it never
+    /// goes backwards.
     pub fn generation(&self) -> u64 {
-        self.doc.get(keys::GENERATION).and_then(Value::as_u64).unwrap_or(0)
+        match self.doc.get(keys::GENERATION) {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or_else(|| match n.as_f64() {
+                // `as` saturates: negative to 0, too large to u64::MAX.
+                Some(f) => f as u64,
+                // Beyond f64's range: only the sign matters.
+                None if n.to_string().starts_with('-') => 0,
+                None => u64::MAX,
+            }),
+            _ => 0,
+        }
     }
 }
 

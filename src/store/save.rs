@@ -21,9 +21,10 @@ impl Store {
     /// generation this store has loaded or tried to save, and returns that number. On an error the
     /// old state file is left as it was (an error from the final directory `fsync` may leave the new
     /// one in place but not yet durable), no temp file is left behind, and the generation number is
-    /// not used again.
+    /// not used again. The counter saturates: it never goes backwards, and from `u64::MAX` on every
+    /// save writes `u64::MAX` again.
     pub fn save(&mut self, record: &mut Record) -> Result<u64, StoreError> {
-        let generation = self.highest_generation + 1;
+        let generation = self.highest_generation.saturating_add(1);
         self.highest_generation = generation;
         record.set(keys::GENERATION, Value::from(generation));
         let bytes = record.to_vec();

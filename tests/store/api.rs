@@ -189,3 +189,44 @@ fn sweep_keeps_a_live_processs_temp_file() {
     drop(Store::open(&path).unwrap());
     assert!(!temp.exists(), "swept once its process is gone");
 }
+
+// Defect: a stored generation of u64::MAX made the release build save generation 0 (the counter
+// went backwards) and the debug build panic on the overflow. The counter saturates: a save after
+// the largest generation (or any larger number, which reads as it) writes u64::MAX again.
+#[test]
+fn generation_at_u64_max_never_goes_backwards() {
+    for stored in ["18446744073709551615", "18446744073709551616", "1e400", "3.5e30"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".daemon-state.json");
+        std::fs::write(&path, format!("{{\"generation\": {stored}, \"n\": 1}}")).unwrap();
+        let mut store = Store::open(&path).unwrap();
+        let mut record = store.load().unwrap().record;
+        assert_eq!(record.generation(), u64::MAX, "{stored} reads as the largest generation");
+        assert_eq!(store.save(&mut record).unwrap(), u64::MAX, "{stored}");
+        assert_eq!(store.save(&mut record).unwrap(), u64::MAX, "{stored}, saved twice");
+        let back = Store::open(&path).unwrap().load().unwrap().record;
+        assert_eq!(back.generation(), u64::MAX, "{stored}");
+        assert_eq!(back.get("generation"), Some(&json!(u64::MAX)), "{stored}");
+    }
+}
+
+// The same through the command line, whose test build is a debug build: no overflow panic, and
+// the generation on disk stays at u64::MAX.
+#[test]
+fn a_command_on_a_file_at_the_largest_generation_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".daemon-state.json");
+    std::fs::write(&path, b"{\"generation\": 18446744073709551615}").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_daemon-state"))
+        .arg("--state-file")
+        .arg(&path)
+        .args(["--now", "2026-04-18T12:00:00Z", "sessions", "open", "s1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let disk: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(disk["generation"], json!(u64::MAX));
+    assert!(disk["first_turn_pending"]["s1"].is_string(), "{disk}");
+}
