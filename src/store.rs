@@ -20,6 +20,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 pub use fs::{DirHandle, FileKind, Fs, FsFile, Interposed, Meta, RealFs};
 pub use load::{Loaded, Recovery};
@@ -27,6 +28,12 @@ pub use sim::{Call, SimFs};
 
 /// How many quarantined copies of corrupt state files are kept.
 pub const QUARANTINE_KEEP: usize = 5;
+
+/// How long [`Store::lock`] waits before it tells [`LockWait::on_wait`] that it is waiting.
+pub const LOCK_NOTICE_AFTER: Duration = Duration::from_secs(1);
+
+/// The longest pause between two tries of a busy lock.
+const LOCK_POLL_MAX: Duration = Duration::from_millis(20);
 
 /// Why the store could not do what it was asked; every message names the path.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +71,19 @@ pub enum StoreError {
     AlreadyLocked {
         /// The state file.
         path: PathBuf,
+    },
+    /// Another holder kept the lock for longer than [`LockWait::timeout`].
+    #[error(
+        "gave up after {} s: the lock on directory {} (state file {}) is held by another process",
+        .timeout.as_secs_f64(), .dir.display(), .path.display()
+    )]
+    LockTimeout {
+        /// The directory whose lock was busy.
+        dir: PathBuf,
+        /// The state file.
+        path: PathBuf,
+        /// How long it waited.
+        timeout: Duration,
     },
     /// A file-system call failed.
     #[error("{action} {}: {source}", .path.display())]
@@ -117,6 +137,57 @@ impl Drop for StoreLock {
     }
 }
 
+/// Told once per wait that [`Store::lock`] is waiting, and for what.
+pub type OnWait = Arc<dyn Fn(&Waiting) + Send + Sync>;
+
+/// How [`Store::lock`] waits while another holder has the lock. The default waits for ever and
+/// tells no one.
+#[derive(Clone, Default)]
+pub struct LockWait {
+    /// Give up after this long with [`StoreError::LockTimeout`]; `None` waits for ever. Zero tries
+    /// once.
+    pub timeout: Option<Duration>,
+    /// Called once per wait, after [`LOCK_NOTICE_AFTER`] of waiting, with what is waited for (the
+    /// library itself prints nothing).
+    pub on_wait: Option<OnWait>,
+}
+
+impl std::fmt::Debug for LockWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockWait")
+            .field("timeout", &self.timeout)
+            .field("on_wait", &self.on_wait.as_ref().map(|_| "Fn"))
+            .finish()
+    }
+}
+
+/// What a [`Store::lock`] that has waited [`LOCK_NOTICE_AFTER`] is waiting for; its `Display` is
+/// one line naming both paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// The directory whose lock is busy.
+    pub dir: PathBuf,
+    /// The state file in it.
+    pub path: PathBuf,
+    /// When it gives up, if ever.
+    pub timeout: Option<Duration>,
+}
+
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "waiting for the lock on directory {} (state file {}), held by another process",
+            self.dir.display(),
+            self.path.display()
+        )?;
+        match self.timeout {
+            Some(timeout) => write!(f, "; giving up after {} s", timeout.as_secs_f64()),
+            None => Ok(()),
+        }
+    }
+}
+
 impl std::fmt::Debug for StoreLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreLock").finish_non_exhaustive()
@@ -153,6 +224,7 @@ pub struct Store {
     durable_writes: u64,
     locked: Arc<AtomicBool>,
     broken: Option<Broken>,
+    lock_wait: LockWait,
     /// The directory, opened by the first lock and held open: each lock and each save's directory
     /// sync is one system call on it.
     dir_handle: Mutex<Option<Arc<dyn DirHandle>>>,
@@ -221,6 +293,7 @@ impl Store {
             durable_writes: 0,
             locked: Arc::new(AtomicBool::new(false)),
             broken: None,
+            lock_wait: LockWait::default(),
             dir_handle: Mutex::new(None),
             pid: std::process::id(),
         }
@@ -242,9 +315,15 @@ impl Store {
         self.broken = Some(broken);
     }
 
+    /// Sets how [`Store::lock`] waits for a lock that another holder has: for how long, and whom
+    /// to tell after [`LOCK_NOTICE_AFTER`].
+    pub fn set_lock_wait(&mut self, wait: LockWait) {
+        self.lock_wait = wait;
+    }
+
     /// Takes the exclusive advisory lock that read-modify-writes of the state file hold: a lock
     /// on the state file's directory (see [`Store`]), never on the state file, which every save
-    /// replaces. Waits for another holder to release it.
+    /// replaces. Waits for another holder as [`Store::set_lock_wait`] says: by default for ever.
     pub fn lock(&self) -> Result<StoreLock, StoreError> {
         self.take_lock(true)?.ok_or_else(|| StoreError::AlreadyLocked { path: self.path.clone() })
     }
@@ -255,10 +334,19 @@ impl Store {
             return Err(StoreError::AlreadyLocked { path: self.path.clone() });
         }
         let taken = self.directory().and_then(|dir| {
-            let taken = if wait { dir.lock().map(|()| true) } else { dir.try_lock() };
-            taken
-                .map(|taken| taken.then_some(dir))
-                .map_err(|e| io_error("cannot lock state directory", &self.dir, e))
+            let taken = if wait {
+                self.wait_for(dir.as_ref()).map(|()| true)
+            } else {
+                dir.try_lock().map_err(LockError::Io)
+            };
+            taken.map(|taken| taken.then_some(dir)).map_err(|e| match e {
+                LockError::TimedOut(timeout) => StoreError::LockTimeout {
+                    dir: self.dir.clone(),
+                    path: self.path.clone(),
+                    timeout,
+                },
+                LockError::Io(e) => io_error("cannot lock state directory", &self.dir, e),
+            })
         });
         match taken {
             Ok(Some(dir)) => Ok(Some(StoreLock { held: Arc::clone(&self.locked), dir })),
@@ -281,6 +369,40 @@ impl Store {
                     .map_err(|e| io_error("cannot open directory", &self.dir, e))?;
                 Ok(Arc::clone(held.insert(Arc::from(dir))))
             }
+        }
+    }
+
+    /// Waits for the directory's lock as `lock_wait` says: a plain blocking lock when there is
+    /// neither a timeout nor anyone to tell, else tries with a growing pause between tries.
+    fn wait_for(&self, dir: &dyn DirHandle) -> Result<(), LockError> {
+        let LockWait { timeout, on_wait } = &self.lock_wait;
+        if timeout.is_none() && on_wait.is_none() {
+            return Ok(dir.lock()?);
+        }
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        let mut told = false;
+        loop {
+            if dir.try_lock()? {
+                return Ok(());
+            }
+            let waited = started.elapsed();
+            if let Some(timeout) = timeout.filter(|&timeout| waited >= timeout) {
+                return Err(LockError::TimedOut(timeout));
+            }
+            if !told && waited >= LOCK_NOTICE_AFTER {
+                told = true;
+                if let Some(on_wait) = on_wait {
+                    on_wait(&Waiting {
+                        dir: self.dir.clone(),
+                        path: self.path.clone(),
+                        timeout: *timeout,
+                    });
+                }
+            }
+            let left = timeout.map_or(pause, |timeout| timeout.saturating_sub(waited));
+            std::thread::sleep(pause.min(left).max(Duration::from_micros(100)));
+            pause = (pause * 2).min(LOCK_POLL_MAX);
         }
     }
 
@@ -387,6 +509,19 @@ impl Store {
 
     fn lock_unless_held(&self) -> Result<Option<StoreLock>, StoreError> {
         if self.locked.load(Ordering::Acquire) { Ok(None) } else { self.lock().map(Some) }
+    }
+}
+
+/// Why waiting for the lock ended without it.
+enum LockError {
+    /// The timeout that passed.
+    TimedOut(Duration),
+    Io(io::Error),
+}
+
+impl From<io::Error> for LockError {
+    fn from(e: io::Error) -> Self {
+        LockError::Io(e)
     }
 }
 

@@ -11,6 +11,8 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use clap::error::ErrorKind;
@@ -25,6 +27,7 @@ use crate::event::{Event, EventKind};
 use crate::serve::{self, ServeOptions};
 use crate::sessions;
 use crate::simulate::{self, SimulateOptions};
+use crate::store::{LockWait, OnWait, Store, Waiting};
 use crate::timestamp::Timestamp;
 
 pub use args::Cli;
@@ -150,6 +153,7 @@ struct Context {
     now: Timestamp,
     tz: Option<String>,
     json: bool,
+    lock_timeout: Duration,
 }
 
 impl Context {
@@ -170,7 +174,9 @@ impl Context {
     /// uses `--tz` for this command without storing it.
     fn engine(&self) -> Result<Engine, CliError> {
         let path = self.state_file()?;
-        let (mut engine, report) = Engine::open(&path)?;
+        let mut store = Store::open(&path).map_err(EngineError::from)?;
+        store.set_lock_wait(self.lock_wait());
+        let (mut engine, report) = Engine::with_store(store)?;
         if let Some(recovery) = report.recovery {
             warn(&format!("{}: {recovery}", path.display()));
         }
@@ -184,6 +190,14 @@ impl Context {
             engine.override_zone(zone);
         }
         Ok(engine)
+    }
+
+    /// Waits for the lock up to `--lock-timeout`, saying so on stderr after a second.
+    fn lock_wait(&self) -> LockWait {
+        let on_wait: OnWait = Arc::new(|waiting: &Waiting| {
+            let _ = writeln!(io::stderr().lock(), "daemon-state: {waiting}");
+        });
+        LockWait { timeout: Some(self.lock_timeout), on_wait: Some(on_wait) }
     }
 
     /// Prints a JSON document, or the human text made from it.
@@ -210,6 +224,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         now: cli.now.unwrap_or_else(|| SystemClock.now()),
         tz: cli.tz,
         json: cli.json,
+        lock_timeout: cli.lock_timeout,
     };
     match cli.command {
         Command::Status => {
@@ -239,8 +254,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             simulate::run(&options, out).map_err(CliError::Simulate)?;
         }
         Command::Serve { socket } => {
-            let options =
-                ServeOptions { state_file: ctx.state_file()?, socket, now: cli.now, tz: ctx.tz };
+            let options = ServeOptions {
+                state_file: ctx.state_file()?,
+                socket,
+                now: cli.now,
+                lock_wait: ctx.lock_wait(),
+                tz: ctx.tz,
+            };
             serve::run(&options).map_err(CliError::Serve)?;
         }
         Command::Check => {

@@ -162,3 +162,92 @@ fn deleting_the_lock_file_loses_no_update() {
     assert_eq!(lost, Vec::<String>::new(), "acknowledged marks lost");
     assert_eq!(pending, Vec::<&String>::new(), "acknowledged consumptions lost");
 }
+
+/// The lines of a process's stderr that say it is waiting for the lock.
+fn waiting_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|line| line.contains("waiting for the lock")).collect()
+}
+
+// Defect: a lock held by another process made commands wait for ever, silently. After a second of
+// waiting the CLI says, in one line, which lock it waits for and for which state file; after
+// `--lock-timeout` it gives up with exit 2 and a one-line error.
+#[test]
+fn a_held_lock_is_reported_after_a_second_and_times_out() {
+    let (dir, path) = state_dir();
+    let holder = daemon_state::store::Store::open(&path).unwrap();
+    let lock = holder.lock().unwrap();
+    let started = Instant::now();
+    let output = cli(&path, &["--lock-timeout", "2", "sessions", "open", "s1"]);
+    let waited = started.elapsed();
+    drop(lock);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let waiting = waiting_lines(&stderr);
+    assert_eq!(waiting.len(), 1, "exactly one waiting line: {stderr}");
+    let (dir_text, path_text) = (dir.path().to_string_lossy(), path.to_string_lossy());
+    assert!(waiting[0].contains(&*dir_text) && waiting[0].contains(&*path_text), "{stderr}");
+    let errors: Vec<&str> =
+        stderr.lines().filter(|line| !line.contains("waiting for the lock")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    assert!(errors[0].contains("gave up after 2 s") && errors[0].contains(&*path_text), "{stderr}");
+    assert!(waited >= Duration::from_secs(2), "gave up early: {waited:?}");
+    assert!(!path.exists(), "nothing written");
+
+    // Once the lock is free the same command goes through at once, without a word.
+    let output = cli(&path, &["--lock-timeout", "2", "sessions", "open", "s1"]);
+    assert!(output.status.success() && output.stderr.is_empty(), "{output:?}");
+}
+
+// `--lock-timeout` takes seconds, fractions allowed; anything else is a usage error naming it.
+#[test]
+fn a_bad_lock_timeout_is_a_usage_error() {
+    let (_dir, path) = state_dir();
+    for bad in ["-1", "soon", "NaN", "inf", "1e30"] {
+        let output = cli(&path, &["--lock-timeout", bad, "sessions", "open", "s1"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("--lock-timeout"), "{bad}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{bad}: {stderr}");
+    }
+    let output = cli(&path, &["--lock-timeout", "0.5", "sessions", "open", "s1"]);
+    assert!(output.status.success(), "{output:?}");
+}
+
+// `serve` requests wait for the lock no longer than `--lock-timeout` either: a request that cannot
+// get it is answered with the seed's store-failure reply, and the next one, once the lock is free,
+// goes through.
+#[test]
+fn a_serve_request_on_a_held_lock_fails_after_the_timeout() {
+    let (_dir, path) = state_dir();
+    let mut child = Command::new(BIN)
+        .arg("--state-file")
+        .arg(&path)
+        .args(["--now", NOW, "--lock-timeout", "1.5", "serve"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let mut input = child.stdin.take().unwrap();
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    let mut request = |message: Value| -> Value {
+        input.write_all(format!("{message}\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        output.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap()
+    };
+    assert_eq!(request(json!({"type": "status"}))["ok"], json!(true), "serve is up");
+    let holder = daemon_state::store::Store::open(&path).unwrap();
+    let lock = holder.lock().unwrap();
+    let reply = request(json!({"type": "pause"}));
+    drop(lock);
+    assert_eq!(reply["ok"], json!(false), "{reply}");
+    assert_eq!(reply["reason"], json!("state_write_failed"), "{reply}");
+    assert!(reply["error"].as_str().unwrap_or("").contains("gave up after 1.5 s"), "{reply}");
+    assert_eq!(request(json!({"type": "pause"})), json!({"ok": true, "paused": true}));
+    drop(input);
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert_eq!(waiting_lines(&stderr).len(), 1, "{stderr}");
+}
