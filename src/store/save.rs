@@ -84,22 +84,45 @@ impl Store {
     }
 
     /// Keeps the current state file as `NAME.prev`: a hard link under a temp name, renamed over
-    /// `NAME.prev`, so that `NAME.prev` is always one whole generation. Nothing to do on a first save.
+    /// `NAME.prev`, so that `NAME.prev` is always one whole generation. Nothing to do on a first save,
+    /// nor when `NAME.prev` already is the current file (a save stopped between its two renames):
+    /// renaming another link to that file over it would do nothing and leave the link behind.
     fn keep_previous(&self, leftovers: &mut Vec<PathBuf>) -> Result<(), StoreError> {
-        let link = self.temp_path();
-        match self.fs.hard_link(&self.path, &link) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(io_error("cannot keep previous generation of", &self.path, e));
-            }
+        if self.prev_is_current()? {
+            return Ok(());
         }
+        let mut attempts = 0;
+        let link = loop {
+            let link = self.temp_path();
+            match self.fs.hard_link(&self.path, &link) {
+                Ok(()) => break link,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                // Something (an orphan, a directory) holds the name: take a fresh one.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => {
+                    attempts += 1;
+                }
+                Err(e) => {
+                    return Err(io_error("cannot keep previous generation of", &self.path, e));
+                }
+            }
+        };
         leftovers.push(link.clone());
         self.fs
             .rename(&link, &self.prev)
             .map_err(|e| io_error("cannot keep previous generation as", &self.prev, e))?;
         leftovers.pop();
         Ok(())
+    }
+
+    /// Whether `NAME.prev` and the state file are links to one file.
+    fn prev_is_current(&self) -> Result<bool, StoreError> {
+        let stat =
+            |path: &Path| self.fs.stat(path).map_err(|e| io_error("cannot inspect", path, e));
+        let Some(prev) = stat(&self.prev)? else {
+            return Ok(false);
+        };
+        Ok(stat(&self.path)?
+            .is_some_and(|current| (current.dev, current.ino) == (prev.dev, prev.ino)))
     }
 
     fn write_in_place(&self, bytes: &[u8]) -> Result<(), StoreError> {

@@ -11,7 +11,8 @@
 //! leaves the data not durable, and a later `fsync` of that file reports success without making it
 //! durable (as Linux does after writeback errors). There are no symbolic links. A directory held
 //! open carries an exclusive lock, as `flock(2)` on it does: one holder among all handles, released
-//! by unlocking or by closing the handle; a power cut leaves no lock held.
+//! by unlocking or by closing the handle; a power cut leaves no lock held. Renaming a name over
+//! another link to the same file does nothing, as `rename(2)` says.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -373,7 +374,11 @@ impl Fs for SimFs {
         if from.parent() != to.parent() {
             return Err(io::Error::from_raw_os_error(libc::EXDEV));
         }
-        state.lookup(from).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let ino = state.lookup(from).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        if state.lookup(to) == Some(ino) {
+            // Two links to one file: rename(2) succeeds and leaves both names in place.
+            return Ok(());
+        }
         let (dir, name) = state.split(from)?;
         let to_name = to.file_name().unwrap_or_default().to_owned();
         dir.apply(DirOp::Rename(name.to_owned(), to_name));
@@ -386,7 +391,7 @@ impl Fs for SimFs {
             return Err(io::Error::from_raw_os_error(libc::EXDEV));
         }
         state.lookup(from).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-        if state.lookup(to).is_some() {
+        if state.lookup(to).is_some() || state.dirs.contains_key(to) {
             return Err(io::Error::from_raw_os_error(libc::EEXIST));
         }
         let (dir, name) = state.split(from)?;

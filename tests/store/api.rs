@@ -230,3 +230,42 @@ fn a_command_on_a_file_at_the_largest_generation_does_not_panic() {
     assert_eq!(disk["generation"], json!(u64::MAX));
     assert!(disk["first_turn_pending"]["s1"].is_string(), "{disk}");
 }
+
+// Defect: a save stopped between its two renames leaves `NAME.prev` and `NAME` as two links to one
+// file. The next save's rename of its new `.prev` link over `NAME.prev` then did nothing (rename(2)
+// of two links to one file is a no-op) and left that link behind as a stray temp file.
+#[test]
+fn a_save_over_a_prev_of_the_same_inode_leaves_no_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".daemon-state.json");
+    let prev = dir.path().join(".daemon-state.json.prev");
+    let mut store = Store::open(&path).unwrap();
+    store.save(&mut document(1)).unwrap();
+    store.save(&mut document(2)).unwrap();
+    std::fs::remove_file(&prev).unwrap();
+    std::fs::hard_link(&path, &prev).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let mut store = Store::open(&path).unwrap();
+    store.load().unwrap();
+    store.save(&mut document(3)).unwrap();
+    assert_eq!(super::temp_files(dir.path()), Vec::<String>::new());
+    assert_eq!(std::fs::read(&prev).unwrap(), before, "NAME.prev holds the previous generation");
+    let now = Record::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!((now.get("n"), now.generation()), (Some(&json!(3)), 3));
+}
+
+// Defect: a directory (or any file) already at the name chosen for the `.prev` link failed the save
+// with no retry. The link takes a fresh name, as the temp file does.
+#[test]
+fn a_taken_name_for_the_prev_link_is_retried_with_a_fresh_one() {
+    let fs = SimFs::new();
+    let mut store = Store::with_fs(PATH, Box::new(fs.clone())).unwrap();
+    store.save(&mut document(1)).unwrap();
+    let first = fs.contents(Path::new(PATH)).unwrap();
+    fs.fail_at(Call::Link, 0, libc::EEXIST);
+    assert_eq!(store.save(&mut document(2)).unwrap(), 2);
+    assert!(fs.take_injected(), "the first link name was taken");
+    assert_eq!(fs.contents(Path::new("/state/.daemon-state.json.prev")), Some(first));
+    let dir = Path::new("/state");
+    assert!(!fs.names(dir).iter().any(|n| is_seed_temp(n)), "{:?}", fs.names(dir));
+}

@@ -1,5 +1,5 @@
 //! The simulated file system's crash model itself: what a power cut may leave, failed syncs,
-//! injected errors and directory locks.
+//! injected errors, directory locks and the rename of two links to one file.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -112,4 +112,21 @@ fn a_held_lock_is_refused_without_waiting_and_freed_on_unlock_or_close() {
         fs.open_dir(Path::new("/missing")).err().and_then(|e| e.raw_os_error()),
         Some(libc::ENOENT)
     );
+}
+
+// rename(2) of a name over another link to the same file succeeds and changes nothing; a link
+// over a directory fails with EEXIST.
+#[test]
+fn renaming_over_a_link_to_the_same_file_leaves_both_names() {
+    let fs = SimFs::new();
+    fs.create_dir(Path::new("/d")).unwrap();
+    let (a, b) = (Path::new("/d/a"), Path::new("/d/b"));
+    fs.create_new(a).unwrap().write_all(b"x").unwrap();
+    fs.hard_link(a, b).unwrap();
+    fs.rename(a, b).unwrap();
+    assert_eq!(fs.contents(a), Some(b"x".to_vec()));
+    assert_eq!(fs.contents(b), Some(b"x".to_vec()));
+    fs.create_dir(Path::new("/d/sub")).unwrap();
+    let err = fs.hard_link(a, Path::new("/d/sub")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
 }
