@@ -387,9 +387,8 @@ impl Store {
                 return Ok(());
             }
             let waited = started.elapsed();
-            if let Some(timeout) = timeout.filter(|&timeout| waited >= timeout) {
-                return Err(LockError::TimedOut(timeout));
-            }
+            // Told before giving up, so that a wait that lasted a second is always told, however
+            // late a pause made this round.
             if !told && waited >= LOCK_NOTICE_AFTER {
                 told = true;
                 if let Some(on_wait) = on_wait {
@@ -399,6 +398,9 @@ impl Store {
                         timeout: *timeout,
                     });
                 }
+            }
+            if let Some(timeout) = timeout.filter(|&timeout| waited >= timeout) {
+                return Err(LockError::TimedOut(timeout));
             }
             let left = timeout.map_or(pause, |timeout| timeout.saturating_sub(waited));
             std::thread::sleep(pause.min(left).max(Duration::from_micros(100)));

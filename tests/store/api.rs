@@ -2,9 +2,10 @@
 //! guard, and temp-file names.
 
 use std::path::Path;
+use std::time::Duration;
 
 use daemon_state::record::Record;
-use daemon_state::store::{Call, SimFs, Store, StoreError};
+use daemon_state::store::{Call, LockWait, SimFs, Store, StoreError};
 use serde_json::json;
 
 use super::is_seed_temp;
@@ -268,4 +269,21 @@ fn a_taken_name_for_the_prev_link_is_retried_with_a_fresh_one() {
     assert_eq!(fs.contents(Path::new("/state/.daemon-state.json.prev")), Some(first));
     let dir = Path::new("/state");
     assert!(!fs.names(dir).iter().any(|n| is_seed_temp(n)), "{:?}", fs.names(dir));
+}
+
+// The lock wait's timeout: an error naming the directory and the state file, and the store can
+// lock again later. Zero tries once.
+#[test]
+fn a_lock_timeout_gives_up_with_an_error_naming_both_paths() {
+    let fs = SimFs::new();
+    let holder = Store::with_fs(PATH, Box::new(fs.clone())).unwrap();
+    let held = holder.lock().unwrap();
+    let mut waiter = Store::with_fs(PATH, Box::new(fs.clone())).unwrap();
+    waiter.set_lock_wait(LockWait { timeout: Some(Duration::ZERO), on_wait: None });
+    let err = waiter.lock().unwrap_err();
+    assert!(matches!(err, StoreError::LockTimeout { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("directory /state ") && text.contains(PATH), "{text}");
+    drop(held);
+    drop(waiter.lock().unwrap());
 }
