@@ -206,9 +206,9 @@ enum Seen {
 ///
 /// Every read-modify-write holds the store's lock: an exclusive `flock(2)` on the state file's
 /// directory, held open by the store (the same descriptor syncs the directory after each save).
-/// Deleting or replacing a file cannot undo a lock on the directory (**fix**: a lock on a
-/// `NAME.lock` file was undone by deleting that file, and two writers then each overwrote the
-/// other's change). The store neither creates nor uses `NAME.lock`. A consequence: the lock covers
+/// Deleting or replacing a file cannot undo a lock on the directory (earlier versions locked a
+/// `NAME.lock` file, which deleting it undid, and two writers then each overwrote the other's
+/// change). The store neither creates nor uses `NAME.lock`. A consequence: the lock covers
 /// the whole directory, so stores of different state files in one directory take turns too.
 ///
 /// Use one `Store` per state file in a process: the lock belongs to an open directory, so a second
@@ -483,9 +483,9 @@ impl Store {
     }
 
     /// Removes temp files left by crashed saves: only names of this store's exact temp-file shape
-    /// whose process is gone (**fix**: the seed's glob `NAME.*.tmp` also took a user's
-    /// `NAME.backup.tmp` and other processes' saves in progress), and only under the lock. When
-    /// another holder has the lock, the sweep waits for a later open.
+    /// whose process is gone (earlier versions removed all of `NAME.*.tmp`, a user's
+    /// `NAME.backup.tmp` and other programs' saves in progress included), and only under the
+    /// lock. When another holder has the lock, the sweep waits for a later open.
     fn sweep_temp_files(&self) -> Result<(), StoreError> {
         let Some(_lock) = self.take_lock(false)? else {
             tracing::debug!(path = %self.path.display(), "lock busy; temp files not swept");
