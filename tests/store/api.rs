@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use daemon_state::record::Record;
-use daemon_state::store::{Call, LockWait, SimFs, Store, StoreError};
+use daemon_state::store::{Call, Fs, LockWait, SimFs, Store, StoreError};
 use serde_json::json;
 
 use super::is_seed_temp;
@@ -286,4 +286,44 @@ fn a_lock_timeout_gives_up_with_an_error_naming_both_paths() {
     assert!(text.contains("directory /state ") && text.contains(PATH), "{text}");
     drop(held);
     drop(waiter.lock().unwrap());
+}
+
+/// A stored `generation` literal: near both ends of u64, anywhere in it, or far beyond it.
+fn generation_literal() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0..8u64).prop_map(|k| (u64::MAX - k).to_string()),
+        (0..8u64).prop_map(|k| k.to_string()),
+        any::<u64>().prop_map(|g| g.to_string()),
+        (1..40usize, 0..10u8).prop_map(|(digits, lead)| format!(
+            "{}{}",
+            lead.max(1),
+            "9".repeat(digits)
+        )),
+        (0..400u32).prop_map(|exp| format!("1.5e{exp}")),
+    ]
+}
+
+proptest::proptest! {
+    // Whatever generation is stored, two saves after loading it never go backwards and never
+    // panic: each writes one more than the last, or u64::MAX once there.
+    #[test]
+    fn saves_after_any_stored_generation_never_go_backwards(literal in generation_literal()) {
+        let fs = SimFs::new();
+        fs.create_dir(Path::new("/state")).unwrap();
+        fs.replace_durably(Path::new(PATH), format!("{{\"generation\": {literal}}}").as_bytes());
+        let mut store = Store::with_fs(PATH, Box::new(fs.clone())).unwrap();
+        let mut record = store.load().unwrap().record;
+        let stored = record.generation();
+        let expected = match literal.parse::<u64>() {
+            Ok(exact) => exact,
+            // A fraction rounds down; beyond u64::MAX reads as u64::MAX (`as` saturates).
+            Err(_) => literal.parse::<f64>().unwrap() as u64,
+        };
+        proptest::prop_assert_eq!(stored, expected, "{}", literal);
+        let first = store.save(&mut record).unwrap();
+        let second = store.save(&mut record).unwrap();
+        proptest::prop_assert_eq!(first, stored.saturating_add(1));
+        proptest::prop_assert_eq!(second, first.saturating_add(1));
+    }
 }
