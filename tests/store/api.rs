@@ -327,3 +327,22 @@ proptest::proptest! {
         proptest::prop_assert_eq!(second, first.saturating_add(1));
     }
 }
+
+// The lock is the directory's: two state files in one directory take turns, as documented, and a
+// state file in another directory does not wait.
+#[test]
+fn state_files_in_one_directory_share_its_lock() {
+    let fs = SimFs::new();
+    let ours = Store::with_fs("/state/a.json", Box::new(fs.clone())).unwrap();
+    let held = ours.lock().unwrap();
+    let once = LockWait { timeout: Some(Duration::ZERO), on_wait: None };
+    let mut neighbour = Store::with_fs("/state/b.json", Box::new(fs.clone())).unwrap();
+    neighbour.set_lock_wait(once.clone());
+    let err = neighbour.lock().unwrap_err();
+    assert!(matches!(err, StoreError::LockTimeout { .. }), "{err:?}");
+    let mut elsewhere = Store::with_fs("/other/a.json", Box::new(fs.clone())).unwrap();
+    elsewhere.set_lock_wait(once);
+    drop(elsewhere.lock().unwrap());
+    drop(held);
+    drop(neighbour.lock().unwrap());
+}
