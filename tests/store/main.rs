@@ -1,5 +1,6 @@
 //! The state file store: acceptance cases on the real file system, the crash model on the
-//! simulated one, real processes killed mid-save or racing each other, and permissions.
+//! simulated one, real processes killed mid-save or racing each other, the lock through the real
+//! binary, and permissions.
 
 mod acceptance;
 mod api;
