@@ -2,10 +2,10 @@
 //!
 //! Owns what `daemon-state check` reports: whether the file parses and is an object, whether its
 //! known keys hold the types the seed writes, its permissions, owners and its directory's, symbolic
-//! links, temp files left by interrupted saves, quarantined copies, the previous generation and the
-//! lock file; and, for a corrupt file, what the next command that writes will do with it (the
+//! links, temp files left by interrupted saves, quarantined copies, the previous generation and a
+//! lock file left by earlier versions; and, for a corrupt file, what the next command that writes will do with it (the
 //! words must match what `store` does). Anything every command refuses is an error. It must not
-//! change anything: no quarantine, no sweep, no lock file, no directory created.
+//! change anything: no quarantine, no sweep, no lock, no directory created.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -438,15 +438,18 @@ fn check_siblings(report: &mut Report, dir: &Path, name: &OsString) {
                 &path,
                 "a quarantined corrupt state file, which nothing reads again; inspect it, then remove it",
             );
-        } else if bytes.len() > ours.len() + ".tmp".len()
-            && bytes.starts_with(ours)
-            && bytes[ours.len()] == b'.'
-            && bytes.ends_with(b".tmp")
-        {
+        } else if let Some(pid) = crate::store::temp_file_pid(name, sibling) {
+            let message = if crate::store::process_is_gone(pid) {
+                "a temp file left by an interrupted save; the next command that writes removes it"
+            } else {
+                "a temp file of a save in progress (its process is running)"
+            };
+            report.add(Level::Warning, &path, message);
+        } else if bytes.starts_with(ours) && bytes.ends_with(b".tmp") && bytes.len() > ours.len() {
             report.add(
-                Level::Warning,
+                Level::Info,
                 &path,
-                "a temp file left by an interrupted save (or one in progress); the next open removes it",
+                "not a temp file of this program's (perhaps the original module's or a copy); never removed automatically",
             );
         }
     }
@@ -490,22 +493,20 @@ fn check_previous(report: &mut Report, prev: &Path, previous: &Previous) {
     }
 }
 
-/// `NAME.lock` holds no data; a symbolic link or anything but a regular file there makes every
-/// command that writes refuse to open the state file.
+/// `NAME.lock` was the lock file of earlier versions; nothing uses it now (the lock is the
+/// directory's), whatever it is.
 fn check_lock(report: &mut Report, lock: &Path) {
     match fs::symlink_metadata(lock) {
-        Ok(meta) if meta.file_type().is_file() => report.add(
+        Ok(meta) => report.add(
             Level::Info,
             lock,
-            "the lock file that commands that write take; it holds no data",
-        ),
-        Ok(meta) => report.add(
-            Level::Error,
-            lock,
-            format!("the lock file is {}; every command refuses it", kind_name(&meta.file_type())),
+            format!(
+                "the lock file of earlier versions ({}); nothing uses it now (the lock is on the directory), so it can be removed",
+                if meta.is_file() { "a regular file" } else { kind_name(&meta.file_type()) }
+            ),
         ),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => report.add(Level::Error, lock, format!("cannot inspect the lock file: {e}")),
+        Err(e) => report.add(Level::Warning, lock, format!("cannot inspect: {e}")),
     }
 }
 

@@ -25,6 +25,7 @@ use crate::digest;
 use crate::engine::{Engine, EngineError};
 use crate::event::{Event, EventKind, Settings, Trigger};
 use crate::record::{Record, is_truthy, keys};
+use crate::store::{LockWait, Store};
 use crate::timestamp::{self, Timestamp};
 
 pub use lines::MAX_LINE_BYTES;
@@ -48,6 +49,9 @@ pub struct ServeOptions {
     pub now: Option<Timestamp>,
     /// The IANA zone to configure before serving (`--tz`), if given.
     pub tz: Option<String>,
+    /// How long a request waits for the state file's lock (`--lock-timeout`) before it fails
+    /// with `state_write_failed`, and whom to tell that it waits.
+    pub lock_wait: LockWait,
 }
 
 /// Why `serve` could not start.
@@ -67,7 +71,9 @@ pub fn run(options: &ServeOptions) -> Result<(), Box<dyn std::error::Error + Sen
         None => None,
     };
     // Opening already logged what its report says (a quarantined file, unusable keys).
-    let (mut engine, _report) = Engine::open(&options.state_file)?;
+    let mut store = Store::open(&options.state_file)?;
+    store.set_lock_wait(options.lock_wait.clone());
+    let (mut engine, _report) = Engine::with_store(store)?;
     let socket = options.socket.clone().map(SocketListener::bind).transpose()?;
     let fixed = options.now;
     let clock = move || fixed.unwrap_or_else(|| SystemClock.now());

@@ -1,8 +1,8 @@
 //! The state file on disk: the one write path, loading with recovery, and the lock between processes.
 //!
-//! Owns every byte that reaches the state file and every file beside it (`NAME.prev`, `NAME.lock`,
-//! `NAME.<unique>.tmp`, `NAME.corrupt.<time>`). It must not give the bytes meaning (that is `record`)
-//! nor decide when to save (that is the engine's).
+//! Owns every byte that reaches the state file and every file beside it (`NAME.prev`,
+//! `NAME.<pid>-<n>.tmp`, `NAME.corrupt.<time>`), and the lock on their directory. It must not give
+//! the bytes meaning (that is `record`) nor decide when to save (that is the engine's).
 //!
 //! A save is durable when [`Store::save`] returns: the bytes are written to a fresh temp file that is
 //! `fsync`ed, the current file is kept as `NAME.prev` (a hard link renamed into place), the temp file
@@ -20,13 +20,20 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-pub use fs::{FileKind, Fs, FsFile, FsLock, Interposed, LockFile, Meta, RealFs};
+pub use fs::{DirHandle, FileKind, Fs, FsFile, Interposed, Meta, RealFs};
 pub use load::{Loaded, Peeked, Recovery};
 pub use sim::{Call, SimFs};
 
 /// How many quarantined copies of corrupt state files are kept.
 pub const QUARANTINE_KEEP: usize = 5;
+
+/// How long [`Store::lock`] waits before it tells [`LockWait::on_wait`] that it is waiting.
+pub const LOCK_NOTICE_AFTER: Duration = Duration::from_secs(1);
+
+/// The longest pause between two tries of a busy lock.
+const LOCK_POLL_MAX: Duration = Duration::from_millis(20);
 
 /// Why the store could not do what it was asked; every message names the path.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +104,19 @@ pub enum StoreError {
         /// The state file.
         path: PathBuf,
     },
+    /// Another holder kept the lock for longer than [`LockWait::timeout`].
+    #[error(
+        "gave up after {} s: the lock on directory {} (state file {}) is held by another process",
+        .timeout.as_secs_f64(), .dir.display(), .path.display()
+    )]
+    LockTimeout {
+        /// The directory whose lock was busy.
+        dir: PathBuf,
+        /// The state file.
+        path: PathBuf,
+        /// How long it waited.
+        timeout: Duration,
+    },
     /// A file-system call failed.
     #[error("{action} {}: {source}", .path.display())]
     Io {
@@ -135,17 +155,68 @@ impl Broken {
     ];
 }
 
-/// The exclusive advisory lock on `NAME.lock`; dropping it releases the lock.
+/// The exclusive advisory lock on the state file's directory; dropping it releases the lock.
 #[must_use = "the lock is released when this guard is dropped"]
 pub struct StoreLock {
     held: Arc<AtomicBool>,
-    file: Arc<dyn LockFile>,
+    dir: Arc<dyn DirHandle>,
 }
 
 impl Drop for StoreLock {
     fn drop(&mut self) {
-        self.file.release();
+        self.dir.unlock();
         self.held.store(false, Ordering::Release);
+    }
+}
+
+/// Told once per wait that [`Store::lock`] is waiting, and for what.
+pub type OnWait = Arc<dyn Fn(&Waiting) + Send + Sync>;
+
+/// How [`Store::lock`] waits while another holder has the lock. The default waits for ever and
+/// tells no one.
+#[derive(Clone, Default)]
+pub struct LockWait {
+    /// Give up after this long with [`StoreError::LockTimeout`]; `None` waits for ever. Zero tries
+    /// once.
+    pub timeout: Option<Duration>,
+    /// Called once per wait, after [`LOCK_NOTICE_AFTER`] of waiting, with what is waited for (the
+    /// library itself prints nothing).
+    pub on_wait: Option<OnWait>,
+}
+
+impl std::fmt::Debug for LockWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockWait")
+            .field("timeout", &self.timeout)
+            .field("on_wait", &self.on_wait.as_ref().map(|_| "Fn"))
+            .finish()
+    }
+}
+
+/// What a [`Store::lock`] that has waited [`LOCK_NOTICE_AFTER`] is waiting for; its `Display` is
+/// one line naming both paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// The directory whose lock is busy.
+    pub dir: PathBuf,
+    /// The state file in it.
+    pub path: PathBuf,
+    /// When it gives up, if ever.
+    pub timeout: Option<Duration>,
+}
+
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "waiting for the lock on directory {} (state file {}), held by another process",
+            self.dir.display(),
+            self.path.display()
+        )?;
+        match self.timeout {
+            Some(timeout) => write!(f, "; giving up after {} s", timeout.as_secs_f64()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -165,24 +236,30 @@ enum Seen {
 
 /// The state file of one daemon, and the files beside it.
 ///
-/// Use one `Store` per state file in a process: the lock belongs to an open file, so a second store
-/// on the same file in the same process would wait for the first one's lock like another process.
+/// Every read-modify-write holds the store's lock: an exclusive `flock(2)` on the state file's
+/// directory, held open by the store (the same descriptor syncs the directory after each save).
+/// Deleting or replacing a file cannot undo a lock on the directory (earlier versions locked a
+/// `NAME.lock` file, which deleting it undid, and two writers then each overwrote the other's
+/// change). The store neither creates nor uses `NAME.lock`. A consequence: the lock covers
+/// the whole directory, so stores of different state files in one directory take turns too.
+///
+/// Use one `Store` per state file in a process: the lock belongs to an open directory, so a second
+/// store on the same file in the same process waits for the first one's lock like another process.
 pub struct Store {
     fs: Box<dyn Fs>,
     path: PathBuf,
     dir: PathBuf,
     name: OsString,
     prev: PathBuf,
-    lock_path: PathBuf,
     highest_generation: u64,
     seen: Seen,
     durable_writes: u64,
     locked: Arc<AtomicBool>,
     broken: Option<Broken>,
-    /// The directory, held open after the first save so each save syncs it without reopening it.
-    dir_handle: Mutex<Option<Box<dyn FsFile>>>,
-    /// `NAME.lock`, held open after the first lock so each lock is one system call.
-    lock_file: Mutex<Option<Arc<dyn LockFile>>>,
+    lock_wait: LockWait,
+    /// The directory, opened by the first lock and held open: each lock and each save's directory
+    /// sync is one system call on it.
+    dir_handle: Mutex<Option<Arc<dyn DirHandle>>>,
     /// This process's id, for temp names (asked once: it is a system call).
     pid: u32,
     /// Opened by [`Store::open_read_only`]: never creates, locks, sweeps, moves nor writes.
@@ -203,11 +280,11 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens the state file at `path` on the real file system: creates a missing directory (mode
-    /// 0700), refuses a symbolic link or a directory at the state file, `NAME.prev` or `NAME.lock`,
-    /// a directory that others may write to, and files or a directory owned by another user
-    /// (before anything is moved), sets a state file or `NAME.prev` that group or others may read
-    /// back to 0600 (see [`Store::take_notes`]), and removes temp files that a crashed save left
-    /// behind. Nothing is read yet: see [`Store::load`].
+    /// 0700), refuses a symbolic link or a directory at the state file or `NAME.prev`, a
+    /// directory that others may write to, and files or a directory owned by another user (before
+    /// anything is moved), sets a state file or `NAME.prev` that group or others may read back to
+    /// 0600 (see [`Store::take_notes`]), and removes temp files that a crashed save left behind
+    /// (`NAME.<pid>-<n>.tmp` of a process that is gone). Nothing is read yet: see [`Store::load`].
     pub fn open(path: impl Into<PathBuf>) -> Result<Store, StoreError> {
         Self::with_fs(path, Box::new(RealFs))
     }
@@ -265,7 +342,6 @@ impl Store {
         };
         Store {
             prev: sibling(".prev"),
-            lock_path: sibling(".lock"),
             fs,
             path,
             dir,
@@ -275,8 +351,8 @@ impl Store {
             durable_writes: 0,
             locked: Arc::new(AtomicBool::new(false)),
             broken: None,
+            lock_wait: LockWait::default(),
             dir_handle: Mutex::new(None),
-            lock_file: Mutex::new(None),
             pid: std::process::id(),
             read_only: false,
             notes: Vec::new(),
@@ -304,35 +380,100 @@ impl Store {
         self.broken = Some(broken);
     }
 
-    /// Takes the exclusive advisory lock that read-modify-writes of the state file hold, waiting
-    /// for another process to release it. The lock is on the sidecar `NAME.lock`, never on the
-    /// state file, which is replaced by every save.
+    /// Sets how [`Store::lock`] waits for a lock that another holder has: for how long, and whom
+    /// to tell after [`LOCK_NOTICE_AFTER`].
+    pub fn set_lock_wait(&mut self, wait: LockWait) {
+        self.lock_wait = wait;
+    }
+
+    /// Takes the exclusive advisory lock that read-modify-writes of the state file hold: a lock
+    /// on the state file's directory (see [`Store`]), never on the state file, which every save
+    /// replaces. Waits for another holder as [`Store::set_lock_wait`] says: by default for ever.
     pub fn lock(&self) -> Result<StoreLock, StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly { path: self.path.clone() });
         }
+        self.take_lock(true)?.ok_or_else(|| StoreError::AlreadyLocked { path: self.path.clone() })
+    }
+
+    /// Takes the lock; without `wait`, `None` when another holder has it.
+    fn take_lock(&self, wait: bool) -> Result<Option<StoreLock>, StoreError> {
         if self.locked.swap(true, Ordering::Acquire) {
             return Err(StoreError::AlreadyLocked { path: self.path.clone() });
         }
-        match self.acquire_lock_file() {
-            Ok(file) => Ok(StoreLock { held: Arc::clone(&self.locked), file }),
-            Err(e) => {
+        let taken = self.directory().and_then(|dir| {
+            let taken = if wait {
+                self.wait_for(dir.as_ref()).map(|()| true)
+            } else {
+                dir.try_lock().map_err(LockError::Io)
+            };
+            taken.map(|taken| taken.then_some(dir)).map_err(|e| match e {
+                LockError::TimedOut(timeout) => StoreError::LockTimeout {
+                    dir: self.dir.clone(),
+                    path: self.path.clone(),
+                    timeout,
+                },
+                LockError::Io(e) => io_error("cannot lock state directory", &self.dir, e),
+            })
+        });
+        match taken {
+            Ok(Some(dir)) => Ok(Some(StoreLock { held: Arc::clone(&self.locked), dir })),
+            other => {
                 self.locked.store(false, Ordering::Release);
-                Err(io_error("cannot lock", &self.lock_path, e))
+                other.map(|_| None)
             }
         }
     }
 
-    /// Opens `NAME.lock` once and takes its lock.
-    fn acquire_lock_file(&self) -> io::Result<Arc<dyn LockFile>> {
-        let mut held = self.lock_file.lock().unwrap_or_else(PoisonError::into_inner);
-        let file = match held.as_ref() {
-            Some(file) => Arc::clone(file),
-            None => Arc::clone(held.insert(Arc::from(self.fs.open_lock(&self.lock_path)?))),
-        };
-        drop(held);
-        file.acquire()?;
-        Ok(file)
+    /// The directory held open, opened on first use.
+    fn directory(&self) -> Result<Arc<dyn DirHandle>, StoreError> {
+        let mut held = self.dir_handle.lock().unwrap_or_else(PoisonError::into_inner);
+        match held.as_ref() {
+            Some(dir) => Ok(Arc::clone(dir)),
+            None => {
+                let dir = self
+                    .fs
+                    .open_dir(&self.dir)
+                    .map_err(|e| io_error("cannot open directory", &self.dir, e))?;
+                Ok(Arc::clone(held.insert(Arc::from(dir))))
+            }
+        }
+    }
+
+    /// Waits for the directory's lock as `lock_wait` says: a plain blocking lock when there is
+    /// neither a timeout nor anyone to tell, else tries with a growing pause between tries.
+    fn wait_for(&self, dir: &dyn DirHandle) -> Result<(), LockError> {
+        let LockWait { timeout, on_wait } = &self.lock_wait;
+        if timeout.is_none() && on_wait.is_none() {
+            return Ok(dir.lock()?);
+        }
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        let mut told = false;
+        loop {
+            if dir.try_lock()? {
+                return Ok(());
+            }
+            let waited = started.elapsed();
+            // Told before giving up, so that a wait that lasted a second is always told, however
+            // late a pause made this round.
+            if !told && waited >= LOCK_NOTICE_AFTER {
+                told = true;
+                if let Some(on_wait) = on_wait {
+                    on_wait(&Waiting {
+                        dir: self.dir.clone(),
+                        path: self.path.clone(),
+                        timeout: *timeout,
+                    });
+                }
+            }
+            if let Some(timeout) = timeout.filter(|&timeout| waited >= timeout) {
+                return Err(LockError::TimedOut(timeout));
+            }
+            let left = timeout.map_or(pause, |timeout| timeout.saturating_sub(waited));
+            std::thread::sleep(pause.min(left).max(Duration::from_micros(100)));
+            pause = (pause * 2).min(LOCK_POLL_MAX);
+        }
     }
 
     /// Whether the state file is not the one this store last read or wrote (compared by device,
@@ -350,12 +491,10 @@ impl Store {
         })
     }
 
-    fn is_temp(&self, name: &OsStr) -> bool {
-        let (name, ours) = (name.as_bytes(), self.name.as_bytes());
-        name.len() > ours.len() + ".tmp".len()
-            && name.starts_with(ours)
-            && name[ours.len()] == b'.'
-            && name.ends_with(b".tmp")
+    /// Whether a temp file with `pid` in its name is an orphan: its process is gone, or it is this
+    /// process, whose saves all run under the lock that the sweep holds.
+    fn is_orphan(&self, pid: libc::pid_t) -> bool {
+        u32::try_from(pid).is_ok_and(|pid| pid == self.pid) || process_is_gone(pid)
     }
 
     /// Creates the directory, refuses what must be refused, sets the state file and `NAME.prev`
@@ -426,14 +565,11 @@ impl Store {
         // Every refusal comes here, before anything is moved: a recovery must not quarantine the
         // state file and then find that it cannot use `NAME.prev`.
         let mut exposed = Vec::new();
-        for path in [&self.path, &self.prev, &self.lock_path] {
+        for path in [&self.path, &self.prev] {
             let file = self.fs.stat(path).map_err(|e| io_error("cannot inspect", path, e))?;
             match file {
                 None => {}
                 Some(meta) if meta.kind == FileKind::File => {
-                    if *path == self.lock_path {
-                        continue;
-                    }
                     if meta.uid != euid {
                         return Err(StoreError::ForeignOwner {
                             path: path.clone(),
@@ -462,15 +598,12 @@ impl Store {
         Ok(exposed)
     }
 
-    /// Removes temp files left by crashed saves; only under the lock, since a temp file may belong
-    /// to another process's save in progress. When another process holds the lock, it waits for a
-    /// later open.
+    /// Removes temp files left by crashed saves: only names of this store's exact temp-file shape
+    /// whose process is gone (earlier versions removed all of `NAME.*.tmp`, a user's
+    /// `NAME.backup.tmp` and other programs' saves in progress included), and only under the
+    /// lock. When another holder has the lock, the sweep waits for a later open.
     fn sweep_temp_files(&self) -> Result<(), StoreError> {
-        let lock = self
-            .fs
-            .lock(&self.lock_path, false)
-            .map_err(|e| io_error("cannot lock", &self.lock_path, e))?;
-        let Some(_lock) = lock else {
+        let Some(_lock) = self.take_lock(false)? else {
             tracing::debug!(path = %self.path.display(), "lock busy; temp files not swept");
             return Ok(());
         };
@@ -478,7 +611,10 @@ impl Store {
             .fs
             .list_dir(&self.dir)
             .map_err(|e| io_error("cannot list directory", &self.dir, e))?;
-        for name in names.iter().filter(|name| self.is_temp(name)) {
+        let orphan = |name: &&OsString| {
+            temp_file_pid(&self.name, name).is_some_and(|pid| self.is_orphan(pid))
+        };
+        for name in names.iter().filter(orphan) {
             let path = self.dir.join(name);
             match self.fs.remove(&path) {
                 Ok(()) => tracing::info!(path = %path.display(), "removed an orphan temp file"),
@@ -496,10 +632,45 @@ impl Store {
     }
 }
 
+/// The process id in a name of the store's temp-file shape for the state file named `state`,
+/// `STATE.<pid>-<n>.tmp` with both numbers in decimal digits; `None` for any other name (a user's
+/// `STATE.backup.tmp`, the seed's `STATE.<random>.tmp`).
+pub(crate) fn temp_file_pid(state: &OsStr, name: &OsStr) -> Option<libc::pid_t> {
+    let rest = name.as_bytes().strip_prefix(state.as_bytes())?.strip_prefix(b".")?;
+    let rest = rest.strip_suffix(b".tmp")?;
+    let dash = rest.iter().position(|&b| b == b'-')?;
+    let (pid, count) = (&rest[..dash], &rest[dash + 1..]);
+    let digits = |part: &[u8]| !part.is_empty() && part.iter().all(u8::is_ascii_digit);
+    if !digits(pid) || !digits(count) {
+        return None;
+    }
+    std::str::from_utf8(pid).ok()?.parse().ok().filter(|&pid| pid > 0)
+}
+
+/// Whether no process has the id `pid` (`kill(pid, 0)` fails with `ESRCH`).
+pub(crate) fn process_is_gone(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 sends nothing; kill only checks that the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    !alive && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
 /// The effective user id of this process.
 fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// Why waiting for the lock ended without it.
+enum LockError {
+    /// The timeout that passed.
+    TimedOut(Duration),
+    Io(io::Error),
+}
+
+impl From<io::Error> for LockError {
+    fn from(e: io::Error) -> Self {
+        LockError::Io(e)
+    }
 }
 
 fn io_error(action: &'static str, path: &Path, source: io::Error) -> StoreError {

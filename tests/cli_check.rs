@@ -84,15 +84,42 @@ fn check(setup: impl FnOnce(&Path, &Path), code: i32, about: &str, level: &str) 
     }
 }
 
+/// A process that has exited and been reaped: its id names no process.
+fn a_gone_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("wait");
+    pid
+}
+
 #[test]
 fn check_reports_each_finding_with_its_level() {
     check(|_, _| {}, 0, "mode 0600", "ok");
     check(|_, _| {}, 0, "parses: a JSON object, WAKE, generation 3", "ok");
+    let gone = a_gone_pid();
     check(
-        |dir, _| fs::write(dir.join(".daemon-state.json.4242-0.tmp"), b"{\"half").expect("tmp"),
+        |dir, _| {
+            let name = format!(".daemon-state.json.{gone}-0.tmp");
+            fs::write(dir.join(name), b"{\"half").expect("tmp")
+        },
         0,
-        "interrupted save",
+        "interrupted save; the next command that writes removes it",
         "warning",
+    );
+    check(
+        |dir, _| {
+            let name = format!(".daemon-state.json.{}-0.tmp", std::process::id());
+            fs::write(dir.join(name), b"{\"half").expect("tmp")
+        },
+        0,
+        "a save in progress",
+        "warning",
+    );
+    check(
+        |dir, _| fs::write(dir.join(".daemon-state.json.backup.tmp"), b"{}").expect("tmp"),
+        0,
+        "never removed automatically",
+        "info",
     );
     check(
         |_, file| fs::set_permissions(file, fs::Permissions::from_mode(0o644)).expect("chmod"),
@@ -223,14 +250,8 @@ fn inputs_that_cannot_be_read_exit_2_naming_the_path() {
 }
 
 #[test]
-fn check_fails_on_a_lock_file_or_previous_generation_every_command_refuses() {
+fn check_fails_on_a_previous_generation_every_command_refuses() {
     let rows: &[(&str, &str, Setup)] = &[
-        (".lock", "the lock file is a symbolic link", |dir, sibling| {
-            symlink(dir.join("nowhere"), sibling).expect("link")
-        }),
-        (".lock", "the lock file is a directory", |_, sibling| {
-            fs::create_dir(sibling).expect("mkdir")
-        }),
         (".prev", "the previous generation is a symbolic link", |dir, sibling| {
             symlink(dir.join("nowhere"), sibling).expect("link")
         }),
@@ -253,13 +274,31 @@ fn check_fails_on_a_lock_file_or_previous_generation_every_command_refuses() {
             assert_eq!(output.status.code(), Some(2), "{about}: {args:?}");
         }
     }
-    // A lock file as the store leaves it is explained, not flagged.
-    check(
-        |dir, _| fs::write(dir.join(".daemon-state.json.lock"), b"").expect("lock"),
-        0,
-        "holds no data",
-        "info",
-    );
+}
+
+// The lock is the directory's: a `NAME.lock` left by earlier versions, whatever it is, is
+// explained and stops nothing.
+#[test]
+fn a_lock_file_of_earlier_versions_is_explained_and_stops_nothing() {
+    let rows: &[(&str, Setup)] = &[
+        ("a regular file", |_, sibling| fs::write(sibling, b"").expect("lock")),
+        ("a symbolic link", |dir, sibling| symlink(dir.join("nowhere"), sibling).expect("link")),
+        ("a directory", |_, sibling| fs::create_dir(sibling).expect("mkdir")),
+    ];
+    for (kind, setup) in rows {
+        check(
+            |dir, file| setup(dir, &PathBuf::from(format!("{}.lock", file.display()))),
+            0,
+            &format!("the lock file of earlier versions ({kind})"),
+            "info",
+        );
+        let (dir, file) = sandbox(Some(br#"{"fsm_state": "WAKE", "generation": 3}"#));
+        setup(dir.path(), &PathBuf::from(format!("{}.lock", file.display())));
+        for args in [&["status"][..], &["event", "tick"]] {
+            let output = daemon_state(&file, args);
+            assert_eq!(output.status.code(), Some(0), "{kind}: {args:?}: {output:?}");
+        }
+    }
 }
 
 /// The message of the first finding of `check --json` whose message contains `about`.

@@ -106,7 +106,7 @@ fn status_on_a_corrupt_file_moves_nothing() {
 #[test]
 fn status_of_a_good_file_leaves_no_lock_file() {
     let (dir, path) = saved_state(false);
-    fs::remove_file(dir.path().join(format!("{NAME}.lock"))).expect("no lock file to start");
+    assert!(!dir.path().join(format!("{NAME}.lock")).exists(), "the store makes no lock file");
     let before = snapshot(dir.path());
     let output = daemon_state(&path, &["--json", "status"]);
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));

@@ -4,6 +4,7 @@
 //! It must not run anything: `cli` turns a parsed command into engine calls.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -27,6 +28,18 @@ pub struct Cli {
     /// Print one JSON document instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// How long to wait for the state file's lock while another process holds it, then give up
+    /// with exit 2 (`serve`: fail that request). After one second of waiting a line on stderr
+    /// says so. Fractions allowed; 0 tries once.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        default_value = "30",
+        allow_hyphen_values = true,
+        value_parser = parse_lock_timeout
+    )]
+    pub lock_timeout: Duration,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -205,6 +218,14 @@ pub struct SimulateArgs {
 
 fn parse_now(text: &str) -> Result<Timestamp, String> {
     timestamp::parse_moment(text).map_err(|e| e.to_string())
+}
+
+fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|secs| secs.is_finite() && *secs >= 0.0)
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| "not a number of seconds (0 or more)".to_owned())
 }
 
 fn parse_tz(text: &str) -> Result<String, String> {

@@ -11,6 +11,8 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use clap::error::ErrorKind;
@@ -25,7 +27,7 @@ use crate::event::{Event, EventKind};
 use crate::serve::{self, ServeOptions};
 use crate::sessions;
 use crate::simulate::{self, SimulateOptions};
-use crate::store::StoreError;
+use crate::store::{LockWait, OnWait, Store, StoreError, Waiting};
 use crate::timestamp::Timestamp;
 
 pub use args::Cli;
@@ -154,6 +156,7 @@ struct Context {
     now: Timestamp,
     tz: Option<String>,
     json: bool,
+    lock_timeout: Duration,
 }
 
 impl Context {
@@ -173,13 +176,17 @@ impl Context {
     /// Opens the engine, reports a recovered corrupt file and odd values on stderr, and stores
     /// uses `--tz` for this command without storing it.
     fn engine(&self) -> Result<Engine, CliError> {
-        self.engine_with(|path| Engine::open(path))
+        self.engine_with(|path| {
+            let mut store = Store::open(path)?;
+            store.set_lock_wait(self.lock_wait());
+            Engine::with_store(store)
+        })
     }
 
     /// As [`Context::engine`], opening the engine with `open` (e.g. read-only for `status`).
     fn engine_with(
         &self,
-        open: fn(&Path) -> Result<(Engine, OpenReport), EngineError>,
+        open: impl FnOnce(&Path) -> Result<(Engine, OpenReport), EngineError>,
     ) -> Result<Engine, CliError> {
         let path = self.state_file()?;
         let (mut engine, report) = open(&path)?;
@@ -196,6 +203,14 @@ impl Context {
             engine.override_zone(zone);
         }
         Ok(engine)
+    }
+
+    /// Waits for the lock up to `--lock-timeout`, saying so on stderr after a second.
+    fn lock_wait(&self) -> LockWait {
+        let on_wait: OnWait = Arc::new(|waiting: &Waiting| {
+            let _ = writeln!(io::stderr().lock(), "daemon-state: {waiting}");
+        });
+        LockWait { timeout: Some(self.lock_timeout), on_wait: Some(on_wait) }
     }
 
     /// Prints a JSON document, or the human text made from it.
@@ -222,6 +237,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         now: cli.now.unwrap_or_else(|| SystemClock.now()),
         tz: cli.tz,
         json: cli.json,
+        lock_timeout: cli.lock_timeout,
     };
     match cli.command {
         Command::Status => {
@@ -251,8 +267,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             simulate::run(&options, out).map_err(CliError::Simulate)?;
         }
         Command::Serve { socket } => {
-            let options =
-                ServeOptions { state_file: ctx.state_file()?, socket, now: cli.now, tz: ctx.tz };
+            let options = ServeOptions {
+                state_file: ctx.state_file()?,
+                socket,
+                now: cli.now,
+                lock_wait: ctx.lock_wait(),
+                tz: ctx.tz,
+            };
             serve::run(&options).map_err(CliError::Serve)?;
         }
         Command::Check => {

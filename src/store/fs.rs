@@ -51,9 +51,6 @@ pub trait FsFile: Send {
     fn sync(&mut self) -> io::Result<()>;
 }
 
-/// An advisory lock; dropping it releases the lock.
-pub type FsLock = Box<dyn Send>;
-
 /// The calls the store makes. Every path is absolute or relative to the working directory, and every
 /// file the store writes lives in one directory, the state file's.
 pub trait Fs: Send {
@@ -80,25 +77,25 @@ pub trait Fs: Send {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries durable (`fsync` on the directory).
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
-    /// Opens a directory to sync it again and again: the handle's `sync` is [`Fs::sync_dir`]
-    /// without opening the directory each time (writing to it is an error).
-    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Opens a directory (`O_RDONLY|O_DIRECTORY|O_CLOEXEC`) to hold it open: to sync it again and
+    /// again without reopening it, and to take the store's lock on it.
+    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn DirHandle>>;
     /// The names in a directory.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>>;
-    /// Takes an exclusive advisory lock on `path`, creating it (mode 0600) when missing. With `wait`
-    /// it blocks until the lock is free; without, it gives `None` when another holder has it.
-    fn lock(&self, path: &Path, wait: bool) -> io::Result<Option<FsLock>>;
-    /// Opens (creating it, mode 0600) a lock file to lock and unlock again and again without
-    /// reopening it.
-    fn open_lock(&self, path: &Path) -> io::Result<Box<dyn LockFile>>;
 }
 
-/// A lock file held open: an exclusive advisory lock taken and released on the same open file.
-pub trait LockFile: Send + Sync {
-    /// Takes the lock, waiting for another holder to release it.
-    fn acquire(&self) -> io::Result<()>;
-    /// Releases the lock (errors are ignored: closing the file would release it too).
-    fn release(&self);
+/// A directory held open. Its lock is an exclusive advisory lock (`flock(2)`) that belongs to this
+/// open directory: another handle, in this process or another, waits for it; closing the handle
+/// releases it. Deleting or replacing any file in the directory cannot undo it.
+pub trait DirHandle: Send + Sync {
+    /// Makes the directory's entries durable: [`Fs::sync_dir`] without opening it again.
+    fn sync(&self) -> io::Result<()>;
+    /// Takes the lock, waiting for another holder to release it (`LOCK_EX`).
+    fn lock(&self) -> io::Result<()>;
+    /// Takes the lock when it is free; false when another holder has it (`LOCK_EX|LOCK_NB`).
+    fn try_lock(&self) -> io::Result<bool>;
+    /// Releases the lock (errors are ignored: closing the directory would release it too).
+    fn unlock(&self);
 }
 
 /// The real file system, through `std::fs` and POSIX semantics.
@@ -214,31 +211,17 @@ impl Fs for RealFs {
         File::open(dir)?.sync_all()
     }
 
-    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn FsFile>> {
-        Ok(Box::new(File::open(dir)?))
+    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn DirHandle>> {
+        // No O_NOFOLLOW: a symbolic link to the state directory is allowed.
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)?;
+        Ok(Box::new(dir))
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         std::fs::read_dir(dir)?.map(|entry| entry.map(|e| e.file_name())).collect()
-    }
-
-    fn open_lock(&self, path: &Path) -> io::Result<Box<dyn LockFile>> {
-        Ok(Box::new(open_lock_file(path)?))
-    }
-
-    fn lock(&self, path: &Path, wait: bool) -> io::Result<Option<FsLock>> {
-        let file = open_lock_file(path)?;
-        if wait {
-            file.lock()?;
-        } else {
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => return Ok(None),
-                Err(TryLockError::Error(e)) => return Err(e),
-            }
-        }
-        // Closing the file releases the lock.
-        Ok(Some(Box::new(file)))
     }
 }
 
@@ -256,25 +239,26 @@ fn umask_strips_owner_bits() -> bool {
     })
 }
 
-/// Opens a lock file for reading and writing, creating it with mode 0600, never through a link.
-fn open_lock_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-}
-
-impl LockFile for File {
-    fn acquire(&self) -> io::Result<()> {
-        self.lock()
+/// A directory opened by [`RealFs::open_dir`]; `File::lock` is `flock(2)` on Linux.
+impl DirHandle for File {
+    fn sync(&self) -> io::Result<()> {
+        self.sync_all()
     }
 
-    fn release(&self) {
-        let _ = self.unlock();
+    fn lock(&self) -> io::Result<()> {
+        File::lock(self)
+    }
+
+    fn try_lock(&self) -> io::Result<bool> {
+        match File::try_lock(self) {
+            Ok(()) => Ok(true),
+            Err(TryLockError::WouldBlock) => Ok(false),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    fn unlock(&self) {
+        let _ = File::unlock(self);
     }
 }
 
@@ -310,10 +294,11 @@ fn meta_of(meta: &std::fs::Metadata) -> Meta {
     }
 }
 
-/// The real file system with a hook in front of every call on paths (not the writes and syncs of
-/// an open file): when `fault` returns an error for a call (its kind and its target path), that
-/// error is returned instead and nothing happens. For fault
-/// injection on a real disk (tests, the simulated host's crashes).
+/// The real file system with a hook in front of every call on paths (not the writes, syncs and
+/// locks of an open file or directory; opening a directory counts as [`Call::SyncDir`]): when
+/// `fault` returns an error for a call (its kind and its target path), that error is returned
+/// instead and nothing happens. For fault injection on a real disk (tests, the simulated host's
+/// crashes).
 pub struct Interposed<F> {
     fault: F,
 }
@@ -380,7 +365,7 @@ impl<F: Fn(Call, &Path) -> Option<io::Error> + Send> Fs for Interposed<F> {
         RealFs.sync_dir(dir)
     }
 
-    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn FsFile>> {
+    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn DirHandle>> {
         self.check(Call::SyncDir, dir)?;
         RealFs.open_dir(dir)
     }
@@ -388,15 +373,5 @@ impl<F: Fn(Call, &Path) -> Option<io::Error> + Send> Fs for Interposed<F> {
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         self.check(Call::ListDir, dir)?;
         RealFs.list_dir(dir)
-    }
-
-    fn lock(&self, path: &Path, wait: bool) -> io::Result<Option<FsLock>> {
-        self.check(Call::Lock, path)?;
-        RealFs.lock(path, wait)
-    }
-
-    fn open_lock(&self, path: &Path) -> io::Result<Box<dyn LockFile>> {
-        self.check(Call::Lock, path)?;
-        RealFs.open_lock(path)
     }
 }

@@ -5,8 +5,8 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 
 use serde_json::Value;
 
@@ -21,7 +21,8 @@ impl Store {
     /// generation this store has loaded or tried to save, and returns that number. On an error the
     /// old state file is left as it was (an error from the final directory `fsync` may leave the new
     /// one in place but not yet durable), no temp file is left behind, and the generation number is
-    /// not used again.
+    /// not used again. The counter saturates: it never goes backwards, and from `u64::MAX` on every
+    /// save writes `u64::MAX` again.
     pub fn save(&mut self, record: &mut Record) -> Result<u64, StoreError> {
         let generation = self.highest_generation.saturating_add(1);
         self.highest_generation = generation;
@@ -83,22 +84,45 @@ impl Store {
     }
 
     /// Keeps the current state file as `NAME.prev`: a hard link under a temp name, renamed over
-    /// `NAME.prev`, so that `NAME.prev` is always one whole generation. Nothing to do on a first save.
+    /// `NAME.prev`, so that `NAME.prev` is always one whole generation. Nothing to do on a first save,
+    /// nor when `NAME.prev` already is the current file (a save stopped between its two renames):
+    /// renaming another link to that file over it would do nothing and leave the link behind.
     fn keep_previous(&self, leftovers: &mut Vec<PathBuf>) -> Result<(), StoreError> {
-        let link = self.temp_path();
-        match self.fs.hard_link(&self.path, &link) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(io_error("cannot keep previous generation of", &self.path, e));
-            }
+        if self.prev_is_current()? {
+            return Ok(());
         }
+        let mut attempts = 0;
+        let link = loop {
+            let link = self.temp_path();
+            match self.fs.hard_link(&self.path, &link) {
+                Ok(()) => break link,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                // Something (an orphan, a directory) holds the name: take a fresh one.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => {
+                    attempts += 1;
+                }
+                Err(e) => {
+                    return Err(io_error("cannot keep previous generation of", &self.path, e));
+                }
+            }
+        };
         leftovers.push(link.clone());
         self.fs
             .rename(&link, &self.prev)
             .map_err(|e| io_error("cannot keep previous generation as", &self.prev, e))?;
         leftovers.pop();
         Ok(())
+    }
+
+    /// Whether `NAME.prev` and the state file are links to one file.
+    fn prev_is_current(&self) -> Result<bool, StoreError> {
+        let stat =
+            |path: &Path| self.fs.stat(path).map_err(|e| io_error("cannot inspect", path, e));
+        let Some(prev) = stat(&self.prev)? else {
+            return Ok(false);
+        };
+        Ok(stat(&self.path)?
+            .is_some_and(|current| (current.dev, current.ino) == (prev.dev, prev.ino)))
     }
 
     fn write_in_place(&self, bytes: &[u8]) -> Result<(), StoreError> {
@@ -115,19 +139,15 @@ impl Store {
         if self.broken == Some(Broken::NoDirFsync) {
             return Ok(());
         }
-        let mut held = self.dir_handle.lock().unwrap_or_else(PoisonError::into_inner);
-        let handle = match held.as_mut() {
-            Some(handle) => handle,
-            None => held.insert(
-                self.fs
-                    .open_dir(&self.dir)
-                    .map_err(|e| io_error("cannot open directory", &self.dir, e))?,
-            ),
-        };
-        let synced = handle.sync();
+        let dir = self.directory()?;
+        let synced = dir.sync();
         if synced.is_err() {
             // Never trust a handle whose sync failed: the next save opens the directory afresh.
-            *held = None;
+            // A lock held on this one stays held until its guard lets it go.
+            let mut held = self.dir_handle.lock().unwrap_or_else(PoisonError::into_inner);
+            if held.as_ref().is_some_and(|held| Arc::ptr_eq(held, &dir)) {
+                *held = None;
+            }
         }
         synced.map_err(|e| io_error("cannot sync directory", &self.dir, e))
     }

@@ -9,7 +9,10 @@
 //! unlink) are durable once their directory is `fsync`ed; before that a crash keeps any prefix of
 //! them in the order they were made. Directories themselves are always durable. A failed `fsync`
 //! leaves the data not durable, and a later `fsync` of that file reports success without making it
-//! durable (as Linux does after writeback errors). There are no symbolic links.
+//! durable (as Linux does after writeback errors). There are no symbolic links. A directory held
+//! open carries an exclusive lock, as `flock(2)` on it does: one holder among all handles, released
+//! by unlocking or by closing the handle; a power cut leaves no lock held. Renaming a name over
+//! another link to the same file does nothing, as `rename(2)` says.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -18,7 +21,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use super::fs::{FileKind, Fs, FsFile, FsLock, LockFile, Meta};
+use super::fs::{DirHandle, FileKind, Fs, FsFile, Meta};
 
 /// A kind of file-system call, for injecting errors at the N-th call of that kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -45,7 +48,7 @@ pub enum Call {
     SyncDir,
     /// [`Fs::list_dir`].
     ListDir,
-    /// [`Fs::lock`].
+    /// [`DirHandle::lock`] and [`DirHandle::try_lock`].
     Lock,
     /// [`Fs::set_mode`].
     SetMode,
@@ -262,19 +265,59 @@ struct SimFile {
     ino: u64,
 }
 
-/// A directory held open for syncing: each `sync` is a [`Fs::sync_dir`] of it.
+/// A directory held open: each `sync` is a [`Fs::sync_dir`] of it, and it carries the directory's
+/// lock as the handle `id`.
 struct SimDir {
     fs: SimFs,
     dir: PathBuf,
+    id: u64,
 }
 
-impl FsFile for SimDir {
-    fn write_all(&mut self, _: &[u8]) -> io::Result<()> {
-        Err(io::Error::from_raw_os_error(libc::EISDIR))
+impl SimDir {
+    /// Takes the lock when no other handle holds it.
+    fn take(&self, state: &mut State) -> bool {
+        match state.locks.get(&self.dir) {
+            Some(&holder) => holder == self.id,
+            None => {
+                state.locks.insert(self.dir.clone(), self.id);
+                true
+            }
+        }
+    }
+}
+
+impl DirHandle for SimDir {
+    fn sync(&self) -> io::Result<()> {
+        self.fs.sync_dir(&self.dir)
     }
 
-    fn sync(&mut self) -> io::Result<()> {
-        self.fs.sync_dir(&self.dir)
+    fn lock(&self) -> io::Result<()> {
+        let mut state = self.fs.enter(Call::Lock)?;
+        while !self.take(&mut state) {
+            state = self.fs.shared.unlocked.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+        Ok(())
+    }
+
+    fn try_lock(&self) -> io::Result<bool> {
+        let mut state = self.fs.enter(Call::Lock)?;
+        Ok(self.take(&mut state))
+    }
+
+    fn unlock(&self) {
+        let mut state = self.fs.state();
+        if state.locks.get(&self.dir) == Some(&self.id) {
+            state.locks.remove(&self.dir);
+        }
+        drop(state);
+        self.fs.shared.unlocked.notify_all();
+    }
+}
+
+/// Closing the directory releases its lock.
+impl Drop for SimDir {
+    fn drop(&mut self) {
+        self.unlock();
     }
 }
 
@@ -308,40 +351,6 @@ impl FsFile for SimFile {
             }
         }
         Ok(())
-    }
-}
-
-struct SimLock {
-    fs: SimFs,
-    path: PathBuf,
-}
-
-/// A simulated lock file held open: each `acquire` waits like [`Fs::lock`] does.
-struct SimLockFile {
-    fs: SimFs,
-    path: PathBuf,
-}
-
-impl LockFile for SimLockFile {
-    fn acquire(&self) -> io::Result<()> {
-        let mut state = self.fs.enter(Call::Lock)?;
-        while state.locks.contains(&self.path) {
-            state = self.fs.shared.unlocked.wait(state).unwrap_or_else(PoisonError::into_inner);
-        }
-        state.locks.insert(self.path.clone());
-        Ok(())
-    }
-
-    fn release(&self) {
-        self.fs.state().locks.remove(&self.path);
-        self.fs.shared.unlocked.notify_all();
-    }
-}
-
-impl Drop for SimLock {
-    fn drop(&mut self) {
-        self.fs.state().locks.remove(&self.path);
-        self.fs.shared.unlocked.notify_all();
     }
 }
 
@@ -383,7 +392,11 @@ impl Fs for SimFs {
         if from.parent() != to.parent() {
             return Err(io::Error::from_raw_os_error(libc::EXDEV));
         }
-        state.lookup(from).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let ino = state.lookup(from).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        if state.lookup(to) == Some(ino) {
+            // Two links to one file: rename(2) succeeds and leaves both names in place.
+            return Ok(());
+        }
         let (dir, name) = state.split(from)?;
         let to_name = to.file_name().unwrap_or_default().to_owned();
         dir.apply(DirOp::Rename(name.to_owned(), to_name));
@@ -396,7 +409,7 @@ impl Fs for SimFs {
             return Err(io::Error::from_raw_os_error(libc::EXDEV));
         }
         state.lookup(from).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-        if state.lookup(to).is_some() {
+        if state.lookup(to).is_some() || state.dirs.contains_key(to) {
             return Err(io::Error::from_raw_os_error(libc::EEXIST));
         }
         let (dir, name) = state.split(from)?;
@@ -431,29 +444,19 @@ impl Fs for SimFs {
         Ok(())
     }
 
-    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn FsFile>> {
-        Ok(Box::new(SimDir { fs: self.clone(), dir: dir.to_owned() }))
+    fn open_dir(&self, dir: &Path) -> io::Result<Box<dyn DirHandle>> {
+        let mut state = self.state();
+        if !state.dirs.contains_key(dir) {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        state.next_handle += 1;
+        let id = state.next_handle;
+        Ok(Box::new(SimDir { fs: self.clone(), dir: dir.to_owned(), id }))
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
         let state = self.enter(Call::ListDir)?;
         let dir = state.dirs.get(dir).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         Ok(dir.current.keys().cloned().collect())
-    }
-
-    fn open_lock(&self, path: &Path) -> io::Result<Box<dyn LockFile>> {
-        Ok(Box::new(SimLockFile { fs: self.clone(), path: path.to_owned() }))
-    }
-
-    fn lock(&self, path: &Path, wait: bool) -> io::Result<Option<FsLock>> {
-        let mut state = self.enter(Call::Lock)?;
-        while state.locks.contains(path) {
-            if !wait {
-                return Ok(None);
-            }
-            state = self.shared.unlocked.wait(state).unwrap_or_else(PoisonError::into_inner);
-        }
-        state.locks.insert(path.to_owned());
-        Ok(Some(Box::new(SimLock { fs: self.clone(), path: path.to_owned() })))
     }
 }

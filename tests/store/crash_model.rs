@@ -101,7 +101,7 @@ impl Checker {
     }
 
     /// One disk image: it loads as the acknowledged generation or the one in flight, whole; the
-    /// open leaves no temp file; and the next save works and reads back.
+    /// open leaves no temp file; and the next save works, leaves no temp file, and reads back.
     fn check_image(&mut self, image: &SimFs, outcome: &Outcome) -> Verdict {
         self.images += 1;
         let mut store = self.open(image).map_err(|e| format!("open failed: {e}"))?;
@@ -123,6 +123,11 @@ impl Checker {
         }
         let mut next = document(9);
         store.save(&mut next).map_err(|e| format!("the next save failed: {e}"))?;
+        let temps: Vec<_> =
+            image.names(Path::new(DIR)).into_iter().filter(|name| is_seed_temp(name)).collect();
+        if !temps.is_empty() {
+            return Err(format!("temp files left after the next save: {temps:?}"));
+        }
         let back = self.open(image).and_then(|mut s| s.load());
         match back {
             Ok(back) if back.record == next => Ok(()),

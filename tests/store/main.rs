@@ -1,9 +1,11 @@
 //! The state file store: acceptance cases on the real file system, the crash model on the
-//! simulated one, real processes killed mid-save or racing each other, and permissions.
+//! simulated one, real processes killed mid-save or racing each other, the lock through the real
+//! binary, and permissions.
 
 mod acceptance;
 mod api;
 mod crash_model;
+mod locking;
 mod permissions;
 mod processes;
 mod python;

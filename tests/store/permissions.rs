@@ -35,17 +35,18 @@ fn quarantined(dir: &Path) -> Vec<String> {
     names
 }
 
-// Permissions: the state file, its previous generation and the lock file are 0600, whatever the
-// umask lets through.
+// Permissions: the state file and its previous generation are 0600, whatever the umask lets
+// through. (The lock is on the directory: the store makes no `NAME.lock`.)
 #[test]
 fn every_file_the_store_makes_is_private() {
     let (dir, path) = state_dir();
     let mut store = Store::open(&path).unwrap();
     saved(&mut store, 1);
     saved(&mut store, 2);
-    for name in [NAME, ".daemon-state.json.prev", ".daemon-state.json.lock"] {
+    for name in [NAME, ".daemon-state.json.prev"] {
         assert_eq!(mode(&dir.path().join(name)), 0o600, "{name}");
     }
+    assert!(!dir.path().join(".daemon-state.json.lock").exists());
 }
 
 // Permissions: a missing directory is created, with its missing parents, mode 0700.

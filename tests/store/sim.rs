@@ -1,5 +1,5 @@
 //! The simulated file system's crash model itself: what a power cut may leave, failed syncs,
-//! injected errors and locks.
+//! injected errors, directory locks and the rename of two links to one file.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -92,13 +92,41 @@ fn errors_are_injected_at_the_nth_call_of_a_kind_and_power_cuts_freeze_the_disk(
     assert_eq!(fs.names(Path::new("/d")), Vec::<OsString>::new());
 }
 
+// The directory lock, as flock(2) on an open directory: one holder among all handles; another
+// handle is refused without waiting; unlocking or closing the holder frees it.
 #[test]
-fn a_held_lock_is_refused_without_waiting_and_freed_on_drop() {
+fn a_held_lock_is_refused_without_waiting_and_freed_on_unlock_or_close() {
     let fs = SimFs::new();
-    let path = Path::new("/d.lock");
-    let held = fs.lock(path, true).unwrap();
-    assert!(held.is_some());
-    assert!(fs.lock(path, false).unwrap().is_none());
-    drop(held);
-    assert!(fs.lock(path, false).unwrap().is_some());
+    let dir = Path::new("/d");
+    fs.create_dir(dir).unwrap();
+    let (ours, theirs) = (fs.open_dir(dir).unwrap(), fs.open_dir(dir).unwrap());
+    ours.lock().unwrap();
+    assert!(ours.try_lock().unwrap(), "the holder's own handle takes it again");
+    assert!(!theirs.try_lock().unwrap());
+    ours.unlock();
+    assert!(theirs.try_lock().unwrap());
+    assert!(!ours.try_lock().unwrap());
+    drop(theirs);
+    assert!(ours.try_lock().unwrap(), "closing the holder released it");
+    assert_eq!(
+        fs.open_dir(Path::new("/missing")).err().and_then(|e| e.raw_os_error()),
+        Some(libc::ENOENT)
+    );
+}
+
+// rename(2) of a name over another link to the same file succeeds and changes nothing; a link
+// over a directory fails with EEXIST.
+#[test]
+fn renaming_over_a_link_to_the_same_file_leaves_both_names() {
+    let fs = SimFs::new();
+    fs.create_dir(Path::new("/d")).unwrap();
+    let (a, b) = (Path::new("/d/a"), Path::new("/d/b"));
+    fs.create_new(a).unwrap().write_all(b"x").unwrap();
+    fs.hard_link(a, b).unwrap();
+    fs.rename(a, b).unwrap();
+    assert_eq!(fs.contents(a), Some(b"x".to_vec()));
+    assert_eq!(fs.contents(b), Some(b"x".to_vec()));
+    fs.create_dir(Path::new("/d/sub")).unwrap();
+    let err = fs.hard_link(a, Path::new("/d/sub")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
 }

@@ -4,7 +4,7 @@
 //! Owns the bookkeeping of what is durable and what is only visible. It must not decide when a call
 //! fails or what a crash leaves: that is `sim`'s.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,9 @@ pub(super) struct State {
     pub(super) power_cut: bool,
     pub(super) inject: Vec<Injection>,
     pub(super) injected: bool,
-    pub(super) locks: BTreeSet<PathBuf>,
+    /// Each locked directory and the handle that holds its lock.
+    pub(super) locks: BTreeMap<PathBuf, u64>,
+    pub(super) next_handle: u64,
     /// Directories' owners where a test set one; this process's user otherwise.
     pub(super) dir_owners: BTreeMap<PathBuf, u32>,
 }
