@@ -1,7 +1,8 @@
 //! The `daemon-state` binary: runs the command line and maps its errors to exit codes.
 //!
 //! Owns nothing but the mapping: 0 success, 1 the command ran but the answer is a failure, 2 bad
-//! usage or an unreadable input. A reader of stdout that went away is not an error.
+//! usage, an unreadable input or any other refusal to start. A reader of stdout that went away is
+//! not an error.
 
 use std::io::{self, Write};
 use std::process::ExitCode;

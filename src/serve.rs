@@ -50,18 +50,44 @@ pub struct ServeOptions {
     pub tz: Option<String>,
 }
 
-/// Why `serve` could not start.
+/// Why `serve` stopped with an error. Every variant but [`ServeError::Stream`] is a refusal to
+/// start, reported before anything was written.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// `--tz` names no IANA time zone.
     #[error("unknown time zone {0:?}: expected an IANA name such as Europe/Paris")]
     UnknownTimeZone(String),
+    /// The state file could not be opened, or the zone not stored in it.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The socket could not be claimed.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// Reading the requests or writing the replies on standard input/output failed.
+    #[error("cannot {action} {stream}: {source}")]
+    Stream {
+        /// `"read"` or `"write"`.
+        action: &'static str,
+        /// `"standard input"` or `"standard output"`.
+        stream: &'static str,
+        /// The error the system gave.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ServeError {
+    /// Whether `serve` refused to start (nothing was served, nothing written), as opposed to
+    /// failing while it served.
+    pub fn refused_to_start(&self) -> bool {
+        !matches!(self, Self::Stream { .. })
+    }
 }
 
 /// Runs the protocol until end of input (stdio) or until the process is stopped (socket).
 /// Everything that can refuse to start (the state file, the zone, the socket) is checked before
 /// anything is written.
-pub fn run(options: &ServeOptions) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+pub fn run(options: &ServeOptions) -> Result<(), ServeError> {
     let zone = match &options.tz {
         Some(tz) => Some(tz.parse().map_err(|_| ServeError::UnknownTimeZone(tz.clone()))?),
         None => None,
@@ -78,7 +104,10 @@ pub fn run(options: &ServeOptions) -> Result<(), Box<dyn std::error::Error + Sen
     match socket {
         None => match server.serve_stream(io::stdin().lock(), io::stdout().lock()) {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-            other => Ok(other?),
+            Err(source) => {
+                Err(ServeError::Stream { action: "serve", stream: "standard input/output", source })
+            }
+            Ok(()) => Ok(()),
         },
         Some(socket) => {
             tracing::info!(path = %socket.path().display(), "serving on a Unix socket");

@@ -81,12 +81,22 @@ fn start_of_run() -> Timestamp {
     Utc.with_ymd_and_hms(2026, 4, 20, 0, 0, 0).single().unwrap_or(chrono::DateTime::UNIX_EPOCH)
 }
 
+impl SimulateError {
+    /// Whether the simulation refused to start or could not use its files (bad options, a used or
+    /// unusable directory, a state file the store refuses, a hypnogram it cannot write), as opposed
+    /// to failing while it ran.
+    pub fn refused(&self) -> bool {
+        match self {
+            Self::NoDays | Self::NotFresh(_) | Self::TempDir(_) | Self::Plot { .. } => true,
+            Self::Engine(EngineError::Store(_)) => true,
+            Self::Engine(_) | Self::Corrupt(_) | Self::Output(_) => false,
+        }
+    }
+}
+
 /// Runs the simulation, writing progress and the summary to `out`.
-pub fn run(
-    options: &SimulateOptions,
-    out: &mut dyn Write,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    simulate(options, out).map_err(Into::into)
+pub fn run(options: &SimulateOptions, out: &mut dyn Write) -> Result<(), SimulateError> {
+    simulate(options, out)
 }
 
 fn state_dir(options: &SimulateOptions) -> Result<PathBuf, SimulateError> {

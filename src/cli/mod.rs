@@ -22,9 +22,9 @@ use crate::diagram;
 use crate::digest::{self, RemResult};
 use crate::engine::{Engine, EngineError};
 use crate::event::{Event, EventKind};
-use crate::serve::{self, ServeOptions};
+use crate::serve::{self, ServeError, ServeOptions};
 use crate::sessions;
-use crate::simulate::{self, SimulateOptions};
+use crate::simulate::{self, SimulateError, SimulateOptions};
 use crate::timestamp::Timestamp;
 
 pub use args::Cli;
@@ -69,25 +69,28 @@ pub enum CliError {
         /// What went wrong.
         reason: String,
     },
-    /// `serve` stopped with an error.
+    /// `serve` refused to start or stopped with an error.
     #[error("serve: {0}")]
-    Serve(Box<dyn std::error::Error + Send + Sync>),
-    /// `simulate` stopped with an error.
+    Serve(#[from] ServeError),
+    /// `simulate` refused to start or stopped with an error.
     #[error("simulate: {0}")]
-    Simulate(Box<dyn std::error::Error + Send + Sync>),
+    Simulate(#[from] SimulateError),
     /// Standard output could not be written.
     #[error("cannot write to standard output: {0}")]
     Stdout(#[source] io::Error),
 }
 
 impl CliError {
-    /// The process exit code: 1 when the command ran and the answer is a failure, 2 for bad usage
-    /// or an input that cannot be read.
+    /// The process exit code: 1 when the command ran and the answer is a failure, 2 for bad usage,
+    /// an input that cannot be read, or any other refusal to start (the same refusal exits 2 from
+    /// every command).
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) | Self::Write { .. } | Self::Graphviz { .. } => EXIT_USAGE,
             Self::Engine(EngineError::Store(_)) => EXIT_USAGE,
             Self::Engine(EngineError::Rejected(_) | EngineError::Illegal(_)) => EXIT_FAILURE,
+            Self::Serve(error) if error.refused_to_start() => EXIT_USAGE,
+            Self::Simulate(error) if error.refused() => EXIT_USAGE,
             Self::CheckFailed { .. } | Self::Serve(_) | Self::Simulate(_) | Self::Stdout(_) => {
                 EXIT_FAILURE
             }
@@ -98,8 +101,8 @@ impl CliError {
     pub fn is_broken_pipe(&self) -> bool {
         let broken = |e: &io::Error| e.kind() == io::ErrorKind::BrokenPipe;
         match self {
-            Self::Stdout(e) => broken(e),
-            Self::Simulate(e) | Self::Serve(e) => e.downcast_ref::<io::Error>().is_some_and(broken),
+            Self::Stdout(e) | Self::Simulate(SimulateError::Output(e)) => broken(e),
+            Self::Serve(ServeError::Stream { source, .. }) => broken(source),
             _ => false,
         }
     }
@@ -236,12 +239,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 plot: args.plot,
                 json: ctx.json,
             };
-            simulate::run(&options, out).map_err(CliError::Simulate)?;
+            simulate::run(&options, out)?;
         }
         Command::Serve { socket } => {
             let options =
                 ServeOptions { state_file: ctx.state_file()?, socket, now: cli.now, tz: ctx.tz };
-            serve::run(&options).map_err(CliError::Serve)?;
+            serve::run(&options)?;
         }
         Command::Check => {
             let path = ctx.state_file()?;
