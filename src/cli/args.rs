@@ -10,9 +10,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::sessions::REAPER_TTL_SECS;
 use crate::timestamp::{self, Timestamp};
 
+/// What `--help` says after the options.
+const AFTER_HELP: &str = "\
+Warnings and errors go to stderr, a line each; RUST_LOG refines which (RUST_LOG=off for none, \
+RUST_LOG=debug for more). Exit codes: 0 success, 1 the command ran and the answer is a failure, \
+2 bad usage or a refusal to start.";
+
 /// Sleep/wake lifecycle of a long-lived background daemon, over its JSON state file.
 #[derive(Debug, Parser)]
-#[command(name = "daemon-state", version)]
+#[command(name = "daemon-state", version, after_help = AFTER_HELP)]
 pub struct Cli {
     /// The state file [default: ~/.iai-mcp/.daemon-state.json].
     #[arg(long, global = true, env = "DAEMON_STATE_FILE", value_name = "PATH")]

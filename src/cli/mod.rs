@@ -5,6 +5,7 @@
 //! It must not decide lifecycle behaviour nor build the reply documents: the engine does both.
 
 pub mod args;
+mod log;
 mod render;
 
 use std::fs;
@@ -109,11 +110,10 @@ impl CliError {
 }
 
 /// Parses the process's arguments and runs the command, writing its output to `out`. Help and
-/// version requests are written to `out` too. Logging to stderr is turned on by `RUST_LOG`.
+/// version requests are written to `out` too. Warnings and errors go to stderr, a line each
+/// (`RUST_LOG` refines which).
 pub fn run_from_env(out: &mut dyn Write) -> Result<(), CliError> {
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).init();
-    }
+    log::init();
     match Cli::try_parse() {
         Ok(cli) => run(cli, out),
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
@@ -169,17 +169,11 @@ impl Context {
         }
     }
 
-    /// Opens the engine, reports a recovered corrupt file and odd values on stderr, and stores
-    /// uses `--tz` for this command without storing it.
+    /// Opens the engine (which reports a recovered corrupt file and odd values on stderr, through
+    /// the log) and uses `--tz` for this command without storing it.
     fn engine(&self) -> Result<Engine, CliError> {
         let path = self.state_file()?;
-        let (mut engine, report) = Engine::open(&path)?;
-        if let Some(recovery) = report.recovery {
-            warn(&format!("{}: {recovery}", path.display()));
-        }
-        for warning in report.warnings {
-            warn(&format!("{}: {warning}", path.display()));
-        }
+        let (mut engine, _report) = Engine::open(&path)?;
         if let Some(tz) = &self.tz {
             let zone = tz
                 .parse()

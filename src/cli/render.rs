@@ -3,11 +3,30 @@
 //! Owns how the status document, event replies, digests and check findings read for people. It
 //! must not build the documents it shows (the engine does) nor decide anything.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
 use crate::check::Report;
+
+/// `text` with its control characters (newlines, terminal escapes, ...) escaped as Rust writes
+/// them (`\n`, `\u{1b}`), so that what a user or a file put in it cannot move the cursor, recolour
+/// the terminal or forge a line.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_debug());
+        } else {
+            escaped.push(c);
+        }
+    }
+    Cow::Owned(escaped)
+}
 
 /// Lines of `label  value`, labels padded so the values line up.
 #[derive(Debug, Default)]

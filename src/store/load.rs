@@ -113,7 +113,7 @@ impl Store {
                     previous: self.prev.clone(),
                     generation: record.generation(),
                 };
-                tracing::error!(path = %self.path.display(), "{recovery}");
+                tracing::warn!(path = %self.path.display(), "{recovery}");
                 Ok(self.loaded(record, Seen::Missing, Some(recovery)))
             }
             None => Ok(self.loaded(Record::new(), Seen::Missing, None)),
@@ -141,12 +141,12 @@ impl Store {
                     previous: self.prev.clone(),
                     generation: record.generation(),
                 };
-                tracing::error!(path = %self.path.display(), "{recovery}");
+                tracing::warn!(path = %self.path.display(), "{recovery}");
                 return Ok(self.loaded(record, Seen::Missing, Some(recovery)));
             }
             None => Recovery::StartedFresh { problem, quarantined_to },
         };
-        tracing::error!(path = %self.path.display(), "{recovery}");
+        tracing::warn!(path = %self.path.display(), "{recovery}");
         Ok(self.loaded(Record::new(), Seen::Missing, Some(recovery)))
     }
 
