@@ -92,6 +92,9 @@ pub fn run(options: &ServeOptions) -> Result<(), ServeError> {
         Some(tz) => Some(tz.parse().map_err(|_| ServeError::UnknownTimeZone(tz.clone()))?),
         None => None,
     };
+    if let Some(socket) = &options.socket {
+        socket::refuse_state_file(socket, &options.state_file)?;
+    }
     // Opening already logged what its report says (a quarantined file, unusable keys).
     let (mut engine, _report) = Engine::open(&options.state_file)?;
     let socket = options.socket.clone().map(SocketListener::bind).transpose()?;

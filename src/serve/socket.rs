@@ -13,6 +13,18 @@ use std::path::{Path, PathBuf};
 /// Why the socket could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
+    /// The socket path is the state file, its directory, or one of the files the store keeps
+    /// beside it.
+    #[error(
+        "refusing socket {}: it is the state file {} or one of the files beside it",
+        .path.display(), .state_file.display()
+    )]
+    StateFile {
+        /// The socket path.
+        path: PathBuf,
+        /// The state file.
+        state_file: PathBuf,
+    },
     /// Another server answers on the socket.
     #[error("socket {} is in use by another server", .path.display())]
     InUse {
@@ -89,6 +101,53 @@ impl Drop for SocketListener {
             .is_ok_and(|meta| (meta.dev(), meta.ino()) == self.identity);
         if ours && let Err(error) = fs::remove_file(&self.path) {
             tracing::warn!(path = %self.path.display(), %error, "cannot remove the socket file");
+        }
+    }
+}
+
+/// Refuses a socket path that is `state_file`, its directory, `NAME.prev`, `NAME.lock`,
+/// `NAME.corrupt.*` or `NAME.*.tmp`, however either path is spelled (relative, through symbolic
+/// links, not created yet): the parent directories are compared resolved, then the names.
+pub fn refuse_state_file(socket: &Path, state_file: &Path) -> Result<(), SocketError> {
+    let clash =
+        || SocketError::StateFile { path: socket.to_owned(), state_file: state_file.to_owned() };
+    let (socket_at, state_at) = (resolve(socket), resolve(state_file));
+    if socket_at == state_at || state_at.parent() == Some(socket_at.as_path()) {
+        return Err(clash());
+    }
+    let (Some(name), Some(socket_name)) = (state_at.file_name(), socket_at.file_name()) else {
+        return Ok(());
+    };
+    if socket_at.parent() != state_at.parent() {
+        return Ok(());
+    }
+    let (name, socket_name) = (name.as_encoded_bytes(), socket_name.as_encoded_bytes());
+    let Some(rest) = socket_name.strip_prefix(name) else {
+        return Ok(());
+    };
+    let sidecar = rest == b".prev"
+        || rest == b".lock"
+        || rest.starts_with(b".corrupt.")
+        || (rest.starts_with(b".") && rest.ends_with(b".tmp"));
+    if sidecar { Err(clash()) } else { Ok(()) }
+}
+
+/// `path` made absolute, its deepest existing ancestor resolved (symbolic links, `.`, `..`) and the
+/// rest appended as written.
+fn resolve(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = fs::canonicalize(existing) {
+            return rest.iter().rev().fold(real, |at, name| at.join(name));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return absolute,
         }
     }
 }

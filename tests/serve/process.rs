@@ -2,7 +2,8 @@
 //! on a signal, and how many clients it takes at once.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_daemon-state");
 
@@ -15,7 +16,7 @@ fn daemon_state() -> Command {
 
 /// A temp directory with a state file path in it.
 struct Sandbox {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     state: PathBuf,
 }
 
@@ -23,7 +24,37 @@ impl Sandbox {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.json");
-        Self { _dir: dir, state }
+        Self { dir, state }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The names in the directory, sorted.
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// `serve --socket SOCKET ARGS...` on this state file, started.
+    fn spawn_socket(&self, socket: &Path, args: &[&str]) -> Child {
+        daemon_state()
+            .arg("--state-file")
+            .arg(&self.state)
+            .arg("serve")
+            .arg("--socket")
+            .arg(socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// `serve` on stdio with `input`, to its end.
@@ -42,6 +73,22 @@ impl Sandbox {
         child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         child.wait_with_output().unwrap()
     }
+}
+
+/// Waits for `child` to exit on its own; kills it and fails after `limit` (a bound on a broken
+/// test only: a server that should refuse to start exits at once).
+#[track_caller]
+fn exit_within(mut child: Child, limit: Duration, what: &str) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            let output = child.wait_with_output().unwrap();
+            panic!("{what}: still running after {limit:?}; stderr {}", text(&output.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -81,4 +128,52 @@ fn rust_log_refines_what_is_printed() {
     assert!(child.stderr.is_empty(), "RUST_LOG=off silences warnings: {}", text(&child.stderr));
     child = daemon_state().arg("--state-file").arg(&s.state).arg("status").output().unwrap();
     assert!(child.stderr.is_empty(), "the file was quarantined once: {}", text(&child.stderr));
+}
+
+#[test]
+fn serve_refuses_the_state_file_or_a_file_beside_it_as_its_socket() {
+    let names = [
+        "state.json",
+        "state.json.prev",
+        "state.json.lock",
+        "state.json.corrupt.20260418T120000.000000Z",
+        "state.json.123-4.tmp",
+    ];
+    for exists in [false, true] {
+        let s = Sandbox::new();
+        if exists {
+            std::fs::write(&s.state, "{}\n").unwrap();
+        }
+        let link = s.path("link");
+        std::os::unix::fs::symlink(s.dir.path(), &link).unwrap();
+        let before = s.names();
+        let mut sockets: Vec<PathBuf> = names.iter().map(|name| s.path(name)).collect();
+        sockets.extend(names.iter().map(|name| link.join(".").join(name)));
+        sockets.push(s.dir.path().to_owned());
+        for socket in sockets {
+            let child = s.spawn_socket(&socket, &[]);
+            let output = exit_within(child, Duration::from_secs(10), &socket.to_string_lossy());
+            let stderr = text(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{socket:?}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{socket:?}: {stderr}");
+            assert!(contains_path(&stderr, &socket), "names the socket: {stderr}");
+            assert!(stderr.contains("state file"), "{stderr}");
+            assert_eq!(s.names(), before, "{socket:?}: touched nothing");
+        }
+    }
+}
+
+#[test]
+fn a_socket_beside_the_state_file_with_another_name_is_fine() {
+    let s = Sandbox::new();
+    let socket = s.path("state.json.sock");
+    let mut child = s.spawn_socket(&socket, &[]);
+    let start = Instant::now();
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "serve stopped");
+        assert!(start.elapsed() < Duration::from_secs(10), "serve never listened");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
