@@ -1,6 +1,8 @@
 //! The `serve` command as a process: what it says on stderr, how it refuses to start, how it stops
 //! on a signal, and how many clients it takes at once.
 
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -59,7 +61,6 @@ impl Sandbox {
 
     /// `serve` on stdio with `input`, to its end.
     fn serve_stdio(&self, input: &str, args: &[&str]) -> Output {
-        use std::io::Write;
         let mut child = daemon_state()
             .arg("--state-file")
             .arg(&self.state)
@@ -164,16 +165,76 @@ fn serve_refuses_the_state_file_or_a_file_beside_it_as_its_socket() {
 }
 
 #[test]
+fn serve_refuses_a_socket_whose_lock_file_would_be_the_state_file() {
+    let s = Sandbox::new();
+    let state = s.path("daemon.lock");
+    let child = daemon_state()
+        .arg("--state-file")
+        .arg(&state)
+        .args(["serve", "--socket"])
+        .arg(s.path("daemon"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = exit_within(child, Duration::from_secs(10), "serve --socket daemon");
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(s.names().is_empty(), "touched nothing: {:?}", s.names());
+}
+
+#[test]
 fn a_socket_beside_the_state_file_with_another_name_is_fine() {
     let s = Sandbox::new();
     let socket = s.path("state.json.sock");
     let mut child = s.spawn_socket(&socket, &[]);
     let start = Instant::now();
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+    while UnixStream::connect(&socket).is_err() {
         assert!(child.try_wait().unwrap().is_none(), "serve stopped");
         assert!(start.elapsed() < Duration::from_secs(10), "serve never listened");
         std::thread::sleep(Duration::from_millis(10));
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[test]
+fn of_servers_started_at_once_on_one_socket_exactly_one_stays() {
+    const SERVERS: usize = 8;
+    for round in 0..20 {
+        let s = Sandbox::new();
+        let socket = s.path("daemon.sock");
+        let mut children: Vec<Option<Child>> =
+            (0..SERVERS).map(|_| Some(s.spawn_socket(&socket, &[]))).collect();
+        let mut refused = Vec::new();
+        let start = Instant::now();
+        while refused.len() < SERVERS - 1 {
+            for slot in &mut children {
+                if slot.as_mut().is_some_and(|child| child.try_wait().unwrap().is_some()) {
+                    refused.push(slot.take().unwrap().wait_with_output().unwrap());
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "round {round}: {} of {SERVERS} servers still running",
+                SERVERS - refused.len()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for output in &refused {
+            let stderr = text(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "round {round}: {stderr}");
+            assert!(stderr.contains("in use"), "round {round}: {stderr}");
+            assert!(contains_path(&stderr, &socket), "round {round}: names the socket: {stderr}");
+        }
+        let mut winner = children.into_iter().flatten().next().expect("one server left");
+        let mut client = UnixStream::connect(&socket).expect("the winner listens");
+        client.write_all(b"{\"type\":\"status\"}\n").unwrap();
+        let mut reply = String::new();
+        BufReader::new(&client).read_line(&mut reply).unwrap();
+        assert!(reply.contains("\"ok\":true"), "round {round}: {reply}");
+        assert!(winner.try_wait().unwrap().is_none(), "round {round}: the winner stays");
+        winner.kill().unwrap();
+        winner.wait().unwrap();
+    }
 }
