@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use daemon_state::cli;
 
 fn main() -> ExitCode {
-    match cli::run_from_env(&mut io::stdout().lock()) {
+    // Not locked for the whole run: `serve` answers on standard output from a thread of its own.
+    match cli::run_from_env(&mut io::stdout()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
         Err(error) => {

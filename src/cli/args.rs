@@ -66,11 +66,22 @@ pub enum Command {
     Diagram(DiagramArgs),
     /// Drive a simulated host through days of sessions and nights.
     Simulate(SimulateArgs),
-    /// Answer newline-delimited JSON requests on stdin/stdout or a Unix socket.
+    /// Answer newline-delimited JSON requests on stdin/stdout or a Unix socket, until the input
+    /// ends or SIGTERM, SIGINT or SIGHUP (which let the requests in flight finish, remove the
+    /// socket and exit 0).
     Serve {
         /// Listen on this Unix socket instead of stdin/stdout.
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
+        /// Serve at most this many socket connections at once; more get one
+        /// `too_many_connections` reply and are closed.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 64,
+            value_parser = clap::value_parser!(u32).range(1..)
+        )]
+        max_connections: u32,
     },
     /// Inspect the state file and the files beside it, changing nothing; fails on any error.
     Check,

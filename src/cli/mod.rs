@@ -235,9 +235,14 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             };
             simulate::run(&options, out)?;
         }
-        Command::Serve { socket } => {
-            let options =
-                ServeOptions { state_file: ctx.state_file()?, socket, now: cli.now, tz: ctx.tz };
+        Command::Serve { socket, max_connections } => {
+            let options = ServeOptions {
+                state_file: ctx.state_file()?,
+                socket,
+                now: cli.now,
+                tz: ctx.tz,
+                max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+            };
             serve::run(&options)?;
         }
         Command::Check => {
