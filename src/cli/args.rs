@@ -20,15 +20,17 @@ RUST_LOG=debug for more). Exit codes: 0 success, 1 the command ran and the answe
 #[derive(Debug, Parser)]
 #[command(name = "daemon-state", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// The state file [default: ~/.iai-mcp/.daemon-state.json].
-    #[arg(long, global = true, env = "DAEMON_STATE_FILE", value_name = "PATH")]
+    /// The state file [env: DAEMON_STATE_FILE, unless empty] [default:
+    /// ~/.iai-mcp/.daemon-state.json].
+    #[arg(long, global = true, value_name = "PATH")]
     pub state_file: Option<PathBuf>,
     /// Take this moment as now instead of reading the system clock.
     #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
     pub now: Option<Timestamp>,
-    /// The IANA time zone the quiet window is learned in; stored in the state file when it changes
-    /// [default: the stored zone, else UTC].
-    #[arg(long, global = true, env = "DAEMON_STATE_TZ", value_name = "IANA", value_parser = parse_tz)]
+    /// The IANA time zone the quiet window is learned and checked in, for this one command
+    /// without storing it (`serve` stores it in the state file) [env: DAEMON_STATE_TZ, unless
+    /// empty] [default: the state file's `timezone`, else UTC].
+    #[arg(long, global = true, value_name = "IANA", value_parser = parse_tz)]
     pub tz: Option<String>,
     /// Print one JSON document instead of text.
     #[arg(long, global = true)]
@@ -224,7 +226,8 @@ fn parse_now(text: &str) -> Result<Timestamp, String> {
     timestamp::parse(text).ok_or_else(|| "not an RFC 3339 time".to_owned())
 }
 
-fn parse_tz(text: &str) -> Result<String, String> {
+/// An IANA zone name, as the zone spells it.
+pub fn parse_tz(text: &str) -> Result<String, String> {
     text.parse::<chrono_tz::Tz>()
         .map(|tz| tz.name().to_owned())
         .map_err(|_| "not an IANA time zone".to_owned())

@@ -53,6 +53,14 @@ pub enum CliError {
         /// How many errors.
         errors: usize,
     },
+    /// The state file named by an environment variable was refused.
+    #[error("{source} (the path is {var}'s value)")]
+    FromEnv {
+        /// The variable.
+        var: &'static str,
+        /// The error.
+        source: Box<CliError>,
+    },
     /// A file could not be written.
     #[error("cannot write {}: {source}", .path.display())]
     Write {
@@ -90,6 +98,7 @@ impl CliError {
             Self::Usage(_) | Self::Write { .. } | Self::Graphviz { .. } => EXIT_USAGE,
             Self::Engine(EngineError::Store(_)) => EXIT_USAGE,
             Self::Engine(EngineError::Rejected(_) | EngineError::Illegal(_)) => EXIT_FAILURE,
+            Self::FromEnv { source, .. } => source.exit_code(),
             Self::Serve(error) if error.refused_to_start() => EXIT_USAGE,
             Self::Simulate(error) if error.refused() => EXIT_USAGE,
             Self::CheckFailed { .. } | Self::Serve(_) | Self::Simulate(_) | Self::Stdout(_) => {
@@ -147,6 +156,11 @@ fn one_line(error: &clap::Error) -> String {
     format!("{line} (see --help)")
 }
 
+/// The environment variable that names the state file when `--state-file` does not.
+pub const STATE_FILE_ENV: &str = "DAEMON_STATE_FILE";
+/// The environment variable that names the zone when `--tz` does not.
+pub const TZ_ENV: &str = "DAEMON_STATE_TZ";
+
 /// What every command shares: the global options, resolved.
 struct Context {
     state_file: Option<PathBuf>,
@@ -155,29 +169,64 @@ struct Context {
     json: bool,
 }
 
+/// An environment variable's value, `None` when it is unset or empty.
+fn env_value(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|value| !value.is_empty())
+}
+
 impl Context {
     /// The state file: `--state-file`, `DAEMON_STATE_FILE`, else the seed's default under `$HOME`.
     fn state_file(&self) -> Result<PathBuf, CliError> {
+        self.located().map(|(path, _)| path)
+    }
+
+    /// The state file, and the environment variable it came from, if it did.
+    fn located(&self) -> Result<(PathBuf, Option<&'static str>), CliError> {
         if let Some(path) = &self.state_file {
-            return Ok(path.clone());
+            return Ok((path.clone(), None));
+        }
+        if let Some(path) = env_value(STATE_FILE_ENV) {
+            return Ok((PathBuf::from(path), Some(STATE_FILE_ENV)));
         }
         match std::env::var_os("HOME").filter(|home| !home.is_empty()) {
-            Some(home) => Ok(Path::new(&home).join(".iai-mcp").join(".daemon-state.json")),
+            Some(home) => Ok((Path::new(&home).join(".iai-mcp").join(".daemon-state.json"), None)),
             None => Err(CliError::Usage(
                 "no HOME to find the default state file in; pass --state-file".to_owned(),
             )),
         }
     }
 
-    /// Opens the engine (which reports a recovered corrupt file and odd values on stderr, through
-    /// the log) and uses `--tz` for this command without storing it.
-    fn engine(&self) -> Result<Engine, CliError> {
-        let path = self.state_file()?;
-        let (mut engine, _report) = Engine::open(&path)?;
+    /// The zone for this command: `--tz` (already checked), else `DAEMON_STATE_TZ` unless it is
+    /// empty. Read only by the commands that use a zone, so that a bad value breaks no other.
+    fn tz(&self) -> Result<Option<String>, CliError> {
         if let Some(tz) = &self.tz {
-            let zone = tz
-                .parse()
-                .map_err(|_| CliError::Usage(format!("--tz: unknown time zone {tz:?}")))?;
+            return Ok(Some(tz.clone()));
+        }
+        let Some(value) = env_value(TZ_ENV) else {
+            return Ok(None);
+        };
+        let text = value.to_string_lossy();
+        args::parse_tz(&text).map(Some).map_err(|_| {
+            CliError::Usage(format!(
+                "{TZ_ENV}: unknown time zone {text:?}: expected an IANA name such as Europe/Paris"
+            ))
+        })
+    }
+
+    /// Opens the engine (which reports a recovered corrupt file and odd values on stderr, through
+    /// the log) and uses the zone for this command without storing it.
+    fn engine(&self) -> Result<Engine, CliError> {
+        let (path, from) = self.located()?;
+        let zone = match self.tz()? {
+            Some(tz) => Some(
+                tz.parse()
+                    .map_err(|_| CliError::Usage(format!("--tz: unknown time zone {tz:?}")))?,
+            ),
+            None => None,
+        };
+        let (mut engine, _report) =
+            Engine::open(&path).map_err(|error| from_env(from, error.into()))?;
+        if let Some(zone) = zone {
             engine.override_zone(zone);
         }
         Ok(engine)
@@ -192,6 +241,14 @@ impl Context {
     ) -> Result<(), CliError> {
         let text = if self.json { format!("{doc}\n") } else { human(doc) };
         out.write_all(text.as_bytes()).map_err(CliError::Stdout)
+    }
+}
+
+/// `error`, naming the environment variable the state file's path came from, if it did.
+fn from_env(var: Option<&'static str>, error: CliError) -> CliError {
+    match var {
+        Some(var) => CliError::FromEnv { var, source: Box::new(error) },
+        None => error,
     }
 }
 
@@ -236,14 +293,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             simulate::run(&options, out)?;
         }
         Command::Serve { socket, max_connections } => {
+            let (state_file, from) = ctx.located()?;
             let options = ServeOptions {
-                state_file: ctx.state_file()?,
+                state_file,
                 socket,
                 now: cli.now,
-                tz: ctx.tz,
+                tz: ctx.tz()?,
                 max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
             };
-            serve::run(&options)?;
+            serve::run(&options).map_err(|error| match error {
+                ServeError::Engine(_) => from_env(from, error.into()),
+                error => error.into(),
+            })?;
         }
         Command::Check => {
             let path = ctx.state_file()?;

@@ -267,7 +267,7 @@ fn bind_private(path: &Path) -> io::Result<UnixListener> {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    let staging = tempfile::Builder::new().prefix(".sock").tempdir_in(dir)?;
+    let staging = tempfile::Builder::new().prefix(".sock").tempdir_in(dir).map_err(without_path)?;
     let staged = staging.path().join("s");
     let (listener, bound) = match UnixListener::bind(&staged) {
         Ok(listener) => (listener, staged.as_path()),
@@ -279,4 +279,38 @@ fn bind_private(path: &Path) -> io::Result<UnixListener> {
         fs::rename(bound, path)?;
     }
     Ok(listener)
+}
+
+/// The error without the staging path `tempfile` adds to it (`... at path "DIR/.sockXXXX"`): the
+/// caller names the socket path, the only one the user knows.
+fn without_path(error: io::Error) -> io::Error {
+    let os_error = error
+        .get_ref()
+        .and_then(|inner| inner.source())
+        .and_then(|source| source.downcast_ref::<io::Error>())
+        .and_then(io::Error::raw_os_error)
+        .or_else(|| error.raw_os_error());
+    match os_error {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::from(error.kind()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_bind_names_no_staging_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing").join("daemon.sock");
+        let error = bind_private(&missing).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
+        assert!(!error.to_string().contains(".sock"), "{error}");
+        let error = io_error("bind", &missing)(error).to_string();
+        assert!(
+            error.starts_with(&format!("cannot bind socket {}: ", missing.display())),
+            "{error}"
+        );
+    }
 }

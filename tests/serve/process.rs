@@ -533,3 +533,36 @@ fn max_connections_must_be_a_positive_count() {
         assert!(stderr.contains("--max-connections"), "{value}: {stderr}");
     }
 }
+
+#[test]
+fn serve_names_the_stream_that_failed() {
+    let s = Sandbox::new();
+    let unreadable = daemon_state()
+        .arg("--state-file")
+        .arg(&s.state)
+        .arg("serve")
+        .stdin(File::open(s.dir.path()).unwrap())
+        .output()
+        .unwrap();
+    let stderr = text(&unreadable.stderr);
+    assert_eq!(unreadable.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("daemon-state: serve: cannot read standard input: "), "{stderr}");
+
+    let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let mut child = daemon_state()
+        .arg("--state-file")
+        .arg(&s.state)
+        .arg("serve")
+        .stdin(Stdio::piped())
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"{\"type\":\"status\"}\n").unwrap();
+    let unwritable = exit_within(child, Duration::from_secs(20), "stdout /dev/full");
+    let stderr = text(&unwritable.stderr);
+    assert_eq!(unwritable.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("daemon-state: serve: cannot write standard output: "), "{stderr}");
+}
