@@ -83,3 +83,17 @@ fn a_simulation_directory_already_used_exits_2() {
     let output = daemon_state(&["simulate", "--days", "1", "--dir", arg(dir.path())]);
     assert_refused(&output, "simulate", dir.path());
 }
+
+#[test]
+fn simulate_days_beyond_the_bound_or_zero_are_a_usage_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for days in ["0", "3651", "20000000", "4294967295"] {
+        let sim = dir.path().join(days);
+        let output = daemon_state(&["simulate", "--days", days, "--dir", arg(&sim)]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "--days {days}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "--days {days}: {stderr}");
+        assert!(stderr.contains("--days") && stderr.contains("3650"), "--days {days}: {stderr}");
+        assert!(!sim.exists(), "--days {days} started a simulation");
+    }
+}

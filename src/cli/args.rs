@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::sessions::REAPER_TTL_SECS;
+use crate::simulate::MAX_DAYS;
 use crate::timestamp::{self, Timestamp};
 
 /// What `--help` says after the options.
@@ -208,8 +209,13 @@ pub enum Format {
 /// How `simulate` runs.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// How many days to simulate.
-    #[arg(long, value_name = "N", default_value_t = 7)]
+    /// How many days to simulate, 1 to 3650.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 7,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DAYS))
+    )]
     pub days: u32,
     /// The seed of the random day pattern.
     #[arg(long, value_name = "S", default_value_t = 1)]
