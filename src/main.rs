@@ -15,7 +15,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
         Err(error) => {
-            let _ = writeln!(io::stderr().lock(), "daemon-state: {error}");
+            let message = error.to_string();
+            let _ = writeln!(io::stderr().lock(), "daemon-state: {}", cli::printable(&message));
             ExitCode::from(error.exit_code())
         }
     }

@@ -8,6 +8,8 @@ pub mod args;
 mod log;
 mod render;
 
+pub use render::printable;
+
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -254,7 +256,7 @@ fn from_env(var: Option<&'static str>, error: CliError) -> CliError {
 
 /// One warning line on stderr (a failure to write it is ignored: there is nowhere else to say it).
 fn warn(message: &str) {
-    let _ = writeln!(io::stderr().lock(), "daemon-state: warning: {message}");
+    let _ = writeln!(io::stderr().lock(), "daemon-state: warning: {}", printable(message));
 }
 
 /// Runs one parsed command, writing its output to `out`.
@@ -390,7 +392,7 @@ fn run_sessions(
             })?;
             ctx.print(out, &json!({"ok": true}), |_| {
                 if marked {
-                    format!("first turn marked for {}\n", sessions::clip_session_id(&id))
+                    format!("first turn marked for {}\n", printable(sessions::clip_session_id(&id)))
                 } else {
                     "nothing marked: the session id is empty\n".to_owned()
                 }
@@ -402,6 +404,7 @@ fn run_sessions(
                 (first, first)
             })?;
             ctx.print(out, &json!(first), |_| {
+                let id = printable(&id);
                 if first {
                     format!("first turn of {id}\n")
                 } else {
@@ -417,7 +420,7 @@ fn run_sessions(
             })?;
             ctx.print(out, &json!(dropped), |_| match dropped.len() {
                 0 => "dropped none\n".to_owned(),
-                n => format!("dropped {n}: {}\n", dropped.join(", ")),
+                n => format!("dropped {n}: {}\n", printable(&dropped.join(", "))),
             })
         }
     }
@@ -452,7 +455,9 @@ fn run_diagram(ctx: &Context, args: &DiagramArgs, out: &mut dyn Write) -> Result
         fs::write(&path, text).map_err(|source| CliError::Write { path: path.clone(), source })?;
         written.push(path.display().to_string());
     }
-    ctx.print(out, &json!(written), |_| written.iter().map(|path| format!("{path}\n")).collect())
+    ctx.print(out, &json!(written), |_| {
+        written.iter().map(|path| format!("{}\n", printable(path))).collect()
+    })
 }
 
 /// Runs `dot -Tsvg` on the DOT text. `NotFound` when Graphviz is not installed.

@@ -38,11 +38,17 @@ impl Lines {
         self.0.push((label.to_owned(), value.into()));
     }
 
-    /// The text, a line each, ending in a newline when not empty.
+    /// The text, a line each, ending in a newline when not empty. Control characters in labels
+    /// and values are escaped: a line is always one line.
     pub fn finish(self) -> String {
-        let width = self.0.iter().map(|(label, _)| label.chars().count()).max().unwrap_or(0);
+        let lines: Vec<(String, String)> = self
+            .0
+            .iter()
+            .map(|(label, value)| (printable(label).into_owned(), printable(value).into_owned()))
+            .collect();
+        let width = lines.iter().map(|(label, _)| label.chars().count()).max().unwrap_or(0);
         let mut text = String::new();
-        for (label, value) in self.0 {
+        for (label, value) in lines {
             let _ = writeln!(text, "{label:<width$}  {value}");
         }
         text
