@@ -452,12 +452,24 @@ fn run_diagram(ctx: &Context, args: &DiagramArgs, out: &mut dyn Write) -> Result
             }
         };
         let path = args.out.join(name);
-        fs::write(&path, text).map_err(|source| CliError::Write { path: path.clone(), source })?;
+        replace_file(&args.out, &path, &text)
+            .map_err(|source| CliError::Write { path: path.clone(), source })?;
         written.push(path.display().to_string());
     }
     ctx.print(out, &json!(written), |_| {
         written.iter().map(|path| format!("{}\n", printable(path))).collect()
     })
+}
+
+/// Writes `path` (in `dir`) as a new file, mode 0644, through a temp file in `dir` renamed over it:
+/// whatever was at `path` (a symbolic link included) is replaced, never followed or written into.
+fn replace_file(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut temp = tempfile::Builder::new().prefix(".diagram").suffix(".tmp").tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Runs `dot -Tsvg` on the DOT text. `NotFound` when Graphviz is not installed.
