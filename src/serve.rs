@@ -16,7 +16,7 @@ mod stop;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
@@ -225,6 +225,9 @@ pub struct Server {
     flights: InFlight,
     connections: Arc<AtomicUsize>,
     max_connections: usize,
+    /// Whether the cap's warning was logged since a connection was last let in: a burst of
+    /// clients turned away is reported once.
+    full_reported: AtomicBool,
 }
 
 impl Server {
@@ -237,6 +240,7 @@ impl Server {
             flights: InFlight::default(),
             connections: Arc::new(AtomicUsize::new(0)),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            full_reported: AtomicBool::new(false),
         }
     }
 
@@ -341,6 +345,7 @@ impl Server {
                         self.turn_away(&stream, socket.path());
                         continue;
                     };
+                    self.full_reported.store(false, Ordering::Relaxed);
                     let server = Arc::clone(self);
                     let path = socket.path().to_owned();
                     let spawned = std::thread::Builder::new()
@@ -380,11 +385,13 @@ impl Server {
         let line = format!("{reply}\n");
         let written =
             stream.set_nonblocking(true).and_then(|()| (&*stream).write_all(line.as_bytes()));
-        tracing::warn!(
-            path = %path.display(),
-            max_connections = self.max_connections,
-            "too many connections: a client was turned away"
-        );
+        if !self.full_reported.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                path = %path.display(),
+                max_connections = self.max_connections,
+                "too many connections: turning clients away until one leaves"
+            );
+        }
         if let Err(error) = written {
             tracing::debug!(path = %path.display(), %error, "cannot tell a turned-away client");
         }
