@@ -1,8 +1,9 @@
 //! The `serve` protocol: newline-delimited JSON requests in, one reply line out per request.
 //!
 //! Owns reading lines (from stdin/stdout or a Unix socket), the seed project's control messages
-//! and one message per engine event, and their reply documents. It must not reach past the engine:
-//! every change goes through `Engine`.
+//! and one message per engine event, and their reply documents, the cap on socket connections,
+//! and stopping cleanly on SIGTERM, SIGINT or SIGHUP. It must not reach past the engine: every
+//! change goes through `Engine`.
 //!
 //! Engine messages happen at their `ts` (the server's clock when absent). A control message's
 //! `ts` is the request's own label, stored as sent and not required to be a timestamp, as the seed
@@ -136,8 +137,6 @@ enum Stop {
 /// and its lock file are removed, and `run` returns `Ok`. The stop signals stay blocked in the
 /// calling thread afterwards, and the engine stays locked: the server is done.
 pub fn run(options: &ServeOptions) -> Result<(), ServeError> {
-    let signals = BlockedSignals::block()
-        .map_err(|source| ServeError::Setup { action: "block the stop signals", source })?;
     let zone = match &options.tz {
         Some(tz) => Some(tz.parse().map_err(|_| ServeError::UnknownTimeZone(tz.clone()))?),
         None => None,
@@ -148,6 +147,10 @@ pub fn run(options: &ServeOptions) -> Result<(), ServeError> {
     // Opening already logged what its report says (a quarantined file, unusable keys).
     let (mut engine, _report) = Engine::open(&options.state_file)?;
     let socket = options.socket.clone().map(SocketListener::bind).transpose()?.map(Arc::new);
+    // Only now: until here a stop signal (say while opening waits for another process's lock)
+    // kills at once, and there is nothing to finish.
+    let signals = BlockedSignals::block()
+        .map_err(|source| ServeError::Setup { action: "block the stop signals", source })?;
     let fixed = options.now;
     let clock = move || fixed.unwrap_or_else(|| SystemClock.now());
     if let Some(zone) = zone {
@@ -323,7 +326,7 @@ impl Server {
                     let error = format!("line is longer than {MAX_LINE_BYTES} bytes");
                     Refusal::Invalid(error).to_reply()
                 }
-                _ => match self.reply_to_line(&line) {
+                lines::Frame::Line | lines::Frame::End => match self.reply_to_line(&line) {
                     Some(reply) => reply,
                     None => continue,
                 },
