@@ -541,3 +541,17 @@ fn human_output_escapes_control_characters_in_session_ids() {
         assert!(line.contains(escaped), "{args:?}: {:?}", out.stdout);
     }
 }
+
+#[test]
+fn simulate_keeps_the_faults_it_stages_off_stderr() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = command()
+        .args(["simulate", "--days", "7", "--seed", "1", "--dir"])
+        .arg(dir.path().join("sim"))
+        .output()
+        .expect("run daemon-state");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("crashes / restarts    3 / 3"), "the week stages faults: {stdout}");
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+}
