@@ -146,11 +146,11 @@ pub fn run(options: &ServeOptions) -> Result<(), ServeError> {
     }
     // Opening already logged what its report says (a quarantined file, unusable keys).
     let (mut engine, _report) = Engine::open(&options.state_file)?;
-    let socket = options.socket.clone().map(SocketListener::bind).transpose()?.map(Arc::new);
-    // Only now: until here a stop signal (say while opening waits for another process's lock)
-    // kills at once, and there is nothing to finish.
+    // Only now, and before any client can connect: until here a stop signal (say while opening
+    // waits for another process's lock) kills at once, and there is nothing to finish.
     let signals = BlockedSignals::block()
         .map_err(|source| ServeError::Setup { action: "block the stop signals", source })?;
+    let socket = options.socket.clone().map(SocketListener::bind).transpose()?.map(Arc::new);
     let fixed = options.now;
     let clock = move || fixed.unwrap_or_else(|| SystemClock.now());
     if let Some(zone) = zone {
