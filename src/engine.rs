@@ -222,7 +222,8 @@ impl Engine {
     fn persist(&mut self, snapshots: &mut [Record]) -> Result<(), EngineError> {
         for snapshot in snapshots.iter_mut() {
             if let Err(error) = self.store.save(snapshot) {
-                tracing::error!(path = %self.store.path().display(), %error, "save failed; back to the last durable state");
+                // The caller reports the error; the log says only what the engine did about it.
+                tracing::debug!(path = %self.store.path().display(), %error, "save failed; back to the last durable state");
                 let durable = self.durable.clone();
                 self.restore(durable);
                 return Err(error.into());

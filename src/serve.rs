@@ -1,8 +1,9 @@
 //! The `serve` protocol: newline-delimited JSON requests in, one reply line out per request.
 //!
 //! Owns reading lines (from stdin/stdout or a Unix socket), the seed project's control messages
-//! and one message per engine event, and their reply documents. It must not reach past the engine:
-//! every change goes through `Engine`.
+//! and one message per engine event, and their reply documents, the cap on socket connections,
+//! and stopping cleanly on SIGTERM, SIGINT or SIGHUP. It must not reach past the engine: every
+//! change goes through `Engine`.
 //!
 //! Engine messages happen at their `ts` (the server's clock when absent). A control message's
 //! `ts` is the request's own label, stored as sent and not required to be a timestamp, as the seed
@@ -11,11 +12,14 @@
 mod lines;
 mod messages;
 mod socket;
+mod stop;
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
+use std::time::Duration;
 
 use chrono_tz::Tz;
 use serde_json::{Value, json};
@@ -32,8 +36,17 @@ pub use lines::MAX_LINE_BYTES;
 pub use messages::{Refusal, Request};
 pub use socket::{SocketError, SocketListener};
 
+use stop::{BlockedSignals, InFlight};
+
 /// The version `status` reports: this crate's.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How many socket connections are served at once unless `--max-connections` says otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+
+/// How long a stop waits for the requests in flight to be answered (their replies written) before
+/// it goes on. A save in progress is always waited for.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// How many characters of an error a failure reply carries (the seed's clip).
 const MAX_ERROR_CHARS: usize = 200;
@@ -52,45 +65,157 @@ pub struct ServeOptions {
     /// How long a request waits for the state file's lock (`--lock-timeout`) before it fails
     /// with `state_write_failed`, and whom to tell that it waits.
     pub lock_wait: LockWait,
+    /// How many socket connections are served at once; more are answered with one
+    /// `too_many_connections` reply and closed.
+    pub max_connections: usize,
 }
 
-/// Why `serve` could not start.
+/// Why `serve` stopped with an error. Every variant but [`ServeError::Stream`] is a refusal to
+/// start, reported before anything was written.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// `--tz` names no IANA time zone.
     #[error("unknown time zone {0:?}: expected an IANA name such as Europe/Paris")]
     UnknownTimeZone(String),
+    /// The state file could not be opened, or the zone not stored in it.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The socket could not be claimed.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// The stop signals could not be blocked, or a thread not started.
+    #[error("cannot {action}: {source}")]
+    Setup {
+        /// What was being done.
+        action: &'static str,
+        /// The error the system gave.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the requests or writing the replies on standard input/output failed.
+    #[error("cannot {action} {stream}: {source}")]
+    Stream {
+        /// `"read"` or `"write"`.
+        action: &'static str,
+        /// `"standard input"` or `"standard output"`.
+        stream: &'static str,
+        /// The error the system gave.
+        #[source]
+        source: io::Error,
+    },
 }
 
-/// Runs the protocol until end of input (stdio) or until the process is stopped (socket).
-/// Everything that can refuse to start (the state file, the zone, the socket) is checked before
-/// anything is written.
-pub fn run(options: &ServeOptions) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+impl ServeError {
+    /// Whether `serve` refused to start (nothing was served, nothing written), as opposed to
+    /// failing while it served.
+    pub fn refused_to_start(&self) -> bool {
+        !matches!(self, Self::Stream { .. })
+    }
+}
+
+/// Why [`Server::serve_stream`] stopped: which side of the stream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// A request could not be read.
+    #[error("cannot read a request: {0}")]
+    Read(#[source] io::Error),
+    /// A reply could not be written.
+    #[error("cannot write a reply: {0}")]
+    Write(#[source] io::Error),
+}
+
+/// Why the serving threads handed control back to [`run`].
+enum Stop {
+    /// A stop signal arrived (its name).
+    Signal(&'static str),
+    /// Standard input ended, or its stream failed.
+    Ended(Result<(), StreamError>),
+}
+
+/// Runs the protocol until end of input (stdio) or until SIGTERM, SIGINT or SIGHUP. Everything
+/// that can refuse to start (the state file, the zone, the socket) is checked before anything is
+/// written.
+///
+/// A stop signal stops it cleanly: no new request is begun, the requests in flight are answered
+/// (their saves always finish; their replies are waited for up to [`STOP_GRACE`]), the socket file
+/// and its lock file are removed, and `run` returns `Ok`. The stop signals stay blocked in the
+/// calling thread afterwards, and the engine stays locked: the server is done.
+pub fn run(options: &ServeOptions) -> Result<(), ServeError> {
     let zone = match &options.tz {
         Some(tz) => Some(tz.parse().map_err(|_| ServeError::UnknownTimeZone(tz.clone()))?),
         None => None,
     };
+    if let Some(socket) = &options.socket {
+        socket::refuse_state_file(socket, &options.state_file)?;
+    }
     // Opening already logged what its report says (a quarantined file, unusable keys).
-    let mut store = Store::open(&options.state_file)?;
+    let mut store = Store::open(&options.state_file).map_err(EngineError::from)?;
     store.set_lock_wait(options.lock_wait.clone());
     let (mut engine, _report) = Engine::with_store(store)?;
-    let socket = options.socket.clone().map(SocketListener::bind).transpose()?;
+    // Only now, and before any client can connect: until here a stop signal (say while opening
+    // waits for another process's lock) kills at once, and there is nothing to finish.
+    let signals = BlockedSignals::block()
+        .map_err(|source| ServeError::Setup { action: "block the stop signals", source })?;
+    let socket = options.socket.clone().map(SocketListener::bind).transpose()?.map(Arc::new);
     let fixed = options.now;
     let clock = move || fixed.unwrap_or_else(|| SystemClock.now());
     if let Some(zone) = zone {
         configure_timezone(&mut engine, zone, clock())?;
     }
-    let server = Server::new(engine, clock);
-    match socket {
-        None => match server.serve_stream(io::stdin().lock(), io::stdout().lock()) {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-            other => Ok(other?),
-        },
+    let server = Arc::new(Server::new(engine, clock).with_max_connections(options.max_connections));
+    let (done, stopped) = mpsc::channel();
+    let waiter = signals.waiter();
+    let signalled = done.clone();
+    spawn("serve-signals", move || {
+        let _ = signalled.send(Stop::Signal(waiter.wait()));
+    })?;
+    let serving = Arc::clone(&server);
+    match &socket {
+        None => spawn("serve-stdio", move || {
+            // Standard output is locked for each reply only: the caller flushes it when `run`
+            // returns, while this thread may still be waiting for input.
+            let result = serving.serve_stream(io::stdin().lock(), io::stdout());
+            let _ = done.send(Stop::Ended(result));
+        })?,
         Some(socket) => {
             tracing::info!(path = %socket.path().display(), "serving on a Unix socket");
-            Arc::new(server).serve_socket(&socket)
+            let socket = Arc::clone(socket);
+            spawn("serve-accept", move || serving.serve_socket(&socket))?;
         }
     }
+    match stopped.recv() {
+        Ok(Stop::Signal(signal)) => {
+            tracing::info!(signal, "stopping: answering the requests in flight");
+            server.stop();
+            if let Some(socket) = &socket {
+                socket.remove();
+            }
+            signals.keep();
+            tracing::info!(signal, "stopped");
+            Ok(())
+        }
+        Ok(Stop::Ended(result)) => match result {
+            Ok(()) => Ok(()),
+            Err(StreamError::Read(source)) => {
+                Err(ServeError::Stream { action: "read", stream: "standard input", source })
+            }
+            Err(StreamError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Err(StreamError::Write(source)) => {
+                Err(ServeError::Stream { action: "write", stream: "standard output", source })
+            }
+        },
+        // Every sender is gone: the serving thread ended without a word, which it never does.
+        Err(mpsc::RecvError) => Ok(()),
+    }
+}
+
+/// Starts a named thread.
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), ServeError> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(work)
+        .map(drop)
+        .map_err(|source| ServeError::Setup { action: "start a thread", source })
 }
 
 /// Stores `zone` as the quiet window's zone, unless it already is.
@@ -106,12 +231,32 @@ fn configure_timezone(engine: &mut Engine, zone: Tz, at: Timestamp) -> Result<()
 pub struct Server {
     engine: Mutex<Engine>,
     clock: Box<dyn Fn() -> Timestamp + Send + Sync>,
+    flights: InFlight,
+    connections: Arc<AtomicUsize>,
+    max_connections: usize,
+    /// Whether the cap's warning was logged since a connection was last let in: a burst of
+    /// clients turned away is reported once.
+    full_reported: AtomicBool,
 }
 
 impl Server {
-    /// A server over `engine`, reading the time from `clock` for requests without a `ts`.
+    /// A server over `engine`, reading the time from `clock` for requests without a `ts`, taking
+    /// [`DEFAULT_MAX_CONNECTIONS`] socket connections at once.
     pub fn new(engine: Engine, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
-        Self { engine: Mutex::new(engine), clock: Box::new(clock) }
+        Self {
+            engine: Mutex::new(engine),
+            clock: Box::new(clock),
+            flights: InFlight::default(),
+            connections: Arc::new(AtomicUsize::new(0)),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            full_reported: AtomicBool::new(false),
+        }
+    }
+
+    /// The same server, taking at most `max` socket connections at once (at least one).
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
     }
 
     /// The engine, locked: no request is answered while the guard lives.
@@ -119,6 +264,17 @@ impl Server {
         // A request that panicked is a bug, but the other connections are still answered: the
         // state file only ever holds whole snapshots, whatever that request left in memory.
         self.engine.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stops answering: no new request is begun, the requests in flight are answered (their
+    /// replies waited for up to [`STOP_GRACE`]), and the engine is left locked so that no save
+    /// begins or is left half-done afterwards.
+    pub fn stop(&self) {
+        let unanswered = self.flights.stop(STOP_GRACE);
+        if unanswered > 0 {
+            tracing::warn!(unanswered, "stopping without waiting longer for replies to be written");
+        }
+        std::mem::forget(self.engine());
     }
 
     /// Answers one message.
@@ -152,45 +308,75 @@ impl Server {
         })
     }
 
-    /// Answers every line of `reader` on `writer`, in order, until the input ends. A last line
-    /// without a newline is answered too. Returns the first read or write error.
-    pub fn serve_stream(&self, mut reader: impl BufRead, mut writer: impl Write) -> io::Result<()> {
+    /// Answers every line of `reader` on `writer`, in order, until the input ends or the server
+    /// stops. A last line without a newline is answered too. Returns the first read or write
+    /// error.
+    pub fn serve_stream(
+        &self,
+        mut reader: impl BufRead,
+        mut writer: impl Write,
+    ) -> Result<(), StreamError> {
         let mut line = Vec::new();
         loop {
-            let reply = match lines::read_line(&mut reader, &mut line, MAX_LINE_BYTES)? {
-                lines::Frame::End => return Ok(()),
+            let frame = lines::read_line(&mut reader, &mut line, MAX_LINE_BYTES)
+                .map_err(StreamError::Read)?;
+            if frame == lines::Frame::End {
+                return Ok(());
+            }
+            // From here until its reply is written, the request is in flight: a stop waits for it.
+            let Some(_turn) = self.flights.begin() else {
+                return Ok(());
+            };
+            let reply = match frame {
                 lines::Frame::TooLong => {
                     let error = format!("line is longer than {MAX_LINE_BYTES} bytes");
                     Refusal::Invalid(error).to_reply()
                 }
-                lines::Frame::Line => match self.reply_to_line(&line) {
+                lines::Frame::Line | lines::Frame::End => match self.reply_to_line(&line) {
                     Some(reply) => reply,
                     None => continue,
                 },
             };
-            let mut bytes = serde_json::to_vec(&reply)?;
+            let mut bytes = serde_json::to_vec(&reply).map_err(|e| StreamError::Write(e.into()))?;
             bytes.push(b'\n');
-            writer.write_all(&bytes)?;
-            writer.flush()?;
+            writer.write_all(&bytes).and_then(|()| writer.flush()).map_err(StreamError::Write)?;
         }
     }
 
     /// Serves every connection to `socket` on a thread of its own, for as long as the process
-    /// runs.
+    /// runs, at most [`Server::with_max_connections`] at once: a client beyond that gets one
+    /// `too_many_connections` reply and is closed.
     pub fn serve_socket(self: &Arc<Self>, socket: &SocketListener) -> ! {
         loop {
             match socket.listener().accept() {
                 Ok((stream, _)) => {
+                    let Some(slot) = Slot::take(&self.connections, self.max_connections) else {
+                        self.turn_away(&stream, socket.path());
+                        continue;
+                    };
+                    self.full_reported.store(false, Ordering::Relaxed);
                     let server = Arc::clone(self);
+                    let path = socket.path().to_owned();
                     let spawned = std::thread::Builder::new()
                         .name("serve-connection".into())
-                        .spawn(move || server.serve_connection(&stream));
+                        .spawn(move || {
+                            let _slot = slot;
+                            server.serve_connection(&stream, &path);
+                        });
                     if let Err(error) = spawned {
-                        tracing::error!(%error, "cannot start a connection thread; connection dropped");
+                        tracing::error!(
+                            path = %socket.path().display(),
+                            %error,
+                            "cannot start a connection thread; connection dropped"
+                        );
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "cannot accept a connection");
+                    tracing::warn!(
+                        path = %socket.path().display(),
+                        %error,
+                        "cannot accept a connection"
+                    );
                     // Out of descriptors or memory: give the other connections time to finish.
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
@@ -198,10 +384,51 @@ impl Server {
         }
     }
 
-    fn serve_connection(&self, stream: &UnixStream) {
-        if let Err(error) = self.serve_stream(BufReader::new(stream), stream) {
-            tracing::debug!(%error, "connection ended");
+    /// Answers a client beyond the cap with one error line, without waiting for it, and closes it.
+    fn turn_away(&self, stream: &UnixStream, path: &Path) {
+        let reply = json!({
+            "ok": false,
+            "reason": "too_many_connections",
+            "error": format!("the server is serving its maximum of {} connections", self.max_connections),
+        });
+        let line = format!("{reply}\n");
+        let written =
+            stream.set_nonblocking(true).and_then(|()| (&*stream).write_all(line.as_bytes()));
+        if !self.full_reported.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                path = %path.display(),
+                max_connections = self.max_connections,
+                "too many connections: turning clients away until one leaves"
+            );
         }
+        if let Err(error) = written {
+            tracing::debug!(path = %path.display(), %error, "cannot tell a turned-away client");
+        }
+    }
+
+    fn serve_connection(&self, stream: &UnixStream, path: &Path) {
+        if let Err(error) = self.serve_stream(BufReader::new(stream), stream) {
+            tracing::debug!(path = %path.display(), %error, "connection ended");
+        }
+    }
+}
+
+/// One of the connections the cap allows; dropping it gives it back.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Takes a slot unless `max` are taken.
+    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Self(Arc::clone(count)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -278,6 +505,8 @@ fn failure(engine: &Engine, error: &EngineError) -> Value {
             "error": illegal.to_string(),
         }),
         EngineError::Store(store) => {
+            // The client hears of it in the reply; the operator, on stderr.
+            tracing::error!(%store, "request failed; nothing changed");
             json!({"ok": false, "reason": "state_write_failed", "error": clip_error(store)})
         }
     }

@@ -27,6 +27,9 @@ use crate::timestamp::Timestamp;
 use host::Host;
 use summary::Report;
 
+/// The most days one simulation runs (ten years): a bound on its memory and its dates.
+pub const MAX_DAYS: u32 = 3650;
+
 /// The name of the state file inside the simulation's directory (the seed's name).
 pub const STATE_FILE_NAME: &str = ".daemon-state.json";
 
@@ -51,6 +54,9 @@ pub enum SimulateError {
     /// Zero days were asked for.
     #[error("days must be at least 1")]
     NoDays,
+    /// More than [`MAX_DAYS`] days were asked for.
+    #[error("days must be at most {MAX_DAYS}, not {0}")]
+    TooManyDays(u32),
     /// The directory already holds a state file, so the run would not start fresh.
     #[error("{} already holds a state file; simulate needs a fresh directory", .0.display())]
     NotFresh(PathBuf),
@@ -81,12 +87,23 @@ fn start_of_run() -> Timestamp {
     Utc.with_ymd_and_hms(2026, 4, 20, 0, 0, 0).single().unwrap_or(chrono::DateTime::UNIX_EPOCH)
 }
 
+impl SimulateError {
+    /// Whether the simulation refused to start or could not use its files (bad options, a used or
+    /// unusable directory, a state file the store refuses, a hypnogram it cannot write), as opposed
+    /// to failing while it ran.
+    pub fn refused(&self) -> bool {
+        match self {
+            Self::NoDays | Self::TooManyDays(_) | Self::NotFresh(_) | Self::TempDir(_) => true,
+            Self::Plot { .. } => true,
+            Self::Engine(EngineError::Store(_)) => true,
+            Self::Engine(_) | Self::Corrupt(_) | Self::Output(_) => false,
+        }
+    }
+}
+
 /// Runs the simulation, writing progress and the summary to `out`.
-pub fn run(
-    options: &SimulateOptions,
-    out: &mut dyn Write,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    simulate(options, out).map_err(Into::into)
+pub fn run(options: &SimulateOptions, out: &mut dyn Write) -> Result<(), SimulateError> {
+    simulate(options, out)
 }
 
 fn state_dir(options: &SimulateOptions) -> Result<PathBuf, SimulateError> {
@@ -103,6 +120,9 @@ fn state_dir(options: &SimulateOptions) -> Result<PathBuf, SimulateError> {
 fn simulate(options: &SimulateOptions, out: &mut dyn Write) -> Result<(), SimulateError> {
     if options.days == 0 {
         return Err(SimulateError::NoDays);
+    }
+    if options.days > MAX_DAYS {
+        return Err(SimulateError::TooManyDays(options.days));
     }
     let dir = state_dir(options)?;
     let path = dir.join(STATE_FILE_NAME);

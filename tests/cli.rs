@@ -511,3 +511,51 @@ fn serve_answers_each_line_on_stdio() {
     assert_eq!(replies[2]["ok"], true);
     assert!(s.doc()["first_turn_pending"]["s1"].is_string());
 }
+
+#[test]
+fn human_output_escapes_control_characters_in_session_ids() {
+    let s = Sandbox::new();
+    let id = "evil\u{1b}[2J\u{1b}]0;owned\u{7}\nforged line\r\u{9b}31m";
+    let escaped = "evil\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\nforged line\\r\\u{9b}31m";
+    let rows: &[(&[&str], &str)] = &[
+        (&["sessions", "open", id], "first turn marked for "),
+        (&["--json", "status"], ""),
+        (&["status"], "pending sessions"),
+        (&["sessions", "consume", id], "first turn of "),
+        (&["sessions", "consume", id], "not a first turn: "),
+        (&["sessions", "open", id], "first turn marked for "),
+        (&["sessions", "prune", "--ttl-secs", "60"], "dropped 1: "),
+    ];
+    for (args, said) in rows {
+        let now =
+            if args.contains(&"prune") { "2026-04-18T12:05:00Z" } else { "2026-04-18T12:00:00Z" };
+        let out = run(&s, now, args, false);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        if args[0] == "--json" {
+            let doc: Value = serde_json::from_str(&out.stdout).expect("json");
+            assert_eq!(doc["pending_sessions"]["ids"], json!([id]), "JSON keeps the id as it is");
+            continue;
+        }
+        assert!(
+            !out.stdout.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?}: {:?}",
+            out.stdout
+        );
+        let line = out.stdout.lines().find(|line| line.contains(said)).unwrap_or_default();
+        assert!(line.contains(escaped), "{args:?}: {:?}", out.stdout);
+    }
+}
+
+#[test]
+fn simulate_keeps_the_faults_it_stages_off_stderr() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = command()
+        .args(["simulate", "--days", "7", "--seed", "1", "--dir"])
+        .arg(dir.path().join("sim"))
+        .output()
+        .expect("run daemon-state");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("crashes / restarts    3 / 3"), "the week stages faults: {stdout}");
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+}

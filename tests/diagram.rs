@@ -63,3 +63,28 @@ fn every_row_appears_in_both_drawings() {
         assert!(dot.contains(guard) && mermaid.contains(guard), "{row:?}");
     }
 }
+
+#[test]
+fn diagram_out_replaces_a_symlink_instead_of_following_it() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let target = dir.path().join("precious.txt");
+    std::fs::write(&target, "keep me").unwrap();
+    symlink(&target, out.join("lifecycle.dot")).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_daemon-state"))
+        .args(["diagram", "--format", "dot", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me", "the target is untouched");
+    let written = out.join("lifecycle.dot");
+    let meta = std::fs::symlink_metadata(&written).unwrap();
+    assert!(meta.file_type().is_file(), "the link was replaced by a file");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), diagram::to_dot());
+    let names: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 1, "no temp file left: {names:?}");
+}

@@ -250,6 +250,8 @@ fn bad_options_are_refused() {
     let mut no_plot_dir = options(1, 1, fresh.path(), true);
     no_plot_dir.plot = Some(fresh.path().join("missing").join("plot.svg"));
     check_refused(options(0, 1, fresh.path(), false), "days must be at least 1");
+    check_refused(options(3651, 1, fresh.path(), false), "days must be at most 3650");
+    check_refused(options(u32::MAX, 1, fresh.path(), false), "days must be at most 3650");
     check_refused(options(1, 1, used.path(), false), "already holds a state file");
     check_refused(no_plot_dir, "cannot write the hypnogram");
 }

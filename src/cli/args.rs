@@ -9,21 +9,30 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::sessions::REAPER_TTL_SECS;
+use crate::simulate::MAX_DAYS;
 use crate::timestamp::{self, Timestamp};
+
+/// What `--help` says after the options.
+const AFTER_HELP: &str = "\
+Warnings and errors go to stderr, a line each; RUST_LOG refines which (RUST_LOG=off for none, \
+RUST_LOG=debug for more). Exit codes: 0 success, 1 the command ran and the answer is a failure, \
+2 bad usage or a refusal to start.";
 
 /// Sleep/wake lifecycle of a long-lived background daemon, over its JSON state file.
 #[derive(Debug, Parser)]
-#[command(name = "daemon-state", version)]
+#[command(name = "daemon-state", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// The state file [default: ~/.iai-mcp/.daemon-state.json].
-    #[arg(long, global = true, env = "DAEMON_STATE_FILE", value_name = "PATH")]
+    /// The state file [env: DAEMON_STATE_FILE, unless empty] [default:
+    /// ~/.iai-mcp/.daemon-state.json].
+    #[arg(long, global = true, value_name = "PATH")]
     pub state_file: Option<PathBuf>,
     /// Take this moment as now instead of reading the system clock.
     #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
     pub now: Option<Timestamp>,
-    /// The IANA time zone the quiet window is learned in; stored in the state file when it changes
-    /// [default: the stored zone, else UTC].
-    #[arg(long, global = true, env = "DAEMON_STATE_TZ", value_name = "IANA", value_parser = parse_tz)]
+    /// The IANA time zone the quiet window is learned and checked in, for this one command
+    /// without storing it (`serve` stores it in the state file) [env: DAEMON_STATE_TZ, unless
+    /// empty] [default: the state file's `timezone`, else UTC].
+    #[arg(long, global = true, value_name = "IANA", value_parser = parse_tz)]
     pub tz: Option<String>,
     /// Print one JSON document instead of text.
     #[arg(long, global = true)]
@@ -73,11 +82,22 @@ pub enum Command {
     Diagram(DiagramArgs),
     /// Drive a simulated host through days of sessions and nights.
     Simulate(SimulateArgs),
-    /// Answer newline-delimited JSON requests on stdin/stdout or a Unix socket.
+    /// Answer newline-delimited JSON requests on stdin/stdout or a Unix socket, until the input
+    /// ends or SIGTERM, SIGINT or SIGHUP (which let the requests in flight finish, remove the
+    /// socket and exit 0).
     Serve {
         /// Listen on this Unix socket instead of stdin/stdout.
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
+        /// Serve at most this many socket connections at once; more get one
+        /// `too_many_connections` reply and are closed.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 64,
+            value_parser = clap::value_parser!(u32).range(1..)
+        )]
+        max_connections: u32,
     },
     /// Inspect the state file and the files beside it, changing nothing; fails on any error.
     Check,
@@ -202,8 +222,13 @@ pub enum Format {
 /// How `simulate` runs.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// How many days to simulate.
-    #[arg(long, value_name = "N", default_value_t = 7)]
+    /// How many days to simulate, 1 to 3650.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 7,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DAYS))
+    )]
     pub days: u32,
     /// The seed of the random day pattern.
     #[arg(long, value_name = "S", default_value_t = 1)]
@@ -228,7 +253,8 @@ fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| "not a number of seconds (0 or more)".to_owned())
 }
 
-fn parse_tz(text: &str) -> Result<String, String> {
+/// An IANA zone name, as the zone spells it.
+pub fn parse_tz(text: &str) -> Result<String, String> {
     text.parse::<chrono_tz::Tz>()
         .map(|tz| tz.name().to_owned())
         .map_err(|_| "not an IANA time zone".to_owned())

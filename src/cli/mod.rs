@@ -5,7 +5,10 @@
 //! It must not decide lifecycle behaviour nor build the reply documents: the engine does both.
 
 pub mod args;
+mod log;
 mod render;
+
+pub use render::printable;
 
 use std::fs;
 use std::io::{self, Write};
@@ -24,9 +27,9 @@ use crate::diagram;
 use crate::digest::{self, RemResult};
 use crate::engine::{Engine, EngineError, OpenReport};
 use crate::event::{Event, EventKind};
-use crate::serve::{self, ServeOptions};
+use crate::serve::{self, ServeError, ServeOptions};
 use crate::sessions;
-use crate::simulate::{self, SimulateOptions};
+use crate::simulate::{self, SimulateError, SimulateOptions};
 use crate::store::{LockWait, OnWait, Store, StoreError, Waiting};
 use crate::timestamp::Timestamp;
 
@@ -55,6 +58,14 @@ pub enum CliError {
         /// How many errors.
         errors: usize,
     },
+    /// The state file named by an environment variable was refused.
+    #[error("{source} (the path is {var}'s value)")]
+    FromEnv {
+        /// The variable.
+        var: &'static str,
+        /// The error.
+        source: Box<CliError>,
+    },
     /// A file could not be written.
     #[error("cannot write {}: {source}", .path.display())]
     Write {
@@ -72,20 +83,21 @@ pub enum CliError {
         /// What went wrong.
         reason: String,
     },
-    /// `serve` stopped with an error.
+    /// `serve` refused to start or stopped with an error.
     #[error("serve: {0}")]
-    Serve(Box<dyn std::error::Error + Send + Sync>),
-    /// `simulate` stopped with an error.
+    Serve(#[from] ServeError),
+    /// `simulate` refused to start or stopped with an error.
     #[error("simulate: {0}")]
-    Simulate(Box<dyn std::error::Error + Send + Sync>),
+    Simulate(#[from] SimulateError),
     /// Standard output could not be written.
     #[error("cannot write to standard output: {0}")]
     Stdout(#[source] io::Error),
 }
 
 impl CliError {
-    /// The process exit code: 1 when the command ran and the answer is a failure, 2 for bad usage
-    /// or an input that cannot be read.
+    /// The process exit code: 1 when the command ran and the answer is a failure, 2 for bad usage,
+    /// an input that cannot be read, or any other refusal to start (the same refusal exits 2 from
+    /// every command).
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) | Self::Write { .. } | Self::Graphviz { .. } => EXIT_USAGE,
@@ -94,6 +106,9 @@ impl CliError {
             )) => EXIT_FAILURE,
             Self::Engine(EngineError::Store(_)) => EXIT_USAGE,
             Self::Engine(EngineError::Rejected(_) | EngineError::Illegal(_)) => EXIT_FAILURE,
+            Self::FromEnv { source, .. } => source.exit_code(),
+            Self::Serve(error) if error.refused_to_start() => EXIT_USAGE,
+            Self::Simulate(error) if error.refused() => EXIT_USAGE,
             Self::CheckFailed { .. } | Self::Serve(_) | Self::Simulate(_) | Self::Stdout(_) => {
                 EXIT_FAILURE
             }
@@ -104,19 +119,18 @@ impl CliError {
     pub fn is_broken_pipe(&self) -> bool {
         let broken = |e: &io::Error| e.kind() == io::ErrorKind::BrokenPipe;
         match self {
-            Self::Stdout(e) => broken(e),
-            Self::Simulate(e) | Self::Serve(e) => e.downcast_ref::<io::Error>().is_some_and(broken),
+            Self::Stdout(e) | Self::Simulate(SimulateError::Output(e)) => broken(e),
+            Self::Serve(ServeError::Stream { source, .. }) => broken(source),
             _ => false,
         }
     }
 }
 
 /// Parses the process's arguments and runs the command, writing its output to `out`. Help and
-/// version requests are written to `out` too. Logging to stderr is turned on by `RUST_LOG`.
+/// version requests are written to `out` too. Warnings and errors go to stderr, a line each
+/// (`RUST_LOG` refines which).
 pub fn run_from_env(out: &mut dyn Write) -> Result<(), CliError> {
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).init();
-    }
+    log::init();
     match Cli::try_parse() {
         Ok(cli) => run(cli, out),
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
@@ -150,6 +164,11 @@ fn one_line(error: &clap::Error) -> String {
     format!("{line} (see --help)")
 }
 
+/// The environment variable that names the state file when `--state-file` does not.
+pub const STATE_FILE_ENV: &str = "DAEMON_STATE_FILE";
+/// The environment variable that names the zone when `--tz` does not.
+pub const TZ_ENV: &str = "DAEMON_STATE_TZ";
+
 /// What every command shares: the global options, resolved.
 struct Context {
     state_file: Option<PathBuf>,
@@ -159,22 +178,51 @@ struct Context {
     lock_timeout: Duration,
 }
 
+/// An environment variable's value, `None` when it is unset or empty.
+fn env_value(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|value| !value.is_empty())
+}
+
 impl Context {
     /// The state file: `--state-file`, `DAEMON_STATE_FILE`, else the seed's default under `$HOME`.
     fn state_file(&self) -> Result<PathBuf, CliError> {
+        self.located().map(|(path, _)| path)
+    }
+
+    /// The state file, and the environment variable it came from, if it did.
+    fn located(&self) -> Result<(PathBuf, Option<&'static str>), CliError> {
         if let Some(path) = &self.state_file {
-            return Ok(path.clone());
+            return Ok((path.clone(), None));
+        }
+        if let Some(path) = env_value(STATE_FILE_ENV) {
+            return Ok((PathBuf::from(path), Some(STATE_FILE_ENV)));
         }
         match std::env::var_os("HOME").filter(|home| !home.is_empty()) {
-            Some(home) => Ok(Path::new(&home).join(".iai-mcp").join(".daemon-state.json")),
+            Some(home) => Ok((Path::new(&home).join(".iai-mcp").join(".daemon-state.json"), None)),
             None => Err(CliError::Usage(
                 "no HOME to find the default state file in; pass --state-file".to_owned(),
             )),
         }
     }
 
-    /// Opens the engine, reports a recovered corrupt file and odd values on stderr, and stores
-    /// uses `--tz` for this command without storing it.
+    /// The zone for this command: `--tz` (already checked), else `DAEMON_STATE_TZ` unless it is
+    /// empty. Read only by the commands that use a zone, so that a bad value breaks no other.
+    fn tz(&self) -> Result<Option<String>, CliError> {
+        if let Some(tz) = &self.tz {
+            return Ok(Some(tz.clone()));
+        }
+        let Some(value) = env_value(TZ_ENV) else {
+            return Ok(None);
+        };
+        let text = value.to_string_lossy();
+        args::parse_tz(&text).map(Some).map_err(|_| {
+            CliError::Usage(format!(
+                "{TZ_ENV}: unknown time zone {text:?}: expected an IANA name such as Europe/Paris"
+            ))
+        })
+    }
+
+    /// Opens the engine for a read-modify-write, waiting for the lock as `--lock-timeout` says.
     fn engine(&self) -> Result<Engine, CliError> {
         self.engine_with(|path| {
             let mut store = Store::open(path)?;
@@ -183,23 +231,23 @@ impl Context {
         })
     }
 
-    /// As [`Context::engine`], opening the engine with `open` (e.g. read-only for `status`).
+    /// Opens the engine with `open` (read-only for `status`), which reports a recovered corrupt
+    /// file and odd values on stderr through the log, and uses the zone for this command without
+    /// storing it.
     fn engine_with(
         &self,
         open: impl FnOnce(&Path) -> Result<(Engine, OpenReport), EngineError>,
     ) -> Result<Engine, CliError> {
-        let path = self.state_file()?;
-        let (mut engine, report) = open(&path)?;
-        if let Some(recovery) = report.recovery {
-            warn(&format!("{}: {recovery}", path.display()));
-        }
-        for warning in report.warnings {
-            warn(&format!("{}: {warning}", path.display()));
-        }
-        if let Some(tz) = &self.tz {
-            let zone = tz
-                .parse()
-                .map_err(|_| CliError::Usage(format!("--tz: unknown time zone {tz:?}")))?;
+        let (path, from) = self.located()?;
+        let zone = match self.tz()? {
+            Some(tz) => Some(
+                tz.parse()
+                    .map_err(|_| CliError::Usage(format!("--tz: unknown time zone {tz:?}")))?,
+            ),
+            None => None,
+        };
+        let (mut engine, _report) = open(&path).map_err(|error| from_env(from, error.into()))?;
+        if let Some(zone) = zone {
             engine.override_zone(zone);
         }
         Ok(engine)
@@ -225,9 +273,17 @@ impl Context {
     }
 }
 
+/// `error`, naming the environment variable the state file's path came from, if it did.
+fn from_env(var: Option<&'static str>, error: CliError) -> CliError {
+    match var {
+        Some(var) => CliError::FromEnv { var, source: Box::new(error) },
+        None => error,
+    }
+}
+
 /// One warning line on stderr (a failure to write it is ignored: there is nowhere else to say it).
 fn warn(message: &str) {
-    let _ = writeln!(io::stderr().lock(), "daemon-state: warning: {message}");
+    let _ = writeln!(io::stderr().lock(), "daemon-state: warning: {}", printable(message));
 }
 
 /// Runs one parsed command, writing its output to `out`.
@@ -264,17 +320,22 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 plot: args.plot,
                 json: ctx.json,
             };
-            simulate::run(&options, out).map_err(CliError::Simulate)?;
+            simulate::run(&options, out)?;
         }
-        Command::Serve { socket } => {
+        Command::Serve { socket, max_connections } => {
+            let (state_file, from) = ctx.located()?;
             let options = ServeOptions {
-                state_file: ctx.state_file()?,
+                state_file,
                 socket,
                 now: cli.now,
+                tz: ctx.tz()?,
                 lock_wait: ctx.lock_wait(),
-                tz: ctx.tz,
+                max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
             };
-            serve::run(&options).map_err(CliError::Serve)?;
+            serve::run(&options).map_err(|error| match error {
+                ServeError::Engine(_) => from_env(from, error.into()),
+                error => error.into(),
+            })?;
         }
         Command::Check => {
             let path = ctx.state_file()?;
@@ -360,7 +421,7 @@ fn run_sessions(
             })?;
             ctx.print(out, &json!({"ok": true}), |_| {
                 if opened.marked {
-                    format!("first turn marked for {}\n", sessions::clip_session_id(&id))
+                    format!("first turn marked for {}\n", printable(sessions::clip_session_id(&id)))
                 } else if sessions::clip_session_id(&id).is_empty() {
                     "nothing marked: the session id is empty\n".to_owned()
                 } else {
@@ -374,6 +435,7 @@ fn run_sessions(
                 (first, first)
             })?;
             ctx.print(out, &json!(first), |_| {
+                let id = printable(&id);
                 if first {
                     format!("first turn of {id}\n")
                 } else {
@@ -389,7 +451,7 @@ fn run_sessions(
             })?;
             ctx.print(out, &json!(dropped), |_| match dropped.len() {
                 0 => "dropped none\n".to_owned(),
-                n => format!("dropped {n}: {}\n", dropped.join(", ")),
+                n => format!("dropped {n}: {}\n", printable(&dropped.join(", "))),
             })
         }
     }
@@ -421,10 +483,24 @@ fn run_diagram(ctx: &Context, args: &DiagramArgs, out: &mut dyn Write) -> Result
             }
         };
         let path = args.out.join(name);
-        fs::write(&path, text).map_err(|source| CliError::Write { path: path.clone(), source })?;
+        replace_file(&args.out, &path, &text)
+            .map_err(|source| CliError::Write { path: path.clone(), source })?;
         written.push(path.display().to_string());
     }
-    ctx.print(out, &json!(written), |_| written.iter().map(|path| format!("{path}\n")).collect())
+    ctx.print(out, &json!(written), |_| {
+        written.iter().map(|path| format!("{}\n", printable(path))).collect()
+    })
+}
+
+/// Writes `path` (in `dir`) as a new file, mode 0644, through a temp file in `dir` renamed over it:
+/// whatever was at `path` (a symbolic link included) is replaced, never followed or written into.
+fn replace_file(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut temp = tempfile::Builder::new().prefix(".diagram").suffix(".tmp").tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Runs `dot -Tsvg` on the DOT text. `NotFound` when Graphviz is not installed.

@@ -3,11 +3,30 @@
 //! Owns how the status document, event replies, digests and check findings read for people. It
 //! must not build the documents it shows (the engine does) nor decide anything.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
 use crate::check::Report;
+
+/// `text` with its control characters (newlines, terminal escapes, ...) escaped as Rust writes
+/// them (`\n`, `\u{1b}`), so that what a user or a file put in it cannot move the cursor, recolour
+/// the terminal or forge a line.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_debug());
+        } else {
+            escaped.push(c);
+        }
+    }
+    Cow::Owned(escaped)
+}
 
 /// Lines of `label  value`, labels padded so the values line up.
 #[derive(Debug, Default)]
@@ -19,11 +38,17 @@ impl Lines {
         self.0.push((label.to_owned(), value.into()));
     }
 
-    /// The text, a line each, ending in a newline when not empty.
+    /// The text, a line each, ending in a newline when not empty. Control characters in labels
+    /// and values are escaped: a line is always one line.
     pub fn finish(self) -> String {
-        let width = self.0.iter().map(|(label, _)| label.chars().count()).max().unwrap_or(0);
+        let lines: Vec<(String, String)> = self
+            .0
+            .iter()
+            .map(|(label, value)| (printable(label).into_owned(), printable(value).into_owned()))
+            .collect();
+        let width = lines.iter().map(|(label, _)| label.chars().count()).max().unwrap_or(0);
         let mut text = String::new();
-        for (label, value) in self.0 {
+        for (label, value) in lines {
             let _ = writeln!(text, "{label:<width$}  {value}");
         }
         text

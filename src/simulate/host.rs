@@ -350,7 +350,15 @@ impl Host {
         let Some(engine) = self.engine.as_mut() else {
             return Ok(None);
         };
-        let result = engine.handle(Event::new(at, kind));
+        let event = Event::new(at, kind);
+        let result = if self.on_fault.is_some() {
+            // The save this host armed to fail is staged, not news: the engine's log of it stays
+            // off stderr.
+            let quiet = tracing::subscriber::NoSubscriber::default();
+            tracing::subscriber::with_default(quiet, || engine.handle(event))
+        } else {
+            engine.handle(event)
+        };
         self.fault.disarm();
         match result {
             Ok(outcome) => {

@@ -194,7 +194,7 @@ impl Store {
         let Some((previous_bytes, record)) = previous else {
             let quarantined_to = self.quarantine(Quarantine::Move)?;
             let recovery = Recovery::StartedFresh { problem, quarantined_to };
-            tracing::error!(path = %self.path.display(), "{recovery}");
+            tracing::warn!(path = %self.path.display(), "{recovery}");
             return Ok(self.loaded(Record::new(), Seen::Missing, Some(recovery)));
         };
         let quarantined_to = self.quarantine(Quarantine::Link)?;
@@ -205,7 +205,7 @@ impl Store {
             previous: self.prev.clone(),
             generation: record.generation(),
         };
-        tracing::error!(path = %self.path.display(), "{recovery}");
+        tracing::warn!(path = %self.path.display(), "{recovery}");
         let seen = match self.fs.stat(&self.path) {
             Ok(Some(meta)) => Seen::File(meta),
             _ => Seen::Nothing,
@@ -222,7 +222,7 @@ impl Store {
         self.put_back(&record.to_vec())?;
         self.durable_writes += 1;
         let recovery = Recovery::RewroteHeld { problem, quarantined_to, generation };
-        tracing::error!(path = %self.path.display(), "{recovery}");
+        tracing::warn!(path = %self.path.display(), "{recovery}");
         let seen = match self.fs.stat(&self.path) {
             Ok(Some(meta)) => Seen::File(meta),
             _ => Seen::Nothing,

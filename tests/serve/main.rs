@@ -2,6 +2,7 @@
 //! library's stream API, and the Unix socket.
 
 mod engine;
+mod process;
 mod protocol;
 mod socket;
 

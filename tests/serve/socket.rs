@@ -156,6 +156,7 @@ fn run_refuses_a_live_socket_and_an_unknown_zone_before_writing() {
         now: None,
         tz: Some(tz.into()),
         lock_wait: Default::default(),
+        max_connections: serve::DEFAULT_MAX_CONNECTIONS,
     };
     let error = serve::run(&options("Europe/Paris")).unwrap_err();
     assert!(error.to_string().contains("in use by another server"), "{error}");

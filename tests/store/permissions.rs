@@ -84,10 +84,11 @@ fn a_symlinked_state_file_is_refused() {
 #[test]
 fn a_symlinked_prev_refuses_before_quarantining() {
     type Setup = fn(&Path, &Path);
-    let rows: [(&str, Setup); 3] = [
+    // (`NAME.lock` is no longer the store's: the lock is the directory's, and `check` explains a
+    // `NAME.lock` left by earlier versions.)
+    let rows: [(&str, Setup); 2] = [
         (".prev", |target, sibling| symlink(target, sibling).unwrap()),
         (".prev", |_, sibling| std::fs::create_dir(sibling).unwrap()),
-        (".lock", |target, sibling| symlink(target, sibling).unwrap()),
     ];
     for (suffix, setup) in rows {
         let (dir, path) = state_dir();
