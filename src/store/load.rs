@@ -10,6 +10,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use super::save::Previous;
 use super::{
     Broken, FileKind, Meta, QUARANTINE_KEEP, Seen, Store, StoreError, io_error, wrong_kind,
 };
@@ -198,7 +199,7 @@ impl Store {
             return Ok(self.loaded(Record::new(), Seen::Missing, Some(recovery)));
         };
         let quarantined_to = self.quarantine(Quarantine::Link)?;
-        self.put_back(&previous_bytes)?;
+        self.write_durably(&previous_bytes, Previous::Leave)?;
         let recovery = Recovery::RestoredPrevious {
             problem,
             quarantined_to,
@@ -219,7 +220,7 @@ impl Store {
         let generation = self.highest_generation.saturating_add(1);
         self.highest_generation = generation;
         record.set(keys::GENERATION, Value::from(generation));
-        self.put_back(&record.to_vec())?;
+        self.write_durably(&record.to_vec(), Previous::Leave)?;
         self.durable_writes += 1;
         let recovery = Recovery::RewroteHeld { problem, quarantined_to, generation };
         tracing::warn!(path = %self.path.display(), "{recovery}");
@@ -228,31 +229,6 @@ impl Store {
             _ => Seen::Nothing,
         };
         Ok(self.loaded(record, seen, Some(recovery)))
-    }
-
-    /// Replaces the state file with `bytes` through a synced temp file, without touching
-    /// `NAME.prev` (a save would link the corrupt file there), and syncs the directory.
-    fn put_back(&self, bytes: &[u8]) -> Result<(), StoreError> {
-        let (temp, mut file) = self.create_temp()?;
-        let written = file
-            .write_all(bytes)
-            .and_then(|()| file.sync())
-            .map_err(|e| io_error("cannot write temp file for", &self.path, e));
-        drop(file);
-        let renamed = written.and_then(|()| {
-            self.fs
-                .rename(&temp, &self.path)
-                .map_err(|e| io_error("cannot rename temp file over", &self.path, e))
-        });
-        if let Err(error) = renamed {
-            if let Err(e) = self.fs.remove(&temp)
-                && e.kind() != io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %temp.display(), error = %e, "cannot remove temp file after a failed recovery");
-            }
-            return Err(error);
-        }
-        self.fs.sync_dir(&self.dir).map_err(|e| io_error("cannot sync directory", &self.dir, e))
     }
 
     /// `NAME.prev`, its bytes and its document, when it is there and parses.

@@ -13,6 +13,15 @@ use serde_json::Value;
 use super::{Broken, FsFile, Seen, Store, StoreError, io_error};
 use crate::record::{Record, keys};
 
+/// Whether a write keeps the file it replaces as `NAME.prev`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Previous {
+    /// A save: the replaced generation becomes `NAME.prev`.
+    Keep,
+    /// A recovery: the replaced file is corrupt (and already kept aside); `NAME.prev` stays.
+    Leave,
+}
+
 /// Tells apart the temp files of one process's saves.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -29,7 +38,7 @@ impl Store {
         record.set(keys::GENERATION, Value::from(generation));
         let bytes = record.to_vec();
         let _lock = self.lock_unless_held()?;
-        self.write_durably(&bytes)?;
+        self.write_durably(&bytes, Previous::Keep)?;
         self.durable_writes += 1;
         self.seen = match self.fs.stat(&self.path) {
             Ok(Some(meta)) => Seen::File(meta),
@@ -39,14 +48,16 @@ impl Store {
         Ok(generation)
     }
 
-    /// The one write path: every byte that reaches the state file goes through here.
-    fn write_durably(&self, bytes: &[u8]) -> Result<(), StoreError> {
+    /// The one write path: every byte that reaches the state file goes through here. With
+    /// [`Previous::Leave`] (a recovery putting a good generation back over a corrupt file), the
+    /// current file is not kept as `NAME.prev`.
+    pub(super) fn write_durably(&self, bytes: &[u8], previous: Previous) -> Result<(), StoreError> {
         if self.broken == Some(Broken::WriteInPlace) {
             return self.write_in_place(bytes);
         }
         let (temp, file) = self.create_temp()?;
         let mut leftovers = vec![temp.clone()];
-        let result = self.replace_with(&temp, file, bytes, &mut leftovers);
+        let result = self.replace_with(&temp, file, bytes, previous, &mut leftovers);
         if result.is_err() {
             for path in leftovers {
                 match self.fs.remove(&path) {
@@ -68,6 +79,7 @@ impl Store {
         temp: &Path,
         mut file: Box<dyn FsFile>,
         bytes: &[u8],
+        previous: Previous,
         leftovers: &mut Vec<PathBuf>,
     ) -> Result<(), StoreError> {
         file.write_all(bytes).map_err(|e| io_error("cannot write temp file for", &self.path, e))?;
@@ -75,7 +87,9 @@ impl Store {
             file.sync().map_err(|e| io_error("cannot sync temp file for", &self.path, e))?;
         }
         drop(file);
-        self.keep_previous(leftovers)?;
+        if previous == Previous::Keep {
+            self.keep_previous(leftovers)?;
+        }
         self.fs
             .rename(temp, &self.path)
             .map_err(|e| io_error("cannot rename temp file over", &self.path, e))?;

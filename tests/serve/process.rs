@@ -517,7 +517,7 @@ fn connections_beyond_the_cap_get_one_error_line_and_are_closed() {
         assert!(start.elapsed() < Duration::from_secs(20), "a freed slot is never given back");
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(lines.any(|line| line.contains("too many connections")), "{:?}", lines.0);
+    lines.wait_for("too many connections");
     signal(&child, libc::SIGTERM);
     assert_stopped_cleanly(&s, child, Some(&socket), &lines, "SIGTERM");
 }
