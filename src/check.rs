@@ -122,12 +122,6 @@ pub fn check(path: &Path) -> Report {
     report
 }
 
-/// This process's effective user id, which must own the state file (and the directory, or root).
-fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 /// What `NAME.prev` is, read once: the state file's finding depends on it.
 enum Previous {
     /// No `NAME.prev`.
@@ -173,7 +167,7 @@ fn kind_name(file_type: &fs::FileType) -> &'static str {
 
 /// Whether `meta` belongs to this user (or, when `root_too`, to root); adds an error when not.
 fn check_owner(report: &mut Report, path: &Path, meta: &fs::Metadata, root_too: bool) -> bool {
-    let (uid, euid) = (meta.uid(), effective_uid());
+    let (uid, euid) = (meta.uid(), crate::store::effective_uid());
     if uid == euid || (root_too && uid == 0) {
         return true;
     }

@@ -649,15 +649,13 @@ pub(crate) fn temp_file_pid(state: &OsStr, name: &OsStr) -> Option<libc::pid_t> 
 
 /// Whether no process has the id `pid` (`kill(pid, 0)` fails with `ESRCH`).
 pub(crate) fn process_is_gone(pid: libc::pid_t) -> bool {
-    // SAFETY: signal 0 sends nothing; kill only checks that the process exists.
-    let alive = unsafe { libc::kill(pid, 0) } == 0;
-    !alive && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    // No signal: kill only checks that the process exists.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH)
 }
 
 /// The effective user id of this process.
-fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+pub(crate) fn effective_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
 }
 
 /// Why waiting for the lock ended without it.

@@ -9,33 +9,28 @@ use std::io;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+
 /// The signals that stop `serve` cleanly.
-const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+const STOP_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
 
 /// The stop signals, blocked in the calling thread (and every thread it starts afterwards) until
 /// this is dropped.
 pub struct BlockedSignals {
-    set: libc::sigset_t,
-    previous: libc::sigset_t,
+    set: SigSet,
+    previous: SigSet,
 }
 
 impl BlockedSignals {
     /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread.
     pub fn block() -> io::Result<Self> {
-        // SAFETY: sigemptyset/sigaddset initialise and fill a sigset_t we own; pthread_sigmask
-        // reads `set` and writes the old mask to `previous`, both valid for the calls.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            let mut previous: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for signal in STOP_SIGNALS {
-                libc::sigaddset(&mut set, signal);
-            }
-            match libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous) {
-                0 => Ok(Self { set, previous }),
-                code => Err(io::Error::from_raw_os_error(code)),
-            }
+        let mut set = SigSet::empty();
+        for signal in STOP_SIGNALS {
+            set.add(signal);
         }
+        let mut previous = SigSet::empty();
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut previous))?;
+        Ok(Self { set, previous })
     }
 
     /// A waiter for the blocked signals, to be moved to a thread of its own.
@@ -52,31 +47,24 @@ impl BlockedSignals {
 
 impl Drop for BlockedSignals {
     fn drop(&mut self) {
-        // SAFETY: `previous` is the mask pthread_sigmask returned when blocking.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut());
-        }
+        // Nothing to do about a failure here: the mask given back is the one the system gave.
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.previous), None);
     }
 }
 
 /// Waits for one of the blocked stop signals.
 pub struct SignalWaiter {
-    set: libc::sigset_t,
+    set: SigSet,
 }
 
 impl SignalWaiter {
     /// Blocks until a stop signal arrives; returns its name.
     pub fn wait(&self) -> &'static str {
         loop {
-            let mut signal: libc::c_int = 0;
-            // SAFETY: `set` is an initialised sigset_t and `signal` a valid out-pointer.
-            if unsafe { libc::sigwait(&self.set, &mut signal) } == 0 {
-                return match signal {
-                    libc::SIGTERM => "SIGTERM",
-                    libc::SIGINT => "SIGINT",
-                    libc::SIGHUP => "SIGHUP",
-                    _ => continue,
-                };
+            if let Ok(signal) = self.set.wait()
+                && STOP_SIGNALS.contains(&signal)
+            {
+                return signal.as_str();
             }
         }
     }

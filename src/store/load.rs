@@ -16,6 +16,7 @@ use super::{
 };
 use serde_json::Value;
 
+use crate::clock::{Clock, SystemClock};
 use crate::record::{Record, RecordError, keys};
 
 /// What [`Store::load`] found.
@@ -264,7 +265,7 @@ impl Store {
     fn quarantine(&self, how: Quarantine) -> Result<PathBuf, StoreError> {
         let mut base = self.name.clone();
         base.push(".corrupt.");
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ").to_string();
+        let stamp = SystemClock.now().format("%Y%m%dT%H%M%S%.6fZ").to_string();
         let mut target = self.dir.join({
             let mut name = base.clone();
             name.push(&stamp);

@@ -224,6 +224,7 @@ fn a_read_error_is_an_error_not_an_empty_state() {
     }
 
     // The kernel's own EACCES, where permissions bind (not for root).
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         eprintln!("note: running as root, so the real-file EACCES case is skipped");
         return;

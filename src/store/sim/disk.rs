@@ -123,8 +123,7 @@ impl DirOp {
 
 /// The effective user id of this process, which owns what the simulated disk creates.
 pub(super) fn process_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    crate::store::effective_uid()
 }
 
 impl Inode {
