@@ -76,6 +76,12 @@ pub struct Step {
     pub actions: Vec<Action>,
     /// The rows the machine reports taking.
     pub rows: Vec<Taken>,
+    /// The effects for the host, in order.
+    pub effects: Vec<Effect>,
+    /// The transitions taken, with their reasons.
+    pub transitions: Vec<Transition>,
+    /// For a `Recall`: whether this was the session's first turn, and the digest if delivered.
+    pub recall: Option<(bool, Option<Value>)>,
     /// Set when the event was refused.
     pub rejection: Option<Rejection>,
 }
@@ -182,7 +188,15 @@ impl Core {
         let mut ctx =
             Ctx { data: &mut self.data, event: event.map(|e| &e.kind), at, out: &mut out };
         self.machine.handle_with_context(&trigger, &mut ctx);
-        Step { state: self.state(), actions: out.actions, rows: out.rows, rejection: out.rejection }
+        Step {
+            state: self.state(),
+            actions: out.actions,
+            rows: out.rows,
+            effects: out.effects,
+            transitions: out.transitions,
+            recall: out.recall,
+            rejection: out.rejection,
+        }
     }
 }
 

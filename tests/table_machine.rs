@@ -128,6 +128,51 @@ fn holds(guard: Guard, core: &Core, fixture: &Fixture) -> bool {
     }
 }
 
+/// Only the engine's own `Continue` follows a boot recovery or a shutdown within one call.
+fn winding_down(fixture: &Fixture, trigger: Trigger) -> bool {
+    fixture.winding_down && trigger == Trigger::Continue
+}
+
+/// What one step visibly did, in one line: the rejection, or the state reached, the transitions
+/// with their reasons, the effects, the recall's answer, and every key of the document it changed.
+fn behaviour(state: StateName, trigger: Trigger, guard: Guard) -> String {
+    let fixture = fixture(state, guard);
+    let before = fixture.record.as_object().unwrap().clone();
+    let (mut core, _) = Core::restore(Record::from_map(before.clone()));
+    let event = event_for(trigger, fixture.store_empty);
+    let step = core.step(event.as_ref(), trigger, now(), winding_down(&fixture, trigger));
+    let case = format!("{state} x {trigger} x {guard:?}");
+    if let Some(rejection) = step.rejection {
+        return format!("{case}: rejected: {rejection}");
+    }
+    let mut line = format!("{case}: {}", step.state);
+    for t in &step.transitions {
+        line.push_str(&format!("; {} -> {} ({})", t.from, t.to, t.reason));
+    }
+    for effect in &step.effects {
+        line.push_str(&format!("; effect {}", effect.to_json()));
+    }
+    if let Some(recall) = &step.recall {
+        line.push_str(&format!("; recall {recall:?}"));
+    }
+    if let Some(at) = core.data().last_tick_at() {
+        line.push_str(&format!("; last tick {}", iso(at)));
+    }
+    let after: serde_json::Map<String, Value> =
+        serde_json::from_slice(&core.data().record().to_vec()).unwrap();
+    for (key, value) in before.iter() {
+        match after.get(key) {
+            Some(new) if new == value => {}
+            Some(new) => line.push_str(&format!("; {key} = {new}")),
+            None => line.push_str(&format!("; {key} removed")),
+        }
+    }
+    for (key, value) in after.iter().filter(|(k, _)| !before.contains_key(*k)) {
+        line.push_str(&format!("; {key} = {value}"));
+    }
+    line
+}
+
 fn row_name(row: &Row) -> String {
     let to = match row.to {
         Target::Stay => row.from.as_str(),
@@ -145,7 +190,7 @@ fn check(state: StateName, trigger: Trigger, guard: Guard) -> Option<&'static Ro
     assert!(warnings.is_empty(), "{warnings:?}");
     let expected = rows_for(state, trigger).find(|row| holds(row.guard, &core, &fixture));
     let event = event_for(trigger, fixture.store_empty);
-    let step = core.step(event.as_ref(), trigger, now(), fixture.winding_down);
+    let step = core.step(event.as_ref(), trigger, now(), winding_down(&fixture, trigger));
     let case = format!("{state} x {trigger} x fixture {guard:?}");
     match expected {
         None => {
@@ -201,4 +246,34 @@ fn each_row_is_taken_under_its_own_guard() {
         let taken = check(row.from, row.trigger, row.guard);
         assert_eq!(taken.map(row_name), Some(row_name(row)), "row {}", row_name(row));
     }
+}
+
+/// The behaviour of every state x event x fixture, recorded in `tests/expect/table_machine.txt`:
+/// a change of any row's target, actions or reason shows here. After a deliberate change, record
+/// it again with `UPDATE_EXPECT=1 cargo test --test table_machine`.
+#[test]
+fn every_case_behaves_as_recorded() {
+    let mut lines = Vec::new();
+    for state in StateName::ALL {
+        for trigger in Trigger::ALL {
+            for guard in ALL_GUARDS {
+                lines.push(behaviour(state, trigger, guard));
+            }
+        }
+    }
+    let drawn = lines.join("\n") + "\n";
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expect/table_machine.txt");
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &drawn).unwrap();
+    }
+    let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+    let differ: Vec<(&str, &str)> =
+        recorded.lines().zip(drawn.lines()).filter(|(a, b)| a != b).take(5).collect();
+    assert!(
+        recorded == drawn,
+        "the machine's behaviour differs from {}: {differ:#?}",
+        path.display()
+    );
 }
