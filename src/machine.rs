@@ -89,11 +89,11 @@ impl Ctx<'_> {
     /// with no row in the state is refused before anything applies.
     fn run(&mut self, state: StateName, input: &Input<'_>) -> Outcome<State> {
         let trigger = input.trigger();
-        if !table::accepts(state, trigger) {
+        let mut rows = table::rows_for(state, trigger).peekable();
+        if rows.peek().is_none() {
             self.out.rejection = Some(Rejection { state, trigger, why: why_refused(trigger) });
             return Handled;
         }
-        let mut rows = table::rows_for(state, trigger);
         while let Some(row) = rows.next() {
             if !row.guard.holds(self.data, self.at, input, self.out.winding_down) {
                 continue;
@@ -106,7 +106,7 @@ impl Ctx<'_> {
             }
             match row.to {
                 Target::Next => {}
-                Target::As(other) => rows = table::rows_for(state, other),
+                Target::As(other) => rows = table::rows_for(state, other).peekable(),
                 Target::Stay => return Handled,
                 Target::Go(to) => {
                     self.out.moving = Some((trigger, reason));

@@ -61,6 +61,8 @@ fn every_row_appears_in_both_drawings() {
         }
         let guard = row.guard.label();
         assert!(dot.contains(guard) && mermaid.contains(guard), "{row:?}");
+        let reason = row.reason.label();
+        assert!(dot.contains(reason) && mermaid.contains(reason), "{row:?}");
     }
 }
 
