@@ -1,8 +1,9 @@
 //! Drawings of the lifecycle, made from the transition table and nothing else.
 //!
 //! Owns the Graphviz DOT and Mermaid texts of `table::TABLE`: states as nodes (WAKE marked as the
-//! initial state), every row that moves as a labelled edge `event [guard] / actions`, and the rows
-//! that stay put listed inside their state (or once, in a note, when every state has them). The
+//! initial state), every row that moves as a labelled edge `event [guard] / actions (reason)`, and
+//! the rows that stay put listed inside their state in table order (or once, in a note, when every
+//! state has them). The
 //! output is a pure function of the table. It must not touch the disk or run Graphviz: the command
 //! line writes the files and renders the SVG.
 
@@ -14,16 +15,12 @@ use crate::table::{Row, StateName, TABLE, Target};
 /// The state a fresh state file starts in.
 const INITIAL: StateName = StateName::Wake;
 
-/// Whether a row that stays put appears, with the same event, guard and actions, in every state.
+/// Whether a row that stays put appears, with the same event, guard, actions and target, in
+/// every state.
 fn in_every_state(row: &Row) -> bool {
-    row.to == Target::Stay
+    !row.moves()
         && StateName::ALL.iter().all(|&state| {
-            TABLE.iter().any(|other| {
-                other.from == state
-                    && other.to == Target::Stay
-                    && (other.trigger, other.guard, other.actions)
-                        == (row.trigger, row.guard, row.actions)
-            })
+            TABLE.iter().any(|other| other.from == state && Row { from: state, ..*row } == *other)
         })
 }
 
@@ -34,17 +31,14 @@ fn shared_rows() -> Vec<&'static Row> {
 
 /// The rows of `state` that stay put and are not shared by every state.
 fn own_stay_rows(state: StateName) -> Vec<&'static Row> {
-    TABLE
-        .iter()
-        .filter(|row| row.from == state && row.to == Target::Stay && !in_every_state(row))
-        .collect()
+    TABLE.iter().filter(|row| row.from == state && !row.moves() && !in_every_state(row)).collect()
 }
 
 /// The rows that move the machine, in table order, with their target.
 fn moves() -> impl Iterator<Item = (&'static Row, StateName)> {
     TABLE.iter().filter_map(|row| match row.to {
         Target::Go(to) => Some((row, to)),
-        Target::Stay => None,
+        Target::Stay | Target::Next | Target::As(_) => None,
     })
 }
 
@@ -56,9 +50,26 @@ fn trigger_text(row: &Row) -> String {
     }
 }
 
-/// The actions joined by commas; empty when the row does nothing but move.
+/// The actions joined by commas, then the reason in parentheses and, for a row that does not end
+/// the event, what follows; empty when the row does nothing but move.
 fn actions_text(row: &Row) -> String {
-    row.actions.iter().map(|action| action.label()).collect::<Vec<_>>().join(", ")
+    let mut text = row.actions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let mut add = |part: String| {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&part);
+    };
+    match row.reason.label() {
+        "" => {}
+        reason => add(format!("({reason})")),
+    }
+    match row.to {
+        Target::Next => add("(then on)".to_owned()),
+        Target::As(trigger) => add(format!("(then as {trigger})")),
+        Target::Stay | Target::Go(_) => {}
+    }
+    text
 }
 
 /// `event [guard] / actions` on one line.
@@ -119,7 +130,7 @@ pub fn to_dot() -> String {
     dot.push_str(
         "    graph [rankdir=LR, nodesep=0.3, ranksep=1.2, fontname=\"Helvetica\", fontsize=11,\n",
     );
-    dot.push_str("        labelloc=b, label=\"event [guard] / actions. Dashed: the engine's own step at a cycle boundary. Grey: crash recovery at boot.\"];\n");
+    dot.push_str("        labelloc=b, label=\"event [guard] / actions (reason); (then on): the next rows are tried too. Dashed: the engine's own step at a cycle boundary. Grey: crash recovery at boot.\"];\n");
     dot.push_str("    node [shape=box, style=\"rounded,filled\", fillcolor=\"#f4f6fb\", color=\"#4a5a7a\", fontname=\"Helvetica\"];\n");
     dot.push_str("    edge [fontname=\"Helvetica\", fontsize=10, color=\"#4a5a7a\"];\n\n");
     dot.push_str("    start [shape=point, width=0.15, label=\"\"];\n");
@@ -192,11 +203,9 @@ mod tests {
     fn every_row_is_drawn_somewhere() {
         let shared = shared_rows();
         for row in &TABLE {
-            let drawn = row.to != Target::Stay
+            let drawn = row.moves()
                 || own_stay_rows(row.from).contains(&row)
-                || shared.iter().any(|s| {
-                    (s.trigger, s.guard, s.actions) == (row.trigger, row.guard, row.actions)
-                });
+                || shared.iter().any(|s| Row { from: row.from, ..**s } == *row);
             assert!(drawn, "{row:?}");
         }
     }
@@ -209,7 +218,7 @@ mod tests {
             .expect("WAKE falls asleep");
         assert_eq!(
             row_text(row),
-            "tick [request or quiet window or idle 2 h, not backing off] / discard stale force-wake, acquire lock"
+            "tick [request or quiet window or idle 2 h, not backing off] / discard stale force-wake, clear skip reason, acquire lock (why sleep is due)"
         );
     }
 }

@@ -29,6 +29,34 @@ impl Event {
     }
 }
 
+/// What the machine handles: an event a host sent, or the engine's own step at a cycle boundary.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Input<'a> {
+    /// A host's event, details and moment included.
+    Host(&'a Event),
+    /// The engine's own [`Trigger::Continue`]: entering SLEEP decides what comes next within the
+    /// same `handle` call.
+    Continue,
+}
+
+impl Input<'_> {
+    /// The input's fieldless name, as the transition table spells it.
+    pub fn trigger(&self) -> Trigger {
+        match self {
+            Self::Host(event) => event.trigger(),
+            Self::Continue => Trigger::Continue,
+        }
+    }
+
+    /// The host event's details (`None` for `Continue`).
+    pub fn kind(&self) -> Option<&EventKind> {
+        match self {
+            Self::Host(event) => Some(&event.kind),
+            Self::Continue => None,
+        }
+    }
+}
+
 /// What happened, with its details.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {

@@ -9,11 +9,11 @@ use statig::prelude::*;
 
 use crate::data::Data;
 use crate::effects::Effect;
-use crate::event::{Event, Trigger};
+use crate::event::{Event, Input};
 use crate::machine::{Ctx, Lifecycle, Output, Rejection, Transition, name_of, state_of};
 use crate::record::Record;
-use crate::table::{Action, StateName, Taken};
-use crate::timestamp;
+use crate::table::{Action, Row, StateName};
+use crate::timestamp::{self, Timestamp};
 
 /// What one accepted event did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -23,7 +23,7 @@ pub struct Outcome {
     /// The effects for the host, in order.
     pub effects: Vec<Effect>,
     /// The rows of the table taken, in order (the event's, then each `Continue`).
-    pub rows: Vec<Taken>,
+    pub rows: Vec<&'static Row>,
     /// For a `Recall`: whether this was the session's first turn.
     pub first_turn: Option<bool>,
     /// For a `Recall`: the digest, when the gate delivered one.
@@ -74,15 +74,21 @@ pub struct Step {
     pub state: StateName,
     /// The table actions performed.
     pub actions: Vec<Action>,
-    /// The rows the machine reports taking.
-    pub rows: Vec<Taken>,
+    /// The rows taken, in order.
+    pub rows: Vec<&'static Row>,
+    /// The effects for the host, in order.
+    pub effects: Vec<Effect>,
+    /// The transitions taken, with their reasons.
+    pub transitions: Vec<Transition>,
+    /// For a `Recall`: whether this was the session's first turn, and the digest if delivered.
+    pub recall: Option<(bool, Option<Value>)>,
     /// Set when the event was refused.
     pub rejection: Option<Rejection>,
 }
 
 /// The machine and its data.
 pub struct Core {
-    machine: StateMachine<Lifecycle>,
+    machine: InitializedStateMachine<Lifecycle>,
     data: Data,
 }
 
@@ -137,13 +143,11 @@ impl Core {
     /// A rejected event changes nothing.
     pub fn handle(&mut self, event: &Event) -> Result<Outcome, Rejection> {
         let mut out = Output { snapshot_transitions: true, ..Output::default() };
-        let mut ctx =
-            Ctx { data: &mut self.data, event: Some(&event.kind), at: event.at, out: &mut out };
-        self.machine.handle_with_context(&event.trigger(), &mut ctx);
+        let mut ctx = Ctx { data: &mut self.data, at: event.at, out: &mut out };
+        self.machine.handle_with_context(&Input::Host(event), &mut ctx);
         while ctx.out.continue_pending && ctx.out.rejection.is_none() {
             ctx.out.continue_pending = false;
-            ctx.event = None;
-            self.machine.handle_with_context(&Trigger::Continue, &mut ctx);
+            self.machine.handle_with_context(&Input::Continue, &mut ctx);
         }
         if let Some(rejection) = out.rejection {
             return Err(rejection);
@@ -168,39 +172,33 @@ impl Core {
         })
     }
 
-    /// Runs exactly one machine step for `trigger` (no `Continue` follows), with `winding_down`
-    /// preset as a boot recovery or shutdown would leave it. For the table tests.
+    /// Runs exactly one machine step for `input` at `at` (no `Continue` follows), with
+    /// `winding_down` preset as a boot recovery or shutdown would leave it. For the table tests.
     #[doc(hidden)]
-    pub fn step(
-        &mut self,
-        event: Option<&Event>,
-        trigger: Trigger,
-        at: crate::timestamp::Timestamp,
-        winding_down: bool,
-    ) -> Step {
+    pub fn step(&mut self, input: Input<'_>, at: Timestamp, winding_down: bool) -> Step {
         let mut out = Output { winding_down, ..Output::default() };
-        let mut ctx =
-            Ctx { data: &mut self.data, event: event.map(|e| &e.kind), at, out: &mut out };
-        self.machine.handle_with_context(&trigger, &mut ctx);
-        Step { state: self.state(), actions: out.actions, rows: out.rows, rejection: out.rejection }
+        let mut ctx = Ctx { data: &mut self.data, at, out: &mut out };
+        self.machine.handle_with_context(&input, &mut ctx);
+        Step {
+            state: self.state(),
+            actions: out.actions,
+            rows: out.rows,
+            effects: out.effects,
+            transitions: out.transitions,
+            recall: out.recall,
+            rejection: out.rejection,
+        }
     }
 }
 
-/// A machine in `state` whose entry actions have not run for this restore.
-fn restored_machine(state: StateName) -> StateMachine<Lifecycle> {
-    let mut machine = Lifecycle.state_machine();
-    // statig's initialization enters the initial state (WAKE) and runs its entry action; give it a
-    // scratch context so nothing of it reaches the real data or output.
+/// A machine in `state` whose entry actions have not run for this restore: the state is placed
+/// before statig's initialization, which enters it on a scratch context so that nothing of its
+/// entry reaches the real data or output.
+fn restored_machine(state: StateName) -> InitializedStateMachine<Lifecycle> {
+    let mut machine = Lifecycle.uninitialized_state_machine();
+    *machine.state_mut() = state_of(state);
     let (mut scratch, _) = Data::from_record(Record::new());
     let mut out = Output::default();
-    let mut ctx =
-        Ctx { data: &mut scratch, event: None, at: chrono::DateTime::UNIX_EPOCH, out: &mut out };
-    machine.init_with_context(&mut ctx);
-    // SAFETY: `State` is a plain enum of unit-like variants with no local storage, so every
-    // variant is a valid state on its own; placing the restored one directly is the documented way
-    // to skip the entry actions that a restore must not fire.
-    unsafe {
-        *machine.state_mut() = state_of(state);
-    }
-    machine
+    let mut ctx = Ctx { data: &mut scratch, at: chrono::DateTime::UNIX_EPOCH, out: &mut out };
+    machine.init_with_context(&mut ctx)
 }

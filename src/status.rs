@@ -4,11 +4,11 @@
 
 use serde_json::{Value, json};
 
-use crate::data::{Data, LOCK_WAIT_TIMEOUT};
+use crate::data::Data;
 use crate::digest;
-use crate::quiet_window;
+use crate::event::Trigger;
 use crate::record::keys;
-use crate::table::StateName;
+use crate::table::{self, StateName, Target};
 use crate::timestamp::{self, Timestamp};
 
 /// The status document: the state, its timestamps, pending sessions, the digest summary, the pause
@@ -54,42 +54,26 @@ pub fn status(state: StateName, data: &Data, now: Timestamp) -> Value {
     })
 }
 
-/// The earliest moment at or after `now` when a tick would do something: a pending request, the
-/// quiet window's start, the relearn, the 2 h idle mark, a first-turn expiry, the lock-wait bound.
-/// `None` when nothing is scheduled.
+/// The earliest moment at or after `now` when a tick would do something: derived from the guards
+/// of the rows a tick would try in `state`, in table order (a first-turn expiry, the relearn, sleep
+/// becoming due, the lock-wait bound, a night's boundary). Rows that only say why nothing happens
+/// wait for nothing, and a row that ends the tick under a guard time does not change (a pause)
+/// hides the rows after it. `None` when nothing is scheduled.
 pub fn next_deadline(state: StateName, data: &Data, now: Timestamp) -> Option<Timestamp> {
-    let view = data.view();
-    let mut candidates = vec![view.first_turn_expiry];
-    match state {
-        StateName::Wake if !view.paused => {
-            let relearn = match view.learned_at {
-                Some(learned) if !data.relearn_due(now) => learned + quiet_window::RELEARN_AFTER,
-                _ => now,
-            };
-            candidates.push(Some(relearn));
-            let mut sleep = Vec::new();
-            if view.user_sleep_pending || view.force_rem_pending {
-                sleep.push(Some(now));
-            }
-            if let Some(window) = view.window {
-                let after = data.slept_this_window(now).unwrap_or(now);
-                sleep.push(quiet_window::next_window_start(window, after, view.tz));
-            }
-            if !data.night_since_last_session() {
-                sleep.push(Some(
-                    view.last_session.map_or(now, |at| at + quiet_window::BOOTSTRAP_IDLE),
-                ));
-            }
-            // After a refused lock, nothing starts a night before the back-off ends.
-            let not_before =
-                view.night.retry_after.filter(|_| data.backing_off(now)).unwrap_or(now);
-            candidates.extend(sleep.into_iter().flatten().map(|at| Some(at.max(not_before))));
+    let mut due: Option<Timestamp> = None;
+    let mut rows = table::rows_for(state, Trigger::Tick);
+    while let Some(row) = rows.next() {
+        if row.to != Target::Stay
+            && let Some(at) = row.guard.due(data, now)
+        {
+            due = Some(due.map_or(at, |d| d.min(at)));
         }
-        StateName::Wake | StateName::Dreaming => {}
-        StateName::Transitioning => {
-            candidates.push(Some(view.transition_at.map_or(now, |at| at + LOCK_WAIT_TIMEOUT)));
+        match row.to {
+            Target::As(other) => rows = table::rows_for(state, other),
+            Target::Next => {}
+            Target::Stay | Target::Go(_) if row.guard.holds_until_told(data) => break,
+            Target::Stay | Target::Go(_) => {}
         }
-        StateName::Sleep => candidates.push(Some(now)),
     }
-    candidates.into_iter().flatten().min().map(|at| at.max(now))
+    due.map(|at| at.max(now))
 }

@@ -1,8 +1,10 @@
-//! The transition table: every (state, event, guard) the engine accepts, its target and its actions.
+//! The transition table: every (state, event, guard) the engine accepts, its target, its actions
+//! and its reason.
 //!
-//! This is the single source of truth that the tests hold the statig handlers to and that the
-//! diagrams are drawn from. It owns the four state names and the seed's raw edge check too. It must
-//! not run anything: `machine` executes, this module only describes.
+//! This is what the statig handlers run (each looks up its rows here and applies the first whose
+//! guard holds) and what the diagrams are drawn from. It owns the four state names, the seed's raw
+//! edge check, the vocabulary of guards, actions and reasons, and the invariants of the table that
+//! the compiler checks. It must not run anything: `machine` gives guards and actions their meaning.
 
 use std::fmt;
 
@@ -42,7 +44,7 @@ impl StateName {
     }
 
     /// The states this one may move to, as the seed allows them.
-    pub fn allowed_targets(self) -> &'static [StateName] {
+    pub const fn allowed_targets(self) -> &'static [StateName] {
         match self {
             Self::Wake => &[Self::Transitioning],
             Self::Transitioning => &[Self::Sleep, Self::Wake],
@@ -79,7 +81,7 @@ pub fn check_edge(from: StateName, to: StateName) -> Result<(), IllegalTransitio
 }
 
 /// The condition under which a row applies. Rows for one (state, event) are tried in table order;
-/// the first whose guard holds is taken.
+/// a row whose guard holds is taken (see [`Target`] for what happens next).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Guard {
     /// Always applies.
@@ -88,14 +90,20 @@ pub enum Guard {
     Paused,
     /// The tick says the memory store is empty.
     StoreEmpty,
+    /// A first-turn mark is older than 1 h.
+    FirstTurnsExpired,
+    /// The quiet window was learned 24 h ago or more (or never, or in the future).
+    RelearnDue,
     /// A request is pending, or the quiet window holds now, or the user has been idle for 2 h
     /// (at most one night per idle stretch), and no refused lock in the last 5 minutes.
     SleepDue,
+    /// A refused or timed-out lock holds the next attempt off.
+    BackingOff,
     /// None of the above: nothing to do outside the quiet window.
     OutsideWindow,
     /// The lock has not come within the wait bound.
     LockWaitExpired,
-    /// Still within the lock wait bound.
+    /// Otherwise: still within the lock wait bound.
     LockWaitPending,
     /// The night is being walked back to WAKE (boot recovery or shutdown).
     WindingDown,
@@ -107,7 +115,7 @@ pub enum Guard {
     RecentActivity,
     /// The night has cycles left to run.
     CyclesLeft,
-    /// The night has run all its cycles.
+    /// Otherwise: the night has run all its cycles.
     CyclesDone,
 }
 
@@ -118,7 +126,10 @@ impl Guard {
             Self::Always => "",
             Self::Paused => "paused",
             Self::StoreEmpty => "store empty",
+            Self::FirstTurnsExpired => "first turn older than 1 h",
+            Self::RelearnDue => "window learned 24 h ago",
             Self::SleepDue => "request or quiet window or idle 2 h, not backing off",
+            Self::BackingOff => "backing off",
             Self::OutsideWindow => "otherwise",
             Self::LockWaitExpired => "lock wait expired",
             Self::LockWaitPending => "lock wait pending",
@@ -130,35 +141,55 @@ impl Guard {
             Self::CyclesDone => "cycles done",
         }
     }
+
+    /// Whether the guard holds whenever the rows before it in its group did not: the last row of
+    /// every group has one, so an accepted event always finds a row.
+    pub const fn is_fallback(self) -> bool {
+        matches!(
+            self,
+            Self::Always | Self::OutsideWindow | Self::LockWaitPending | Self::CyclesDone
+        )
+    }
 }
 
 /// What a row does besides moving: bookkeeping in the state file and effects for the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
+    /// Note the tick's moment (kept in memory, written with the next snapshot).
+    NoteTick,
+    /// Drop first-turn marks older than 1 h and report them (phase `tick`).
+    ReapFirstTurns,
+    /// Learn the quiet window again from the session history.
+    RelearnQuietWindow,
     /// Record the boot moment and reap first turns older than 1 h (phase `startup`).
     StampBoot,
-    /// Record why the tick did not start a night (emit `daemon_tick_skipped` when a pause is new).
+    /// Record the row's reason as why the tick did nothing (emit `daemon_tick_skipped` when a
+    /// pause is new).
     SkipTick,
+    /// Forget why the last tick did nothing: a night begins.
+    ClearSkipReason,
     /// Drop a force-wake that was pending before the night began, so it cannot cut it short.
     DiscardStaleForceWake,
-    /// Effect: take the exclusive lock.
+    /// Effect: take the exclusive lock (entering TRANSITIONING).
     AcquireLock,
-    /// Effect: give the lock back.
+    /// Effect: give the lock back (entering WAKE).
     ReleaseLock,
     /// Plan the night (1 cycle for force-REM, else `rem_cycle_count`) and mark requests honoured.
     PlanNight,
-    /// Effect: run the next REM cycle.
+    /// Effect: run the next REM cycle (entering DREAMING).
     RunRemCycle,
     /// Fold the finished cycle's result into the pending digest.
     FoldDigest,
     /// Record how many cycles the night completed.
     FinishNight,
-    /// Emit `daemon_yielded` with the reason and the completed cycles.
-    EmitYielded,
+    /// Emit `daemon_yielded` with this reason and the cycles the night completed.
+    EmitYielded(&'static str),
     /// Hold off the next attempt for 5 minutes after a refused or timed-out lock.
     BackOff,
     /// Emit `fsm_recovered` with the state found at boot.
     EmitRecovered,
+    /// Walk the night back: the next `Continue` in SLEEP goes to WAKE.
+    WindDown,
     /// Mark the first turn, record `last_session_ts`, feed the session history.
     OpenSession,
     /// Consume the first turn and apply the digest gate.
@@ -178,11 +209,15 @@ pub enum Action {
 }
 
 impl Action {
-    /// The action's label in diagrams.
+    /// The action's label in diagrams (without an emitted reason; see the `Display` form).
     pub fn label(self) -> &'static str {
         match self {
+            Self::NoteTick => "note tick",
+            Self::ReapFirstTurns => "reap first turns",
+            Self::RelearnQuietWindow => "relearn quiet window",
             Self::StampBoot => "stamp boot",
             Self::SkipTick => "skip tick",
+            Self::ClearSkipReason => "clear skip reason",
             Self::DiscardStaleForceWake => "discard stale force-wake",
             Self::AcquireLock => "acquire lock",
             Self::ReleaseLock => "release lock",
@@ -190,9 +225,10 @@ impl Action {
             Self::RunRemCycle => "run REM cycle",
             Self::FoldDigest => "fold digest",
             Self::FinishNight => "finish night",
-            Self::EmitYielded => "emit daemon_yielded",
+            Self::EmitYielded(_) => "emit daemon_yielded",
             Self::BackOff => "back off",
             Self::EmitRecovered => "emit fsm_recovered",
+            Self::WindDown => "wind down",
             Self::OpenSession => "open session",
             Self::Recall => "recall",
             Self::RecordActivity => "record activity",
@@ -203,6 +239,49 @@ impl Action {
             Self::Flush => "flush",
         }
     }
+
+    /// The action a state's entry performs, which every row entering it lists last.
+    pub const fn entering(state: StateName) -> Option<Action> {
+        match state {
+            StateName::Wake => Some(Self::ReleaseLock),
+            StateName::Transitioning => Some(Self::AcquireLock),
+            StateName::Sleep => None,
+            StateName::Dreaming => Some(Self::RunRemCycle),
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EmitYielded(reason) => write!(f, "{} ({reason})", self.label()),
+            _ => f.write_str(self.label()),
+        }
+    }
+}
+
+/// Why a row moved the machine or skipped a tick: the word recorded with the transition
+/// (`lock_acquired`, `next_cycle`, ...) or as the tick's skip reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The row records no reason.
+    None,
+    /// This word.
+    Is(&'static str),
+    /// Why sleep is due, as the guard found it: `user_sleep_request`, `force_rem_request`,
+    /// `quiet_window` or `idle`.
+    SleepDue,
+}
+
+impl Reason {
+    /// The reason's text in diagrams (empty for `None`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::None => "",
+            Self::Is(word) => word,
+            Self::SleepDue => "why sleep is due",
+        }
+    }
 }
 
 /// Where a row leads.
@@ -210,26 +289,12 @@ impl Action {
 pub enum Target {
     /// The event is handled without leaving the state.
     Stay,
-    /// The machine moves to this state (entry actions included in the row's actions).
+    /// The machine moves to this state (the state's entry action is the row's last action).
     Go(StateName),
-}
-
-/// A row as the machine reports taking it: the state, the event and the guard that held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Taken {
-    /// The state the machine was in.
-    pub from: StateName,
-    /// The event (or the engine's own `Continue`).
-    pub trigger: Trigger,
-    /// The guard that held.
-    pub guard: Guard,
-}
-
-impl Taken {
-    /// The table's row for it, if the table has one.
-    pub fn row(&self) -> Option<&'static Row> {
-        TABLE.iter().find(|r| (r.from, r.trigger, r.guard) == (self.from, self.trigger, self.guard))
-    }
+    /// The row's work is done and the following rows of the group are tried.
+    Next,
+    /// The event is decided as this trigger is in the same state, from its first row.
+    As(Trigger),
 }
 
 /// One row of the table.
@@ -243,163 +308,23 @@ pub struct Row {
     pub guard: Guard,
     /// Where it leads.
     pub to: Target,
-    /// What it does, in order, entry actions of the target included.
+    /// What it does, in order, the target's entry action last.
     pub actions: &'static [Action],
+    /// The reason recorded with the transition or the skipped tick.
+    pub reason: Reason,
 }
 
-use Action as A;
-use Guard as G;
-use StateName::{Dreaming, Sleep, Transitioning, Wake};
-use Target::{Go, Stay};
-use Trigger as T;
-
-const fn row(
-    from: StateName,
-    trigger: Trigger,
-    guard: Guard,
-    to: Target,
-    actions: &'static [Action],
-) -> Row {
-    Row { from, trigger, guard, to, actions }
-}
-
-/// The rows every state shares: bookkeeping that does not move the machine.
-macro_rules! anytime_rows {
-    ($state:expr) => {
-        [
-            row($state, T::SessionStarted, G::Always, Stay, &[A::OpenSession]),
-            row($state, T::Recall, G::Always, Stay, &[A::Recall]),
-            row($state, T::McpActivity, G::Always, Stay, &[A::RecordActivity]),
-            row($state, T::ForceRemRequested, G::Always, Stay, &[A::QueueRequest]),
-            row($state, T::ForceWakeRequested, G::Always, Stay, &[A::QueueRequest]),
-            row($state, T::Pause, G::Always, Stay, &[A::SetPause]),
-            row($state, T::Resume, G::Always, Stay, &[A::SetPause]),
-            row($state, T::Configure, G::Always, Stay, &[A::Configure]),
-        ]
-    };
-}
-
-const WAKE_ROWS: [Row; 7] = [
-    row(Wake, T::Boot, G::Always, Stay, &[A::StampBoot]),
-    row(Wake, T::Tick, G::Paused, Stay, &[A::SkipTick]),
-    row(Wake, T::Tick, G::StoreEmpty, Stay, &[A::SkipTick]),
-    row(Wake, T::Tick, G::SleepDue, Go(Transitioning), &[A::DiscardStaleForceWake, A::AcquireLock]),
-    row(Wake, T::Tick, G::OutsideWindow, Stay, &[A::SkipTick]),
-    row(Wake, T::UserSleepRequested, G::Always, Stay, &[A::QueueRequest]),
-    row(Wake, T::Shutdown, G::Always, Stay, &[A::Flush]),
-];
-
-const TRANSITIONING_ROWS: [Row; 6] = [
-    row(
-        Transitioning,
-        T::Boot,
-        G::Always,
-        Go(Wake),
-        &[A::StampBoot, A::EmitRecovered, A::ReleaseLock],
-    ),
-    row(
-        Transitioning,
-        T::Tick,
-        G::LockWaitExpired,
-        Go(Wake),
-        &[A::EmitYielded, A::BackOff, A::ReleaseLock],
-    ),
-    row(Transitioning, T::Tick, G::LockWaitPending, Stay, &[]),
-    row(Transitioning, T::LockAcquired, G::Always, Go(Sleep), &[A::PlanNight]),
-    row(
-        Transitioning,
-        T::LockDenied,
-        G::Always,
-        Go(Wake),
-        &[A::EmitYielded, A::BackOff, A::ReleaseLock],
-    ),
-    row(Transitioning, T::Shutdown, G::Always, Go(Wake), &[A::ReleaseLock]),
-];
-
-const SLEEP_ROWS: [Row; 13] = [
-    row(
-        Sleep,
-        T::Boot,
-        G::Always,
-        Go(Wake),
-        &[A::StampBoot, A::EmitRecovered, A::FinishNight, A::ReleaseLock],
-    ),
-    row(Sleep, T::Shutdown, G::Always, Go(Wake), &[A::FinishNight, A::ReleaseLock]),
-    row(Sleep, T::Continue, G::WindingDown, Go(Wake), &[A::FinishNight, A::ReleaseLock]),
-    row(
-        Sleep,
-        T::Continue,
-        G::ForceWake,
-        Go(Wake),
-        &[A::EmitYielded, A::FinishNight, A::ReleaseLock],
-    ),
-    row(
-        Sleep,
-        T::Continue,
-        G::LockLost,
-        Go(Wake),
-        &[A::EmitYielded, A::FinishNight, A::ReleaseLock],
-    ),
-    row(
-        Sleep,
-        T::Continue,
-        G::RecentActivity,
-        Go(Wake),
-        &[A::EmitYielded, A::FinishNight, A::ReleaseLock],
-    ),
-    row(Sleep, T::Continue, G::CyclesLeft, Go(Dreaming), &[A::RunRemCycle]),
-    row(Sleep, T::Continue, G::CyclesDone, Go(Wake), &[A::FinishNight, A::ReleaseLock]),
-    row(Sleep, T::Tick, G::ForceWake, Go(Wake), &[A::EmitYielded, A::FinishNight, A::ReleaseLock]),
-    row(Sleep, T::Tick, G::LockLost, Go(Wake), &[A::EmitYielded, A::FinishNight, A::ReleaseLock]),
-    row(
-        Sleep,
-        T::Tick,
-        G::RecentActivity,
-        Go(Wake),
-        &[A::EmitYielded, A::FinishNight, A::ReleaseLock],
-    ),
-    row(Sleep, T::Tick, G::CyclesLeft, Go(Dreaming), &[A::RunRemCycle]),
-    row(Sleep, T::Tick, G::CyclesDone, Go(Wake), &[A::FinishNight, A::ReleaseLock]),
-];
-
-const DREAMING_ROWS: [Row; 5] = [
-    row(Dreaming, T::Boot, G::Always, Go(Sleep), &[A::StampBoot, A::EmitRecovered]),
-    row(Dreaming, T::Tick, G::Always, Stay, &[]),
-    row(Dreaming, T::RemCycleFinished, G::Always, Go(Sleep), &[A::FoldDigest]),
-    row(Dreaming, T::LockLost, G::Always, Stay, &[A::RememberLockLost]),
-    row(Dreaming, T::Shutdown, G::Always, Go(Sleep), &[]),
-];
-
-const fn concat<const N: usize>(parts: [&[Row]; 8]) -> [Row; N] {
-    let mut out = [row(Wake, T::Boot, G::Always, Stay, &[]); N];
-    let mut n = 0;
-    let mut p = 0;
-    while p < parts.len() {
-        let mut i = 0;
-        while i < parts[p].len() {
-            out[n] = parts[p][i];
-            n += 1;
-            i += 1;
-        }
-        p += 1;
+impl Row {
+    /// Whether the row leads to another state.
+    pub fn moves(&self) -> bool {
+        matches!(self.to, Target::Go(_))
     }
-    assert!(n == N, "the table's length is the sum of its parts");
-    out
 }
 
-const ANYTIME: usize = 8;
+mod checks;
+mod rows;
 
-/// The whole table, state by state, rows of one (state, event) in priority order.
-pub const TABLE: [Row; 31 + 4 * ANYTIME] = concat([
-    &WAKE_ROWS,
-    &anytime_rows!(Wake),
-    &TRANSITIONING_ROWS,
-    &anytime_rows!(Transitioning),
-    &SLEEP_ROWS,
-    &anytime_rows!(Sleep),
-    &DREAMING_ROWS,
-    &anytime_rows!(Dreaming),
-]);
+pub use rows::TABLE;
 
 /// The rows for one state and event, in priority order. Empty means the event is rejected there.
 pub fn rows_for(from: StateName, trigger: Trigger) -> impl Iterator<Item = &'static Row> {
@@ -414,6 +339,9 @@ pub fn accepts(from: StateName, trigger: Trigger) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use StateName::{Dreaming, Sleep, Transitioning, Wake};
+    use Target::Go;
+    use Trigger as T;
 
     #[test]
     fn illegal_edge_message_matches_the_seed() {
@@ -459,14 +387,24 @@ mod tests {
     }
 
     #[test]
-    fn no_two_rows_share_state_event_and_guard() {
-        for (i, a) in TABLE.iter().enumerate() {
-            for b in &TABLE[i + 1..] {
+    fn no_two_rows_that_end_an_event_share_state_event_and_guard() {
+        let ends = |row: &Row| !matches!(row.to, Target::Next | Target::As(_));
+        for (i, a) in TABLE.iter().enumerate().filter(|(_, r)| ends(r)) {
+            for b in TABLE[i + 1..].iter().filter(|r| ends(r)) {
                 assert!(
                     (a.from, a.trigger, a.guard) != (b.from, b.trigger, b.guard),
                     "duplicate row {a:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn every_state_shares_the_tick_work_and_the_bookkeeping() {
+        for state in StateName::ALL {
+            let tick: Vec<&[Action]> = rows_for(state, Trigger::Tick).map(|r| r.actions).collect();
+            assert_eq!(tick[..2], [&[Action::NoteTick][..], &[Action::ReapFirstTurns][..]]);
+            assert!(accepts(state, Trigger::SessionStarted), "{state}");
         }
     }
 

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use daemon_state::diagram;
-use daemon_state::table::{StateName, TABLE, Target};
+use daemon_state::table::{StateName, TABLE};
 
 fn committed(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("diagrams").join(name)
@@ -46,7 +46,7 @@ fn svg_draws_every_state_and_edge() {
     for state in StateName::ALL {
         assert!(svg.contains(&format!("<title>{}</title>", state.as_str())), "{state} in the SVG");
     }
-    let moving = TABLE.iter().filter(|row| row.to != Target::Stay).count();
+    let moving = TABLE.iter().filter(|row| row.moves()).count();
     assert_eq!(svg.matches("class=\"edge\"").count(), moving + 1, "edges in the SVG");
 }
 
@@ -61,6 +61,8 @@ fn every_row_appears_in_both_drawings() {
         }
         let guard = row.guard.label();
         assert!(dot.contains(guard) && mermaid.contains(guard), "{row:?}");
+        let reason = row.reason.label();
+        assert!(dot.contains(reason) && mermaid.contains(reason), "{row:?}");
     }
 }
 

@@ -462,6 +462,31 @@ fn next_deadline_names_the_earliest_thing_due() {
     let host = Host::new(json!({"fsm_state": "TRANSITIONING", "fsm_transition_at": learned,
         "quiet_window_learned_at": learned, "last_session_ts": learned}));
     assert_eq!(host.engine.next_deadline(now()), Some(now() + Duration::minutes(5)));
+    // A pause hides everything after it but the first-turn reaper.
+    let host = Host::new(json!({"fsm_state": "WAKE", "scheduler_paused": true,
+        "force_rem_request": {"ts": learned, "pending": true},
+        "first_turn_pending": {"s": format(now() - Duration::minutes(50))}}));
+    let due = host.engine.next_deadline(now()).unwrap();
+    assert!(due > now() + Duration::minutes(9) && due <= now() + Duration::minutes(11));
+    // In SLEEP, at rest after a failed save, and in DREAMING (waiting for the cycle): now, none.
+    let night = json!({"started_at": learned, "planned": 4, "completed": 1, "lock_lost": false,
+        "activity_at": null});
+    let host = Host::new(json!({"fsm_state": "SLEEP", "night": night.clone()}));
+    assert_eq!(host.engine.next_deadline(now()), Some(now()));
+    let host = Host::new(json!({"fsm_state": "DREAMING", "night": night}));
+    assert_eq!(host.engine.next_deadline(now()), None);
+}
+
+// After the clock went back past the moment TRANSITIONING began, the lock wait has expired: the
+// deadline is now, and a tick now gives up waiting.
+#[test]
+fn a_lock_wait_the_clock_jumped_over_is_due_at_once() {
+    let mut host = Host::new(json!({"fsm_state": "TRANSITIONING",
+        "fsm_transition_at": format(now() + Duration::minutes(30))}));
+    assert_eq!(host.engine.next_deadline(now()), Some(now()));
+    let outcome = host.send(EventKind::Tick { store_empty: false });
+    assert_eq!(outcome.transitions[0].reason, "lock_timeout");
+    assert_eq!(host.engine.state(), StateName::Wake);
 }
 
 // The quiet window starts one night per occurrence: after the night, the rest of the window is

@@ -1,12 +1,15 @@
-//! The statig handlers against the transition table: every state x every event x every guard
-//! outcome must give the table's target, the table's actions, or the table's rejection.
+//! The machine the table runs: every state x every event x every guard fixture must take rows of
+//! the table (the actions, target and reason of the rows it reports, effects that match those
+//! actions) or the table's rejection (which changes nothing), and must behave as recorded in
+//! `tests/expect/table_machine.txt`, so that changing a row's target, actions or reason fails here.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use daemon_state::digest::RemResult;
-use daemon_state::event::{Event, EventKind, Settings, Trigger};
-use daemon_state::kernel::Core;
+use daemon_state::effects::Effect;
+use daemon_state::event::{Event, EventKind, Input, Settings, Trigger};
+use daemon_state::kernel::{Core, Step};
 use daemon_state::record::Record;
-use daemon_state::table::{Guard, Row, StateName, TABLE, Taken, Target, rows_for};
+use daemon_state::table::{Action, Guard, Reason, Row, StateName, TABLE, Target, rows_for};
 use serde_json::{Value, json};
 
 fn now() -> DateTime<Utc> {
@@ -53,11 +56,14 @@ struct Fixture {
     winding_down: bool,
 }
 
-const ALL_GUARDS: [Guard; 13] = [
+const ALL_GUARDS: [Guard; 16] = [
     Guard::Always,
     Guard::Paused,
     Guard::StoreEmpty,
+    Guard::FirstTurnsExpired,
+    Guard::RelearnDue,
     Guard::SleepDue,
+    Guard::BackingOff,
     Guard::OutsideWindow,
     Guard::LockWaitExpired,
     Guard::LockWaitPending,
@@ -89,9 +95,21 @@ fn fixture(state: StateName, guard: Guard) -> Fixture {
     });
     let (mut store_empty, mut winding_down) = (false, false);
     match guard {
-        Guard::Always | Guard::OutsideWindow | Guard::LockWaitPending | Guard::CyclesLeft => {}
+        // No quiet window was ever learned, so a relearn is due in every fixture.
+        Guard::Always
+        | Guard::RelearnDue
+        | Guard::OutsideWindow
+        | Guard::LockWaitPending
+        | Guard::CyclesLeft => {}
         Guard::Paused => record["scheduler_paused"] = json!(true),
         Guard::StoreEmpty => store_empty = true,
+        Guard::FirstTurnsExpired => {
+            record["first_turn_pending"] = json!({"s1": iso(at - Duration::hours(2))});
+        }
+        Guard::BackingOff => {
+            record["user_sleep_request"] = json!({"reason": "bed", "ts": iso(at), "pending": true});
+            record["night"] = night(1, json!({"retry_after": iso(at + Duration::minutes(3))}));
+        }
         Guard::SleepDue => {
             record["user_sleep_request"] = json!({"reason": "bed", "ts": iso(at), "pending": true});
         }
@@ -109,73 +127,178 @@ fn fixture(state: StateName, guard: Guard) -> Fixture {
     Fixture { record, store_empty, winding_down }
 }
 
-/// Whether a row's guard holds for this core and fixture: the table's own reading of its guards.
-fn holds(guard: Guard, core: &Core, fixture: &Fixture) -> bool {
-    let data = core.data();
-    let at = now();
-    match guard {
-        Guard::Always | Guard::OutsideWindow | Guard::CyclesDone => true,
-        Guard::Paused => data.view().paused,
-        Guard::StoreEmpty => fixture.store_empty,
-        Guard::SleepDue => data.sleep_due(at).is_some(),
-        Guard::LockWaitExpired => data.lock_wait_expired(at),
-        Guard::LockWaitPending => !data.lock_wait_expired(at),
-        Guard::WindingDown => fixture.winding_down,
-        Guard::ForceWake | Guard::LockLost | Guard::RecentActivity => {
-            data.yield_reason(at).map(|(g, _)| g) == Some(guard)
-        }
-        Guard::CyclesLeft => data.cycles_left(),
+/// One machine step for `trigger` on the fixture's core.
+fn step(core: &mut Core, fixture: &Fixture, trigger: Trigger) -> Step {
+    let event = event_for(trigger, fixture.store_empty);
+    let input = event.as_ref().map_or(Input::Continue, Input::Host);
+    core.step(input, now(), winding_down(fixture, trigger))
+}
+
+/// Only the engine's own `Continue` follows a boot recovery or a shutdown within one call.
+fn winding_down(fixture: &Fixture, trigger: Trigger) -> bool {
+    fixture.winding_down && trigger == Trigger::Continue
+}
+
+/// What one step visibly did, in one line: the rejection, or the state reached, the transitions
+/// with their reasons, the effects, the recall's answer, and every key of the document it changed.
+fn behaviour(state: StateName, trigger: Trigger, guard: Guard) -> String {
+    let fixture = fixture(state, guard);
+    let before = fixture.record.as_object().unwrap().clone();
+    let (mut core, _) = Core::restore(Record::from_map(before.clone()));
+    let step = step(&mut core, &fixture, trigger);
+    let case = format!("{state} x {trigger} x {guard:?}");
+    if let Some(rejection) = step.rejection {
+        return format!("{case}: rejected: {rejection}");
     }
+    let mut line = format!("{case}: {}", step.state);
+    for t in &step.transitions {
+        line.push_str(&format!("; {} -> {} ({})", t.from, t.to, t.reason));
+    }
+    for effect in &step.effects {
+        line.push_str(&format!("; effect {}", effect.to_json()));
+    }
+    if let Some(recall) = &step.recall {
+        line.push_str(&format!("; recall {recall:?}"));
+    }
+    if let Some(at) = core.data().last_tick_at() {
+        line.push_str(&format!("; last tick {}", iso(at)));
+    }
+    let after: serde_json::Map<String, Value> =
+        serde_json::from_slice(&core.data().record().to_vec()).unwrap();
+    for (key, value) in before.iter() {
+        match after.get(key) {
+            Some(new) if new == value => {}
+            Some(new) => line.push_str(&format!("; {key} = {new}")),
+            None => line.push_str(&format!("; {key} removed")),
+        }
+    }
+    for (key, value) in after.iter().filter(|(k, _)| !before.contains_key(*k)) {
+        line.push_str(&format!("; {key} = {value}"));
+    }
+    line
 }
 
 fn row_name(row: &Row) -> String {
     let to = match row.to {
-        Target::Stay => row.from.as_str(),
-        Target::Go(s) => s.as_str(),
+        Target::Stay => "(stays)".to_owned(),
+        Target::Next => "(then on)".to_owned(),
+        Target::As(trigger) => format!("(as {trigger})"),
+        Target::Go(s) => s.as_str().to_owned(),
     };
-    format!("{} --{} [{}]--> {}", row.from, row.trigger, row.guard.label(), to)
+    let actions: Vec<String> = row.actions.iter().map(ToString::to_string).collect();
+    format!(
+        "{} --{} [{}] / {}--> {}",
+        row.from,
+        row.trigger,
+        row.guard.label(),
+        actions.join(", "),
+        to
+    )
 }
 
-/// Runs one machine step on the fixture and checks it against the table. Returns the row taken.
+/// How often `effect` answers to an action of the table.
+fn count_effects(effects: &[Effect], wanted: impl Fn(&Effect) -> bool) -> usize {
+    effects.iter().filter(|e| wanted(e)).count()
+}
+
+/// Runs one machine step on the fixture and checks it against the table: a rejection where the
+/// table has no row, else rows of the table in order, their actions, their target, their reason
+/// and the effects their actions stand for. Returns the rows taken.
 #[track_caller]
-fn check(state: StateName, trigger: Trigger, guard: Guard) -> Option<&'static Row> {
+fn check(state: StateName, trigger: Trigger, guard: Guard) -> Vec<&'static Row> {
     let fixture = fixture(state, guard);
     let record = Record::from_map(fixture.record.as_object().unwrap().clone());
     let (mut core, warnings) = Core::restore(record.clone());
     assert!(warnings.is_empty(), "{warnings:?}");
-    let expected = rows_for(state, trigger).find(|row| holds(row.guard, &core, &fixture));
-    let event = event_for(trigger, fixture.store_empty);
-    let step = core.step(event.as_ref(), trigger, now(), fixture.winding_down);
+    let step = step(&mut core, &fixture, trigger);
     let case = format!("{state} x {trigger} x fixture {guard:?}");
-    match expected {
-        None => {
-            assert!(
-                step.rejection.is_some(),
-                "{case}: the table has no row, the machine accepted: {step:?}"
-            );
-            assert_eq!(step.state, state, "{case}: a rejection must not move");
-            assert!(
-                step.actions.is_empty(),
-                "{case}: a rejection must do nothing, did {:?}",
-                step.actions
-            );
-            assert_eq!(core.data().record(), &record, "{case}: a rejection must change nothing");
-            assert!(step.rows.is_empty(), "{case}: a rejection takes no row");
-        }
-        Some(row) => {
-            let name = row_name(row);
-            assert_eq!(step.rejection, None, "{case}: row {name} exists, the machine rejected");
-            let target = match row.to {
-                Target::Stay => state,
-                Target::Go(s) => s,
-            };
-            assert_eq!(step.state, target, "{case}: row {name}");
-            assert_eq!(step.actions, row.actions, "{case}: row {name}");
-            let reported = Taken { from: state, trigger, guard: row.guard };
-            assert_eq!(step.rows, [reported], "{case}: the machine names the row it took");
+    if rows_for(state, trigger).next().is_none() {
+        assert!(step.rejection.is_some(), "{case}: the table has no row, the machine accepted");
+        assert_eq!(step.state, state, "{case}: a rejection must not move");
+        assert!(step.actions.is_empty(), "{case}: a rejection must do nothing: {:?}", step.actions);
+        assert!(step.effects.is_empty(), "{case}: a rejection has no effect");
+        assert_eq!(core.data().record(), &record, "{case}: a rejection must change nothing");
+        assert!(step.rows.is_empty(), "{case}: a rejection takes no row");
+        return Vec::new();
+    }
+    assert_eq!(step.rejection, None, "{case}: the table has rows, the machine rejected");
+    // The rows taken: the group's, in table order, every one but the last passing the event on.
+    let mut group: Vec<&Row> = rows_for(state, trigger).collect();
+    let mut position = 0;
+    let (last, passing) = step.rows.split_last().expect("an accepted event takes a row");
+    for row in passing {
+        let at = group[position..].iter().position(|r| std::ptr::eq(*r, *row));
+        let at = at.unwrap_or_else(|| panic!("{case}: {} is not next in its group", row_name(row)));
+        match row.to {
+            Target::Next => position += at + 1,
+            Target::As(other) => {
+                group = rows_for(state, other).collect();
+                position = 0;
+            }
+            _ => panic!("{case}: {} ends the event, yet rows follow", row_name(row)),
         }
     }
-    expected
+    assert!(
+        group[position..].iter().any(|r| std::ptr::eq(*r, *last)),
+        "{case}: {} is not in its group",
+        row_name(last)
+    );
+    let name = row_name(last);
+    let target = match last.to {
+        Target::Stay => state,
+        Target::Go(s) => s,
+        Target::Next | Target::As(_) => panic!("{case}: the last row {name} does not end it"),
+    };
+    assert_eq!(step.state, target, "{case}: row {name}");
+    let actions: Vec<Action> = step.rows.iter().flat_map(|r| r.actions.iter().copied()).collect();
+    assert_eq!(step.actions, actions, "{case}: the rows' actions, in order");
+    match (last.to, last.reason) {
+        (Target::Go(_), Reason::Is(word)) => {
+            assert_eq!(step.transitions.len(), 1, "{case}");
+            assert_eq!(step.transitions[0].reason, word, "{case}: row {name}");
+        }
+        (Target::Go(_), Reason::SleepDue) => {
+            let reasons = ["user_sleep_request", "force_rem_request", "quiet_window", "idle"];
+            assert!(
+                reasons.contains(&step.transitions[0].reason),
+                "{case}: {:?}",
+                step.transitions
+            );
+        }
+        (to, _) => {
+            assert!(step.transitions.is_empty(), "{case}: row {name} goes to {to:?}");
+        }
+    }
+    let count = |wanted: Action| actions.iter().filter(|&&a| a == wanted).count();
+    let effects = &step.effects;
+    assert_eq!(count(Action::AcquireLock), count_effects(effects, |e| *e == Effect::AcquireLock));
+    assert_eq!(count(Action::ReleaseLock), count_effects(effects, |e| *e == Effect::ReleaseLock));
+    assert_eq!(
+        count(Action::RunRemCycle),
+        count_effects(effects, |e| matches!(e, Effect::RunRemCycle { .. })),
+        "{case}"
+    );
+    assert_eq!(
+        count(Action::EmitRecovered),
+        count_effects(effects, |e| matches!(e, Effect::Emit { kind: "fsm_recovered", .. })),
+        "{case}"
+    );
+    let yielded: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::EmitYielded(why) => Some(*why),
+            _ => None,
+        })
+        .collect();
+    let emitted: Vec<&str> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Emit { kind: "daemon_yielded", payload, .. } => payload["reason"].as_str(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(yielded, emitted, "{case}: every yield is emitted with its reason");
+    step.rows
 }
 
 #[test]
@@ -184,9 +307,7 @@ fn every_state_event_and_guard_outcome_matches_the_table() {
     for state in StateName::ALL {
         for trigger in Trigger::ALL {
             for guard in ALL_GUARDS {
-                if let Some(row) = check(state, trigger, guard) {
-                    taken.insert(row_name(row));
-                }
+                taken.extend(check(state, trigger, guard).into_iter().map(row_name));
             }
         }
     }
@@ -194,11 +315,55 @@ fn every_state_event_and_guard_outcome_matches_the_table() {
     assert!(missed.is_empty(), "rows no fixture reached: {missed:#?}");
 }
 
-/// One named check per row of the table: each row's own fixture takes exactly that row.
+/// One named check per row of the table: each row's own fixture takes that row.
 #[test]
 fn each_row_is_taken_under_its_own_guard() {
     for row in &TABLE {
-        let taken = check(row.from, row.trigger, row.guard);
-        assert_eq!(taken.map(row_name), Some(row_name(row)), "row {}", row_name(row));
+        // A tick in SLEEP is decided as `Continue`: the continue rows' fixtures reach them too.
+        let trigger = match (row.from, row.trigger, row.guard) {
+            (StateName::Sleep, Trigger::Continue, guard) if guard != Guard::WindingDown => {
+                Trigger::Tick
+            }
+            (_, trigger, _) => trigger,
+        };
+        for trigger in [row.trigger, trigger] {
+            let taken = check(row.from, trigger, row.guard);
+            assert!(
+                taken.iter().any(|r| std::ptr::eq(*r, row)),
+                "row {} under {trigger}: took {:?}",
+                row_name(row),
+                taken.iter().map(|r| row_name(r)).collect::<Vec<_>>()
+            );
+        }
     }
+}
+
+/// The behaviour of every state x event x fixture, recorded in `tests/expect/table_machine.txt`:
+/// a change of any row's target, actions or reason shows here. After a deliberate change, record
+/// it again with `UPDATE_EXPECT=1 cargo test --test table_machine`.
+#[test]
+fn every_case_behaves_as_recorded() {
+    let mut lines = Vec::new();
+    for state in StateName::ALL {
+        for trigger in Trigger::ALL {
+            for guard in ALL_GUARDS {
+                lines.push(behaviour(state, trigger, guard));
+            }
+        }
+    }
+    let drawn = lines.join("\n") + "\n";
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expect/table_machine.txt");
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &drawn).unwrap();
+    }
+    let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+    let differ: Vec<(&str, &str)> =
+        recorded.lines().zip(drawn.lines()).filter(|(a, b)| a != b).take(5).collect();
+    assert!(
+        recorded == drawn,
+        "the machine's behaviour differs from {}: {differ:#?}",
+        path.display()
+    );
 }

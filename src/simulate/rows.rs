@@ -21,12 +21,11 @@ impl Default for Coverage {
 impl Coverage {
     /// Notes the rows one accepted event took, as the machine reports them.
     pub fn observe(&mut self, outcome: &Outcome) {
-        for taken in &outcome.rows {
-            match TABLE.iter().position(|r| Some(r) == taken.row()) {
+        for &taken in &outcome.rows {
+            match TABLE.iter().position(|r| std::ptr::eq(r, taken)) {
                 Some(i) => self.taken[i] += 1,
                 None => {
-                    let what =
-                        format!("{} {} [{}]", taken.from, taken.trigger, taken.guard.label());
+                    let what = describe(taken);
                     if !self.unmatched.contains(&what) {
                         self.unmatched.push(what);
                     }
@@ -37,7 +36,7 @@ impl Coverage {
 
     /// The rows that move the machine, with how often each was taken, in table order.
     pub fn moving(&self) -> impl Iterator<Item = (&'static Row, u64)> + '_ {
-        TABLE.iter().zip(&self.taken).filter(|(r, _)| moves(r)).map(|(r, &n)| (r, n))
+        TABLE.iter().zip(&self.taken).filter(|(r, _)| r.moves()).map(|(r, &n)| (r, n))
     }
 
     /// The rows that move the machine and were never taken.
@@ -50,7 +49,7 @@ impl Coverage {
         TABLE
             .iter()
             .zip(&self.taken)
-            .filter(|&(r, &n)| !moves(r) && n == 0)
+            .filter(|&(r, &n)| !r.moves() && n == 0)
             .map(|(r, _)| r)
             .collect()
     }
@@ -60,16 +59,11 @@ impl Coverage {
         self.taken.iter().filter(|&&n| n > 0).count()
     }
 
-    /// What an event did that no single row describes (each once); empty when the table accounts
+    /// The rows reported that are not the table's own (each once); empty when the table accounts
     /// for everything.
     pub fn unmatched(&self) -> &[String] {
         &self.unmatched
     }
-}
-
-/// Whether a row leads to another state.
-pub fn moves(row: &Row) -> bool {
-    matches!(row.to, Target::Go(_))
 }
 
 /// A row in one line: `SLEEP continue [cycles done] -> WAKE`.
@@ -84,6 +78,8 @@ pub fn describe(row: &Row) -> String {
 fn target_text(to: Target) -> String {
     match to {
         Target::Stay => "(stays)".to_owned(),
+        Target::Next => "(then on)".to_owned(),
+        Target::As(trigger) => format!("(as {trigger})"),
         Target::Go(state) => format!("-> {state}"),
     }
 }
@@ -92,12 +88,16 @@ fn target_text(to: Target) -> String {
 mod tests {
     use super::*;
     use crate::event::Trigger;
-    use crate::table::{Guard, StateName, Taken};
+    use crate::table::{Guard, StateName, rows_for};
     use StateName::{Dreaming, Sleep, Wake};
 
+    /// The table's row for this state, event and guard (the one that ends the event).
+    fn row(state: StateName, trigger: Trigger, guard: Guard) -> &'static Row {
+        rows_for(state, trigger).filter(|r| r.guard == guard).last().expect("the table has the row")
+    }
+
     fn outcome(rows: &[(StateName, Trigger, Guard)]) -> Outcome {
-        let rows =
-            rows.iter().map(|&(from, trigger, guard)| Taken { from, trigger, guard }).collect();
+        let rows = rows.iter().map(|&(from, trigger, guard)| row(from, trigger, guard)).collect();
         Outcome { rows, ..Outcome::default() }
     }
 
@@ -118,7 +118,10 @@ mod tests {
     #[test]
     fn reported_rows_are_counted() {
         use Trigger::{Boot, Continue, RemCycleFinished, Tick};
-        check(&[(Wake, Tick, Guard::Paused)], &["WAKE tick [paused] (stays)"]);
+        check(
+            &[(Wake, Tick, Guard::Always), (Wake, Tick, Guard::Paused)],
+            &["WAKE tick (then on)", "WAKE tick [paused] (stays)"],
+        );
         check(
             &[
                 (Dreaming, RemCycleFinished, Guard::Always),
@@ -137,9 +140,10 @@ mod tests {
 
     #[test]
     fn a_row_the_table_lacks_is_reported() {
+        static STRAY: Row = Row { guard: Guard::Paused, ..TABLE[0] };
         let mut coverage = Coverage::default();
-        coverage.observe(&outcome(&[(Sleep, Trigger::Tick, Guard::Paused)]));
-        assert_eq!(coverage.unmatched(), ["SLEEP tick [paused]"]);
+        coverage.observe(&Outcome { rows: vec![&STRAY], ..Outcome::default() });
+        assert_eq!(coverage.unmatched(), [describe(&STRAY)]);
         assert_eq!(coverage.rows_taken(), 0);
     }
 }
