@@ -4,6 +4,7 @@
 //! REM cycles, operator requests); it answers with transitions between four typed states and
 //! effects for the host to perform, and snapshots every transition atomically to a JSON state file
 //! that the original Python implementation can still read.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod check;

@@ -4,6 +4,8 @@
 //! usage, an unreadable input or any other refusal to start. A reader of stdout that went away is
 //! not an error.
 
+#![forbid(unsafe_code)]
+
 use std::io::{self, Write};
 use std::process::ExitCode;
 
