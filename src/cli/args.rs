@@ -1,7 +1,7 @@
 //! The command line's grammar: global options, subcommands and their arguments, as clap derives.
 //!
-//! Owns names, defaults, environment variables and the parsing of option values (`--now`, `--tz`).
-//! It must not run anything: `cli` turns a parsed command into engine calls.
+//! Owns names, defaults, environment variables, the parsing of option values (`--now`, `--tz`)
+//! and which command takes which option. It must not run anything: `cli` turns a parsed command into engine calls.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,61 +19,256 @@ RUST_LOG=debug for more). Exit codes: 0 success, 1 the command ran and the answe
 2 bad usage or a refusal to start.";
 
 /// Sleep/wake lifecycle of a long-lived background daemon, over its JSON state file.
+///
+/// The options below may come before the command or after it; each command accepts only the
+/// ones it uses (see `daemon-state COMMAND --help`), and refuses the others.
 #[derive(Debug, Parser)]
 #[command(name = "daemon-state", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// The state file [env: DAEMON_STATE_FILE, unless empty] [default:
-    /// ~/.iai-mcp/.daemon-state.json].
-    #[arg(long, global = true, value_name = "PATH")]
-    pub state_file: Option<PathBuf>,
-    /// Take this moment as now instead of reading the system clock.
-    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
-    pub now: Option<Timestamp>,
-    /// The IANA time zone the quiet window is learned and checked in, for this one command
-    /// without storing it (`serve` stores it in the state file) [env: DAEMON_STATE_TZ, unless
-    /// empty] [default: the state file's `timezone`, else UTC].
-    #[arg(long, global = true, value_name = "IANA", value_parser = parse_tz)]
-    pub tz: Option<String>,
-    /// Print one JSON document instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// How long to wait for the state file's lock while another process holds it, then give up
-    /// with exit 2 (`serve`: fail that request). After one second of waiting a line on stderr
-    /// says so. Fractions allowed; 0 tries once.
-    #[arg(
-        long,
-        global = true,
-        value_name = "SECS",
-        default_value = "30",
-        allow_hyphen_values = true,
-        value_parser = parse_lock_timeout
-    )]
-    pub lock_timeout: Duration,
+    /// `--state-file`, before the command.
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// `--now`, before the command.
+    #[command(flatten)]
+    pub now: NowOpt,
+    /// `--tz`, before the command.
+    #[command(flatten)]
+    pub tz: TzOpt,
+    /// `--json`, before the command.
+    #[command(flatten)]
+    pub json: JsonOpt,
+    /// `--lock-timeout`, before the command.
+    #[command(flatten)]
+    pub lock: LockOpt,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+impl Cli {
+    /// The grammar: the options are accepted before the command (for every command, checked
+    /// against what it uses when it runs) and after it (only on the commands that use them).
+    pub fn grammar() -> clap::Command {
+        // The option structs are global so that a command with subcommands (`event tick`) takes
+        // them after its last word; before the command they must not propagate to every command.
+        <Self as clap::CommandFactory>::command().mut_args(|arg| arg.global(false))
+    }
+
+    /// The options given before the command, for the check against what the command uses.
+    pub fn leading(&self) -> Options {
+        let mut options = Options::default();
+        self.file.merge(&mut options);
+        self.now.merge(&mut options);
+        self.tz.merge(&mut options);
+        self.json.merge(&mut options);
+        self.lock.merge(&mut options);
+        options
+    }
+}
+
+/// The options as given, one place or the other.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// `--state-file`.
+    pub state_file: Option<PathBuf>,
+    /// `--now`.
+    pub now: Option<Timestamp>,
+    /// `--tz`.
+    pub tz: Option<String>,
+    /// `--json`.
+    pub json: bool,
+    /// `--lock-timeout`.
+    pub lock_timeout: Option<Duration>,
+}
+
+impl Options {
+    /// The flags set here, as written on the command line.
+    pub fn flags(&self) -> Vec<&'static str> {
+        let mut flags = Vec::new();
+        if self.state_file.is_some() {
+            flags.push("--state-file");
+        }
+        if self.now.is_some() {
+            flags.push("--now");
+        }
+        if self.tz.is_some() {
+            flags.push("--tz");
+        }
+        if self.json {
+            flags.push("--json");
+        }
+        if self.lock_timeout.is_some() {
+            flags.push("--lock-timeout");
+        }
+        flags
+    }
+
+    /// These options, each filled from `other` where it is unset here.
+    pub fn or(self, other: Options) -> Options {
+        Options {
+            state_file: self.state_file.or(other.state_file),
+            now: self.now.or(other.now),
+            tz: self.tz.or(other.tz),
+            json: self.json || other.json,
+            lock_timeout: self.lock_timeout.or(other.lock_timeout),
+        }
+    }
+}
+
+/// `--state-file`.
+#[derive(Debug, Args)]
+pub struct FileOpt {
+    /// The state file [env: DAEMON_STATE_FILE, unless empty] [default:
+    /// ~/.iai-mcp/.daemon-state.json].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub state_file: Option<PathBuf>,
+}
+
+/// `--now`.
+#[derive(Debug, Args)]
+pub struct NowOpt {
+    /// Take this moment as now instead of reading the system clock.
+    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
+    pub now: Option<Timestamp>,
+}
+
+/// `--tz`.
+#[derive(Debug, Args)]
+pub struct TzOpt {
+    /// The IANA time zone the quiet window is learned and checked in, for this one command
+    /// without storing it (`serve` stores it in the state file) [env: DAEMON_STATE_TZ, unless
+    /// empty] [default: the state file's `timezone`, else UTC].
+    #[arg(long, global = true, value_name = "IANA", value_parser = parse_tz)]
+    pub tz: Option<String>,
+}
+
+/// `--json`.
+#[derive(Debug, Args)]
+pub struct JsonOpt {
+    /// Print one JSON object, always with `ok`, instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `--lock-timeout`.
+#[derive(Debug, Args)]
+pub struct LockOpt {
+    /// How long to wait for the state file's lock while another process holds it, then give up
+    /// with exit 2 (`serve`: fail that request). After one second of waiting a line on stderr
+    /// says so. Fractions allowed; 0 tries once [default: 30].
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        allow_hyphen_values = true,
+        value_parser = parse_lock_timeout
+    )]
+    pub lock_timeout: Option<Duration>,
+}
+
+/// One option: how it fills [`Options`].
+pub trait Opt {
+    /// Sets this option's field of `options` when it was given.
+    fn merge(&self, options: &mut Options);
+}
+
+impl Opt for FileOpt {
+    fn merge(&self, options: &mut Options) {
+        options.state_file.clone_from(&self.state_file);
+    }
+}
+
+impl Opt for NowOpt {
+    fn merge(&self, options: &mut Options) {
+        options.now = self.now;
+    }
+}
+
+impl Opt for TzOpt {
+    fn merge(&self, options: &mut Options) {
+        options.tz.clone_from(&self.tz);
+    }
+}
+
+impl Opt for JsonOpt {
+    fn merge(&self, options: &mut Options) {
+        options.json = self.json;
+    }
+}
+
+impl Opt for LockOpt {
+    fn merge(&self, options: &mut Options) {
+        options.lock_timeout = self.lock_timeout;
+    }
+}
+
+/// The options of a command that reads and writes the state file.
+#[derive(Debug, Args)]
+pub struct StoreOpts {
+    #[command(flatten)]
+    file: FileOpt,
+    #[command(flatten)]
+    now: NowOpt,
+    #[command(flatten)]
+    json: JsonOpt,
+    #[command(flatten)]
+    lock: LockOpt,
+}
+
+impl Opt for StoreOpts {
+    fn merge(&self, options: &mut Options) {
+        self.file.merge(options);
+        self.now.merge(options);
+        self.json.merge(options);
+        self.lock.merge(options);
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show the state, its timestamps, pending sessions, the digest, the quiet window and the next
-    /// deadline.
-    Status,
+    /// Show the state file's path, the state, its timestamps, pending sessions, the digest, the
+    /// quiet window and the next deadline.
+    Status {
+        /// Options.
+        #[command(flatten)]
+        file: FileOpt,
+        /// Options.
+        #[command(flatten)]
+        now: NowOpt,
+        /// Options.
+        #[command(flatten)]
+        tz: TzOpt,
+        /// Options.
+        #[command(flatten)]
+        json: JsonOpt,
+    },
     /// Feed one event to the engine and show the transitions and effects.
     Event {
+        /// Options.
+        #[command(flatten)]
+        opts: StoreOpts,
+        /// Options.
+        #[command(flatten)]
+        tz: TzOpt,
         /// The event.
         #[command(subcommand)]
         event: EventCommand,
     },
     /// First-turn tracking of sessions.
     Sessions {
+        /// Options.
+        #[command(flatten)]
+        opts: StoreOpts,
         /// What to do.
         #[command(subcommand)]
         action: SessionsCommand,
     },
     /// The morning digest.
     Digest {
+        /// Options.
+        #[command(flatten)]
+        opts: StoreOpts,
         /// What to do.
         #[command(subcommand)]
         action: DigestCommand,
@@ -86,6 +281,18 @@ pub enum Command {
     /// ends or SIGTERM, SIGINT or SIGHUP (which let the requests in flight finish, remove the
     /// socket and exit 0).
     Serve {
+        /// Options.
+        #[command(flatten)]
+        file: FileOpt,
+        /// Options.
+        #[command(flatten)]
+        now: NowOpt,
+        /// Options.
+        #[command(flatten)]
+        tz: TzOpt,
+        /// Options.
+        #[command(flatten)]
+        lock: LockOpt,
         /// Listen on this Unix socket instead of stdin/stdout.
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
@@ -100,7 +307,82 @@ pub enum Command {
         max_connections: u32,
     },
     /// Inspect the state file and the files beside it, changing nothing; fails on any error.
-    Check,
+    Check {
+        /// Options.
+        #[command(flatten)]
+        file: FileOpt,
+        /// Options.
+        #[command(flatten)]
+        json: JsonOpt,
+    },
+    /// Print a completion script for a shell.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    Man,
+}
+
+impl Command {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Status { .. } => "status",
+            Self::Event { .. } => "event",
+            Self::Sessions { .. } => "sessions",
+            Self::Digest { .. } => "digest",
+            Self::Diagram(_) => "diagram",
+            Self::Simulate(_) => "simulate",
+            Self::Serve { .. } => "serve",
+            Self::Check { .. } => "check",
+            Self::Completions { .. } => "completions",
+            Self::Man => "man",
+        }
+    }
+
+    /// The options given after the command, and the flags the command uses.
+    pub fn options(&self) -> (Options, &'static [&'static str]) {
+        const STORE: &[&str] = &["--state-file", "--now", "--json", "--lock-timeout"];
+        let mut options = Options::default();
+        let uses: &'static [&'static str] = match self {
+            Self::Status { file, now, tz, json } => {
+                file.merge(&mut options);
+                now.merge(&mut options);
+                tz.merge(&mut options);
+                json.merge(&mut options);
+                &["--state-file", "--now", "--tz", "--json"]
+            }
+            Self::Event { opts, tz, .. } => {
+                opts.merge(&mut options);
+                tz.merge(&mut options);
+                &["--state-file", "--now", "--tz", "--json", "--lock-timeout"]
+            }
+            Self::Sessions { opts, .. } | Self::Digest { opts, .. } => {
+                opts.merge(&mut options);
+                STORE
+            }
+            Self::Diagram(DiagramArgs { json, .. }) | Self::Simulate(SimulateArgs { json, .. }) => {
+                json.merge(&mut options);
+                &["--json"]
+            }
+            Self::Serve { file, now, tz, lock, .. } => {
+                file.merge(&mut options);
+                now.merge(&mut options);
+                tz.merge(&mut options);
+                lock.merge(&mut options);
+                &["--state-file", "--now", "--tz", "--lock-timeout"]
+            }
+            Self::Check { file, json } => {
+                file.merge(&mut options);
+                json.merge(&mut options);
+                &["--state-file", "--json"]
+            }
+            Self::Completions { .. } | Self::Man => &[],
+        };
+        (options, uses)
+    }
 }
 
 /// The engine events, one subcommand each.
@@ -200,10 +482,14 @@ pub enum DigestCommand {
 /// How `diagram` runs.
 #[derive(Debug, Args)]
 pub struct DiagramArgs {
+    /// Options.
+    #[command(flatten)]
+    pub json: JsonOpt,
     /// Draw only this format [default: every available one].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// The directory to write into.
+    /// The directory to write into; `-` writes the one format (DOT unless `--format` says
+    /// otherwise) to standard output.
     #[arg(long, value_name = "DIR", default_value = "diagrams")]
     pub out: PathBuf,
 }
@@ -222,6 +508,9 @@ pub enum Format {
 /// How `simulate` runs.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
+    /// Options.
+    #[command(flatten)]
+    pub json: JsonOpt,
     /// How many days to simulate, 1 to 3650.
     #[arg(
         long,

@@ -17,7 +17,7 @@ use std::process::{Command as Process, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use clap::error::ErrorKind;
 use serde_json::{Value, json};
 
@@ -35,6 +35,9 @@ use crate::timestamp::Timestamp;
 
 pub use args::Cli;
 use args::{Command, DiagramArgs, DigestCommand, EventCommand, Format, SessionsCommand};
+
+/// How long a command waits for the state file's lock unless `--lock-timeout` says otherwise.
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The exit code of a command that ran but whose answer is a failure.
 pub const EXIT_FAILURE: u8 = 1;
@@ -131,7 +134,9 @@ impl CliError {
 /// (`RUST_LOG` refines which).
 pub fn run_from_env(out: &mut dyn Write) -> Result<(), CliError> {
     log::init();
-    match Cli::try_parse() {
+    let parsed =
+        Cli::grammar().try_get_matches().and_then(|matches| Cli::from_arg_matches(&matches));
+    match parsed {
         Ok(cli) => run(cli, out),
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             write!(out, "{}", e.render()).and_then(|()| out.flush()).map_err(CliError::Stdout)
@@ -140,8 +145,9 @@ pub fn run_from_env(out: &mut dyn Write) -> Result<(), CliError> {
     }
 }
 
-/// A clap error as one line: its first paragraph without the `error:` prefix, or, when a
-/// subcommand is missing, the command that needs one.
+/// A clap error as one line: its first paragraph without the `error:` prefix and its `tip:` lines
+/// (clap's "a similar argument exists" suggestions), or, when a subcommand is missing, the command
+/// that needs one.
 fn one_line(error: &clap::Error) -> String {
     let text = error.render().to_string();
     if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
@@ -161,7 +167,13 @@ fn one_line(error: &clap::Error) -> String {
         text.lines().map(str::trim).take_while(|line| !line.is_empty()).collect();
     let line = first.join(" ");
     let line = line.strip_prefix("error: ").unwrap_or(&line);
-    format!("{line} (see --help)")
+    let tips: Vec<&str> =
+        text.lines().map(str::trim).filter(|line| line.starts_with("tip: ")).collect();
+    if tips.is_empty() {
+        format!("{line} (see --help)")
+    } else {
+        format!("{line}; {} (see --help)", tips.join("; "))
+    }
 }
 
 /// The environment variable that names the state file when `--state-file` does not.
@@ -169,10 +181,12 @@ pub const STATE_FILE_ENV: &str = "DAEMON_STATE_FILE";
 /// The environment variable that names the zone when `--tz` does not.
 pub const TZ_ENV: &str = "DAEMON_STATE_TZ";
 
-/// What every command shares: the global options, resolved.
+/// What every command shares: the options it uses, resolved.
 struct Context {
     state_file: Option<PathBuf>,
     now: Timestamp,
+    /// Whether the command uses a zone: only then is `DAEMON_STATE_TZ` read.
+    zoned: bool,
     tz: Option<String>,
     json: bool,
     lock_timeout: Duration,
@@ -208,6 +222,9 @@ impl Context {
     /// The zone for this command: `--tz` (already checked), else `DAEMON_STATE_TZ` unless it is
     /// empty. Read only by the commands that use a zone, so that a bad value breaks no other.
     fn tz(&self) -> Result<Option<String>, CliError> {
+        if !self.zoned {
+            return Ok(None);
+        }
         if let Some(tz) = &self.tz {
             return Ok(Some(tz.clone()));
         }
@@ -286,30 +303,67 @@ fn warn(message: &str) {
     let _ = writeln!(io::stderr().lock(), "daemon-state: warning: {}", printable(message));
 }
 
+/// The options given before the command and after it, merged; a usage error names the first
+/// option given before the command that the command does not use.
+fn options(cli: &Cli) -> Result<(args::Options, bool), CliError> {
+    let leading = cli.leading();
+    let (given, uses) = cli.command.options();
+    if let Some(flag) = leading.flags().into_iter().find(|flag| !uses.contains(flag)) {
+        let name = cli.command.name();
+        return Err(CliError::Usage(format!(
+            "{flag} is not used by `{name}` (see daemon-state {name} --help)"
+        )));
+    }
+    Ok((given.or(leading), uses.contains(&"--tz")))
+}
+
 /// Runs one parsed command, writing its output to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let (options, zoned) = options(&cli)?;
     let ctx = Context {
-        state_file: cli.state_file,
-        now: cli.now.unwrap_or_else(|| SystemClock.now()),
-        tz: cli.tz,
-        json: cli.json,
-        lock_timeout: cli.lock_timeout,
+        state_file: options.state_file,
+        now: options.now.unwrap_or_else(|| SystemClock.now()),
+        zoned,
+        tz: options.tz,
+        json: options.json,
+        lock_timeout: options.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
     };
     match cli.command {
-        Command::Status => {
+        Command::Status { .. } => {
+            let (path, _) = ctx.located()?;
             let engine = ctx.engine_with(|path| Engine::open_read_only(path))?;
-            ctx.print(out, &engine.status(ctx.now), render::status)?;
+            let mut doc = json!({"ok": true, "file": path.display().to_string()});
+            if let (Some(doc), Value::Object(fields)) =
+                (doc.as_object_mut(), engine.status(ctx.now))
+            {
+                doc.extend(fields);
+            }
+            ctx.print(out, &doc, render::status)?;
         }
-        Command::Event { event } => run_event(&ctx, event, out)?,
-        Command::Sessions { action } => run_sessions(&ctx, action, out)?,
-        Command::Digest { action: DigestCommand::Take } => {
+        Command::Event { event, .. } => run_event(&ctx, event, out)?,
+        Command::Sessions { action, .. } => run_sessions(&ctx, action, out)?,
+        Command::Digest { action: DigestCommand::Take, .. } => {
             let mut engine = ctx.engine()?;
             let taken = engine.update(|record| {
                 let taken = digest::take(record, ctx.now);
                 let changed = taken.is_some();
                 (taken.unwrap_or(Value::Null), changed)
             })?;
-            ctx.print(out, &taken, render::digest)?;
+            ctx.print(out, &json!({"ok": true, "digest": taken}), |doc| {
+                render::digest(&doc["digest"])
+            })?;
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::grammar(), "daemon-state", &mut script);
+            out.write_all(&script).map_err(CliError::Stdout)?;
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::grammar())
+                .render(&mut page)
+                .map_err(|source| CliError::Write { path: PathBuf::from("-"), source })?;
+            out.write_all(&page).map_err(CliError::Stdout)?;
         }
         Command::Diagram(args) => run_diagram(&ctx, &args, out)?,
         Command::Simulate(args) => {
@@ -322,12 +376,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             };
             simulate::run(&options, out)?;
         }
-        Command::Serve { socket, max_connections } => {
+        Command::Serve { socket, max_connections, .. } => {
             let (state_file, from) = ctx.located()?;
             let options = ServeOptions {
                 state_file,
                 socket,
-                now: cli.now,
+                now: options.now,
                 tz: ctx.tz()?,
                 lock_wait: ctx.lock_wait(),
                 max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
@@ -337,7 +391,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 error => error.into(),
             })?;
         }
-        Command::Check => {
+        Command::Check { .. } => {
             let path = ctx.state_file()?;
             let report = check::check(&path);
             let doc = json!({
@@ -434,7 +488,7 @@ fn run_sessions(
                 let first = sessions::consume_in(record, &id);
                 (first, first)
             })?;
-            ctx.print(out, &json!(first), |_| {
+            ctx.print(out, &json!({"ok": true, "first_turn": first}), |_| {
                 let id = printable(&id);
                 if first {
                     format!("first turn of {id}\n")
@@ -449,7 +503,7 @@ fn run_sessions(
                 let changed = !dropped.is_empty();
                 (dropped, changed)
             })?;
-            ctx.print(out, &json!(dropped), |_| match dropped.len() {
+            ctx.print(out, &json!({"ok": true, "dropped": dropped}), |_| match dropped.len() {
                 0 => "dropped none\n".to_owned(),
                 n => format!("dropped {n}: {}\n", printable(&dropped.join(", "))),
             })
@@ -459,6 +513,9 @@ fn run_sessions(
 
 /// `diagram`: writes the drawings of the machine and prints the files written.
 fn run_diagram(ctx: &Context, args: &DiagramArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    if args.out == Path::new("-") {
+        return diagram_to_stdout(ctx, args.format.unwrap_or(Format::Dot), out);
+    }
     let formats = match args.format {
         Some(format) => vec![format],
         None => vec![Format::Dot, Format::Mermaid, Format::Svg],
@@ -487,9 +544,26 @@ fn run_diagram(ctx: &Context, args: &DiagramArgs, out: &mut dyn Write) -> Result
             .map_err(|source| CliError::Write { path: path.clone(), source })?;
         written.push(path.display().to_string());
     }
-    ctx.print(out, &json!(written), |_| {
+    ctx.print(out, &json!({"ok": true, "files": written}), |_| {
         written.iter().map(|path| format!("{}\n", printable(path))).collect()
     })
+}
+
+/// `diagram --out -`: the one format on standard output, which `--json` would garble.
+fn diagram_to_stdout(ctx: &Context, format: Format, out: &mut dyn Write) -> Result<(), CliError> {
+    if ctx.json {
+        return Err(CliError::Usage(
+            "--json cannot be used with `diagram --out -`, which prints the drawing itself"
+                .to_owned(),
+        ));
+    }
+    let text = match format {
+        Format::Dot => diagram::to_dot().into_bytes(),
+        Format::Mermaid => diagram::to_mermaid().into_bytes(),
+        Format::Svg => render_svg(&diagram::to_dot())
+            .map_err(|e| CliError::Graphviz { path: PathBuf::from("-"), reason: e.to_string() })?,
+    };
+    out.write_all(&text).map_err(CliError::Stdout)
 }
 
 /// Writes `path` (in `dir`) as a new file, mode 0644, through a temp file in `dir` renamed over it:
