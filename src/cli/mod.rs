@@ -5,15 +5,14 @@
 //! It must not decide lifecycle behaviour nor build the reply documents: the engine does both.
 
 pub mod args;
+mod draw;
 mod log;
 mod render;
 
 pub use render::printable;
 
-use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,6 @@ use serde_json::{Value, json};
 
 use crate::check;
 use crate::clock::{Clock, SystemClock};
-use crate::diagram;
 use crate::digest::{self, RemResult};
 use crate::engine::{Engine, EngineError, OpenReport};
 use crate::event::{Event, EventKind};
@@ -34,7 +32,7 @@ use crate::store::{LockWait, OnWait, Store, StoreError, Waiting};
 use crate::timestamp::Timestamp;
 
 pub use args::Cli;
-use args::{Command, DiagramArgs, DigestCommand, EventCommand, Format, SessionsCommand};
+use args::{Command, DigestCommand, EventCommand, SessionsCommand};
 
 /// How long a command waits for the state file's lock unless `--lock-timeout` says otherwise.
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -365,7 +363,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 .map_err(|source| CliError::Write { path: PathBuf::from("-"), source })?;
             out.write_all(&page).map_err(CliError::Stdout)?;
         }
-        Command::Diagram(args) => run_diagram(&ctx, &args, out)?,
+        Command::Diagram(args) => draw::run(&ctx, &args, out)?,
         Command::Simulate(args) => {
             let options = SimulateOptions {
                 days: args.days,
@@ -508,91 +506,5 @@ fn run_sessions(
                 n => format!("dropped {n}: {}\n", printable(&dropped.join(", "))),
             })
         }
-    }
-}
-
-/// `diagram`: writes the drawings of the machine and prints the files written.
-fn run_diagram(ctx: &Context, args: &DiagramArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    if args.out == Path::new("-") {
-        return diagram_to_stdout(ctx, args.format.unwrap_or(Format::Dot), out);
-    }
-    let formats = match args.format {
-        Some(format) => vec![format],
-        None => vec![Format::Dot, Format::Mermaid, Format::Svg],
-    };
-    fs::create_dir_all(&args.out)
-        .map_err(|source| CliError::Write { path: args.out.clone(), source })?;
-    let mut written = Vec::new();
-    for format in formats {
-        let (name, text) = match format {
-            Format::Dot => ("lifecycle.dot", diagram::to_dot().into_bytes()),
-            Format::Mermaid => ("lifecycle.mmd", diagram::to_mermaid().into_bytes()),
-            Format::Svg => {
-                let path = args.out.join("lifecycle.svg");
-                match render_svg(&diagram::to_dot()) {
-                    Ok(svg) => ("lifecycle.svg", svg),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && args.format.is_none() => {
-                        warn("Graphviz `dot` is not on PATH: lifecycle.svg not written");
-                        continue;
-                    }
-                    Err(e) => return Err(CliError::Graphviz { path, reason: e.to_string() }),
-                }
-            }
-        };
-        let path = args.out.join(name);
-        replace_file(&args.out, &path, &text)
-            .map_err(|source| CliError::Write { path: path.clone(), source })?;
-        written.push(path.display().to_string());
-    }
-    ctx.print(out, &json!({"ok": true, "files": written}), |_| {
-        written.iter().map(|path| format!("{}\n", printable(path))).collect()
-    })
-}
-
-/// `diagram --out -`: the one format on standard output, which `--json` would garble.
-fn diagram_to_stdout(ctx: &Context, format: Format, out: &mut dyn Write) -> Result<(), CliError> {
-    if ctx.json {
-        return Err(CliError::Usage(
-            "--json cannot be used with `diagram --out -`, which prints the drawing itself"
-                .to_owned(),
-        ));
-    }
-    let text = match format {
-        Format::Dot => diagram::to_dot().into_bytes(),
-        Format::Mermaid => diagram::to_mermaid().into_bytes(),
-        Format::Svg => render_svg(&diagram::to_dot())
-            .map_err(|e| CliError::Graphviz { path: PathBuf::from("-"), reason: e.to_string() })?,
-    };
-    out.write_all(&text).map_err(CliError::Stdout)
-}
-
-/// Writes `path` (in `dir`) as a new file, mode 0644, through a temp file in `dir` renamed over it:
-/// whatever was at `path` (a symbolic link included) is replaced, never followed or written into.
-fn replace_file(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut temp = tempfile::Builder::new().prefix(".diagram").suffix(".tmp").tempfile_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-/// Runs `dot -Tsvg` on the DOT text. `NotFound` when Graphviz is not installed.
-fn render_svg(dot: &str) -> io::Result<Vec<u8>> {
-    let mut child = Process::new("dot")
-        .arg("-Tsvg")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(dot.as_bytes())?;
-    }
-    let output = child.wait_with_output()?;
-    if output.status.success() {
-        Ok(output.stdout)
-    } else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(io::Error::other(format!("{} ({})", stderr.trim(), output.status)))
     }
 }
