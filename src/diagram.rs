@@ -3,8 +3,10 @@
 //! Owns the Graphviz DOT and Mermaid texts of `table::TABLE`: states as nodes (WAKE marked as the
 //! initial state), every row that moves as a labelled edge `event [guard] / actions (reason)`, and
 //! the rows that stay put listed inside their state in table order (or once, in a note, when every
-//! state has them). The
-//! output is a pure function of the table. It must not touch the disk or run Graphviz: the command
+//! state has them). In DOT the night's main path (WAKE -> TRANSITIONING -> SLEEP <-> DREAMING ->
+//! WAKE) is drawn bold and in line; the rare rows (recovery at boot, yields, shutdown) are drawn
+//! thin and grey, the ones of a kind between the same two states merged into one edge with a
+//! label line each. The output is a pure function of the table. It must not touch the disk or run Graphviz: the command
 //! line writes the files and renders the SVG.
 
 use std::fmt::Write as _;
@@ -14,6 +16,94 @@ use crate::table::{Row, StateName, TABLE, Target};
 
 /// The state a fresh state file starts in.
 const INITIAL: StateName = StateName::Wake;
+
+/// The rows of a night that runs its course, as (from, event, to, reason): drawn prominently.
+const NIGHT_PATH: [(StateName, Trigger, StateName, &str); 5] = [
+    (StateName::Wake, Trigger::Tick, StateName::Transitioning, "why sleep is due"),
+    (StateName::Transitioning, Trigger::LockAcquired, StateName::Sleep, "lock_acquired"),
+    (StateName::Sleep, Trigger::Continue, StateName::Dreaming, "next_cycle"),
+    (StateName::Dreaming, Trigger::RemCycleFinished, StateName::Sleep, "rem_cycle_finished"),
+    (StateName::Sleep, Trigger::Continue, StateName::Wake, "cycles_done"),
+];
+
+/// Whether a moving row is on the night's main path.
+fn on_night_path(row: &Row, to: StateName) -> bool {
+    NIGHT_PATH.iter().any(|&(from, trigger, target, reason)| {
+        row.from == from && row.trigger == trigger && to == target && row.reason.label() == reason
+    })
+}
+
+/// How an edge is drawn, which is also what keeps rare rows apart when they are merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A row of the night's main path: one bold edge each.
+    Night,
+    /// A host event off the main path (a yield, shutdown): thin and grey.
+    Host,
+    /// The engine's own step at a cycle boundary off the main path: thin, grey and dashed.
+    Engine,
+    /// Crash recovery at boot: thin, light grey and dotted.
+    Recovery,
+}
+
+impl Kind {
+    fn of(row: &Row, to: StateName) -> Self {
+        if on_night_path(row, to) {
+            Self::Night
+        } else {
+            match row.trigger {
+                Trigger::Boot => Self::Recovery,
+                Trigger::Continue => Self::Engine,
+                _ => Self::Host,
+            }
+        }
+    }
+
+    /// The DOT attributes after the label.
+    fn style(self) -> &'static str {
+        match self {
+            Self::Night => {
+                ", penwidth=2.6, weight=8, color=\"#1f3a6e\", fontcolor=\"#1f3a6e\", fontsize=11"
+            }
+            Self::Host => ", penwidth=0.8, color=\"#9aa3b5\", fontcolor=\"#7a8294\", fontsize=8",
+            Self::Engine => {
+                ", style=dashed, penwidth=0.8, color=\"#9aa3b5\", fontcolor=\"#7a8294\", fontsize=8"
+            }
+            Self::Recovery => {
+                ", style=dotted, penwidth=0.8, color=\"#b8bcc6\", fontcolor=\"#9a9ea8\", fontsize=8"
+            }
+        }
+    }
+}
+
+/// One drawn DOT edge: the moving rows it labels, in table order.
+struct Edge {
+    from: StateName,
+    to: StateName,
+    kind: Kind,
+    rows: Vec<&'static Row>,
+}
+
+/// The DOT edges: one per main-path row, one per (from, to, kind) for the others, in table order.
+fn dot_edges() -> Vec<Edge> {
+    let mut edges: Vec<Edge> = Vec::new();
+    for (row, to) in moves() {
+        let kind = Kind::of(row, to);
+        let merged = edges
+            .iter_mut()
+            .find(|e| kind != Kind::Night && (e.from, e.to, e.kind) == (row.from, to, kind));
+        match merged {
+            Some(edge) => edge.rows.push(row),
+            None => edges.push(Edge { from: row.from, to, kind, rows: vec![row] }),
+        }
+    }
+    edges
+}
+
+/// How many edges the DOT graph draws between states (the entry arrow left out).
+pub fn dot_edge_count() -> usize {
+    dot_edges().len()
+}
 
 /// Whether a row that stays put appears, with the same event, guard, actions and target, in
 /// every state.
@@ -101,23 +191,19 @@ fn dot_table(title: &str, rows: &[&Row]) -> String {
     label
 }
 
-/// An edge label: the event and guard, then the actions on a line of their own.
-fn dot_edge_label(row: &Row) -> String {
-    let mut label = html(&trigger_text(row));
-    let actions = actions_text(row);
-    if !actions.is_empty() {
-        let _ = write!(label, "<BR/>/ {}", html(&actions));
+/// An edge label: a main-path row's event and guard in bold over its actions; for a merged
+/// edge, one line per row, left-aligned.
+fn dot_edge_label(edge: &Edge) -> String {
+    if let (Kind::Night, [row]) = (edge.kind, edge.rows.as_slice()) {
+        let mut label = format!("<B>{}</B>", html(&trigger_text(row)));
+        let actions = actions_text(row);
+        if !actions.is_empty() {
+            let _ = write!(label, "<BR/>/ {}", html(&actions));
+        }
+        return format!("<{label}>");
     }
-    format!("<{label}>")
-}
-
-/// How an edge is drawn: the engine's own step dashed, crash recovery at boot in grey.
-fn dot_edge_style(row: &Row) -> &'static str {
-    match row.trigger {
-        Trigger::Continue => ", style=dashed",
-        Trigger::Boot => ", color=\"#9a9a9a\", fontcolor=\"#6a6a6a\"",
-        _ => "",
-    }
+    let lines: Vec<String> = edge.rows.iter().map(|row| html(&row_text(row))).collect();
+    format!("<{}<BR ALIGN=\"LEFT\"/>>", lines.join("<BR ALIGN=\"LEFT\"/>"))
 }
 
 /// The lifecycle as a Graphviz DOT graph.
@@ -130,7 +216,7 @@ pub fn to_dot() -> String {
     dot.push_str(
         "    graph [rankdir=LR, nodesep=0.3, ranksep=1.2, fontname=\"Helvetica\", fontsize=11,\n",
     );
-    dot.push_str("        labelloc=b, label=\"event [guard] / actions (reason); (then on): the next rows are tried too. Dashed: the engine's own step at a cycle boundary. Grey: crash recovery at boot.\"];\n");
+    dot.push_str("        labelloc=b, label=\"event [guard] / actions (reason); (then on): the next rows are tried too. Bold: a night that runs its course. Thin grey: the rare rows (yields, shutdown); dashed: the engine's own step at a cycle boundary; dotted: crash recovery at boot.\"];\n");
     dot.push_str("    node [shape=box, style=\"rounded,filled\", fillcolor=\"#f4f6fb\", color=\"#4a5a7a\", fontname=\"Helvetica\"];\n");
     dot.push_str("    edge [fontname=\"Helvetica\", fontsize=10, color=\"#4a5a7a\"];\n\n");
     dot.push_str("    start [shape=point, width=0.15, label=\"\"];\n");
@@ -145,14 +231,14 @@ pub fn to_dot() -> String {
     );
     dot.push('\n');
     let _ = writeln!(dot, "    start -> {};", INITIAL.as_str());
-    for (row, to) in moves() {
+    for edge in dot_edges() {
         let _ = writeln!(
             dot,
             "    {} -> {} [label={}{}];",
-            row.from.as_str(),
-            to.as_str(),
-            dot_edge_label(row),
-            dot_edge_style(row)
+            edge.from.as_str(),
+            edge.to.as_str(),
+            dot_edge_label(&edge),
+            edge.kind.style()
         );
     }
     dot.push_str("}\n");
@@ -193,10 +279,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_moving_row_is_one_dot_edge() {
+    fn every_moving_row_is_on_exactly_one_dot_edge() {
         let dot = to_dot();
-        let edges = dot.lines().filter(|line| line.contains(" -> ") && !line.contains("start ->"));
-        assert_eq!(edges.count(), moves().count());
+        let lines = dot.lines().filter(|line| line.contains(" -> ") && !line.contains("start ->"));
+        assert_eq!(lines.count(), dot_edge_count());
+        let edges = dot_edges();
+        for (row, to) in moves() {
+            let on: Vec<&Edge> = edges
+                .iter()
+                .filter(|edge| edge.rows.iter().any(|r| std::ptr::eq(*r, row)))
+                .collect();
+            assert_eq!(on.len(), 1, "{row:?}");
+            let (edge, label) = (on[0], dot_edge_label(on[0]));
+            assert_eq!((edge.from, edge.to), (row.from, to), "{row:?}");
+            assert!(label.contains(&html(&trigger_text(row))), "{row:?}: {label}");
+            assert!(label.contains(&html(&actions_text(row))), "{row:?}: {label}");
+            assert!(dot.contains(&label), "{row:?}: {label}");
+        }
+    }
+
+    #[test]
+    fn the_night_path_is_five_rows_drawn_bold() {
+        for (from, trigger, to, reason) in NIGHT_PATH {
+            let rows = moves().filter(|&(row, target)| {
+                row.from == from
+                    && row.trigger == trigger
+                    && target == to
+                    && row.reason.label() == reason
+            });
+            assert_eq!(rows.count(), 1, "{from} {trigger:?} {to} {reason}");
+        }
+        let bold = to_dot().lines().filter(|line| line.contains("penwidth=2.6")).count();
+        assert_eq!(bold, NIGHT_PATH.len());
     }
 
     #[test]

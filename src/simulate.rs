@@ -19,7 +19,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{Duration, TimeZone, Utc};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::engine::EngineError;
 use crate::timestamp::Timestamp;
@@ -164,10 +164,14 @@ fn simulate(options: &SimulateOptions, out: &mut dyn Write) -> Result<(), Simula
         write_plot(plot, &host.trace, &title)?;
     }
     if options.json {
-        let mut doc = summary::to_json(&report);
+        let mut doc = json!({"ok": true});
+        if let (Some(doc), Value::Object(fields)) = (doc.as_object_mut(), summary::to_json(&report))
+        {
+            doc.extend(fields);
+        }
         doc["state_file"] = json!(path.display().to_string());
         doc["plot"] = json!(options.plot.as_ref().map(|p| p.display().to_string()));
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+        writeln!(out, "{doc}")?;
     } else {
         summary::write_text(out, &report)?;
         if let Some(plot) = &options.plot {

@@ -294,20 +294,32 @@ fn sessions_and_digest() {
     let rows: &[(&str, &[&str], Value)] = &[
         ("2026-04-19T06:00:00Z", &["sessions", "open", "a"], json!({"ok": true})),
         ("2026-04-19T06:30:00Z", &["sessions", "open", "b"], json!({"ok": true})),
-        ("2026-04-19T06:40:00Z", &["sessions", "consume", "b"], json!(true)),
-        ("2026-04-19T06:41:00Z", &["sessions", "consume", "b"], json!(false)),
+        (
+            "2026-04-19T06:40:00Z",
+            &["sessions", "consume", "b"],
+            json!({"ok": true, "first_turn": true}),
+        ),
+        (
+            "2026-04-19T06:41:00Z",
+            &["sessions", "consume", "b"],
+            json!({"ok": true, "first_turn": false}),
+        ),
         ("2026-04-19T06:42:00Z", &["sessions", "open", "c"], json!({"ok": true})),
-        ("2026-04-19T07:00:00Z", &["sessions", "prune"], json!([])),
-        ("2026-04-19T07:00:01Z", &["sessions", "prune"], json!(["a"])),
-        ("2026-04-19T07:00:02Z", &["sessions", "prune", "--ttl-secs", "60"], json!(["c"])),
+        ("2026-04-19T07:00:00Z", &["sessions", "prune"], json!({"ok": true, "dropped": []})),
+        ("2026-04-19T07:00:01Z", &["sessions", "prune"], json!({"ok": true, "dropped": ["a"]})),
+        (
+            "2026-04-19T07:00:02Z",
+            &["sessions", "prune", "--ttl-secs", "60"],
+            json!({"ok": true, "dropped": ["c"]}),
+        ),
         (
             "2026-04-19T07:00:03Z",
             &["digest", "take"],
-            json!({
+            json!({"ok": true, "digest": {
             "rem_cycles_completed": 4, "episodes_processed": 9, "schemas_induced_tier0": 0,
-            "claude_call_used": false, "main_insight_text": null, "timed_out_cycles": 0}),
+            "claude_call_used": false, "main_insight_text": null, "timed_out_cycles": 0}}),
         ),
-        ("2026-04-19T07:00:04Z", &["digest", "take"], Value::Null),
+        ("2026-04-19T07:00:04Z", &["digest", "take"], json!({"ok": true, "digest": null})),
     ];
     for (now, args, expected) in rows {
         check(&s, now, args, 0, expected.clone());
@@ -414,7 +426,7 @@ fn diagram_writes_what_the_table_draws() {
         .output()
         .expect("run");
     let listed: Value = serde_json::from_slice(&printed.stdout).expect("json");
-    assert_eq!(listed, json!([path("lifecycle.mmd")]));
+    assert_eq!(listed, json!({"ok": true, "files": [path("lifecycle.mmd")]}));
     assert_eq!(
         fs::read_to_string(path("lifecycle.mmd")).expect("mmd"),
         daemon_state::diagram::to_mermaid()

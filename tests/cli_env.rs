@@ -16,7 +16,6 @@ fn daemon_state(home: &Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
         .env_remove("DAEMON_STATE_TZ")
         .env_remove("RUST_LOG")
         .env("HOME", home)
-        .args(["--now", "2026-04-18T12:00:00Z"])
         .args(args)
         .stdin(Stdio::null());
     for (name, value) in vars {

@@ -16,7 +16,6 @@ fn daemon_state(args: &[&str]) -> Output {
         .env_remove("DAEMON_STATE_FILE")
         .env_remove("DAEMON_STATE_TZ")
         .env_remove("RUST_LOG")
-        .args(["--now", "2026-04-18T12:00:00Z"])
         .args(args)
         .stdin(Stdio::null())
         .output()

@@ -268,3 +268,40 @@ fn the_committed_hypnogram_is_the_one_the_code_draws() {
         "diagrams/hypnogram.svg is not what the code draws; run with UPDATE_EXPECT=1 to redraw it"
     );
 }
+
+/// The label boxes of each day's row, as (day, baseline y, left, right), taken from the SVG: the
+/// labels are centred on `x`, 10 px high, and about 6.4 px a character wide (the plot's estimate).
+fn label_boxes(svg: &str) -> Vec<(usize, f64, f64, f64)> {
+    let number = |text: &str, attr: &str| -> f64 {
+        let start = text.find(&format!(" {attr}=\"")).expect(attr) + attr.len() + 3;
+        text[start..].split('"').next().unwrap().parse().unwrap()
+    };
+    let mut boxes = Vec::new();
+    for (day, row) in svg.split(r#"<g class="day""#).skip(1).enumerate() {
+        for label in row.split(r#"<text class="mark-label""#).skip(1) {
+            let text = label.split('>').nth(1).unwrap().split('<').next().unwrap();
+            let width = text.chars().count() as f64 * 6.4 + 2.0;
+            let centre = number(label, "x");
+            boxes.push((day, number(label, "y"), centre - width / 2.0, centre + width / 2.0));
+        }
+    }
+    boxes
+}
+
+#[test]
+fn the_hypnogram_labels_never_overlap() {
+    for seed in [1, 2] {
+        let run = simulate_json(28, seed, true);
+        let boxes = label_boxes(&run.svg);
+        assert!(boxes.len() > 28, "seed {seed}: labels drawn: {}", boxes.len());
+        for (i, a) in boxes.iter().enumerate() {
+            for b in &boxes[..i] {
+                let same_line = a.0 == b.0 && (a.1 - b.1).abs() < 10.0;
+                let apart = a.2 >= b.3 || b.2 >= a.3;
+                assert!(!same_line || apart, "seed {seed}: {a:?} overlaps {b:?}");
+            }
+        }
+    }
+    let week = label_boxes(&week().svg);
+    assert!(week.iter().any(|b| b.0 == 3), "Thursday's crowded noon is labelled");
+}

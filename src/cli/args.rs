@@ -1,7 +1,7 @@
 //! The command line's grammar: global options, subcommands and their arguments, as clap derives.
 //!
-//! Owns names, defaults, environment variables and the parsing of option values (`--now`, `--tz`).
-//! It must not run anything: `cli` turns a parsed command into engine calls.
+//! Owns names, defaults, environment variables, the parsing of option values (`--now`, `--tz`)
+//! and which command takes which option. It must not run anything: `cli` turns a parsed command into engine calls.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +12,10 @@ use crate::sessions::REAPER_TTL_SECS;
 use crate::simulate::MAX_DAYS;
 use crate::timestamp::{self, Timestamp};
 
+mod opts;
+
+pub use opts::{FileOpt, JsonOpt, LockOpt, NowOpt, Opt, Options, StoreOpts, TzOpt};
+
 /// What `--help` says after the options.
 const AFTER_HELP: &str = "\
 Warnings and errors go to stderr, a line each; RUST_LOG refines which (RUST_LOG=off for none, \
@@ -19,61 +23,98 @@ RUST_LOG=debug for more). Exit codes: 0 success, 1 the command ran and the answe
 2 bad usage or a refusal to start.";
 
 /// Sleep/wake lifecycle of a long-lived background daemon, over its JSON state file.
+///
+/// The options below may come before the command or after it; each command accepts only the
+/// ones it uses (see `daemon-state COMMAND --help`), and refuses the others.
 #[derive(Debug, Parser)]
 #[command(name = "daemon-state", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// The state file [env: DAEMON_STATE_FILE, unless empty] [default:
-    /// ~/.iai-mcp/.daemon-state.json].
-    #[arg(long, global = true, value_name = "PATH")]
-    pub state_file: Option<PathBuf>,
-    /// Take this moment as now instead of reading the system clock.
-    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
-    pub now: Option<Timestamp>,
-    /// The IANA time zone the quiet window is learned and checked in, for this one command
-    /// without storing it (`serve` stores it in the state file) [env: DAEMON_STATE_TZ, unless
-    /// empty] [default: the state file's `timezone`, else UTC].
-    #[arg(long, global = true, value_name = "IANA", value_parser = parse_tz)]
-    pub tz: Option<String>,
-    /// Print one JSON document instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// How long to wait for the state file's lock while another process holds it, then give up
-    /// with exit 2 (`serve`: fail that request). After one second of waiting a line on stderr
-    /// says so. Fractions allowed; 0 tries once.
-    #[arg(
-        long,
-        global = true,
-        value_name = "SECS",
-        default_value = "30",
-        allow_hyphen_values = true,
-        value_parser = parse_lock_timeout
-    )]
-    pub lock_timeout: Duration,
+    /// `--state-file`, before the command.
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// `--now`, before the command.
+    #[command(flatten)]
+    pub now: NowOpt,
+    /// `--tz`, before the command.
+    #[command(flatten)]
+    pub tz: TzOpt,
+    /// `--json`, before the command.
+    #[command(flatten)]
+    pub json: JsonOpt,
+    /// `--lock-timeout`, before the command.
+    #[command(flatten)]
+    pub lock: LockOpt,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+impl Cli {
+    /// The grammar: the options are accepted before the command (for every command, checked
+    /// against what it uses when it runs) and after it (only on the commands that use them).
+    pub fn grammar() -> clap::Command {
+        // The option structs are global so that a command with subcommands (`event tick`) takes
+        // them after its last word; before the command they must not propagate to every command.
+        <Self as clap::CommandFactory>::command().mut_args(|arg| arg.global(false))
+    }
+
+    /// The options given before the command, for the check against what the command uses.
+    pub fn leading(&self) -> Options {
+        let mut options = Options::default();
+        self.file.merge(&mut options);
+        self.now.merge(&mut options);
+        self.tz.merge(&mut options);
+        self.json.merge(&mut options);
+        self.lock.merge(&mut options);
+        options
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show the state, its timestamps, pending sessions, the digest, the quiet window and the next
-    /// deadline.
-    Status,
+    /// Show the state file's path, the state, its timestamps, pending sessions, the digest, the
+    /// quiet window and the next deadline.
+    Status {
+        /// Options.
+        #[command(flatten)]
+        file: FileOpt,
+        /// Options.
+        #[command(flatten)]
+        now: NowOpt,
+        /// Options.
+        #[command(flatten)]
+        tz: TzOpt,
+        /// Options.
+        #[command(flatten)]
+        json: JsonOpt,
+    },
     /// Feed one event to the engine and show the transitions and effects.
     Event {
+        /// Options.
+        #[command(flatten)]
+        opts: StoreOpts,
+        /// Options.
+        #[command(flatten)]
+        tz: TzOpt,
         /// The event.
         #[command(subcommand)]
         event: EventCommand,
     },
     /// First-turn tracking of sessions.
     Sessions {
+        /// Options.
+        #[command(flatten)]
+        opts: StoreOpts,
         /// What to do.
         #[command(subcommand)]
         action: SessionsCommand,
     },
     /// The morning digest.
     Digest {
+        /// Options.
+        #[command(flatten)]
+        opts: StoreOpts,
         /// What to do.
         #[command(subcommand)]
         action: DigestCommand,
@@ -86,6 +127,18 @@ pub enum Command {
     /// ends or SIGTERM, SIGINT or SIGHUP (which let the requests in flight finish, remove the
     /// socket and exit 0).
     Serve {
+        /// Options.
+        #[command(flatten)]
+        file: FileOpt,
+        /// Options.
+        #[command(flatten)]
+        now: NowOpt,
+        /// Options.
+        #[command(flatten)]
+        tz: TzOpt,
+        /// Options.
+        #[command(flatten)]
+        lock: LockOpt,
         /// Listen on this Unix socket instead of stdin/stdout.
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
@@ -100,7 +153,82 @@ pub enum Command {
         max_connections: u32,
     },
     /// Inspect the state file and the files beside it, changing nothing; fails on any error.
-    Check,
+    Check {
+        /// Options.
+        #[command(flatten)]
+        file: FileOpt,
+        /// Options.
+        #[command(flatten)]
+        json: JsonOpt,
+    },
+    /// Print a completion script for a shell.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    Man,
+}
+
+impl Command {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Status { .. } => "status",
+            Self::Event { .. } => "event",
+            Self::Sessions { .. } => "sessions",
+            Self::Digest { .. } => "digest",
+            Self::Diagram(_) => "diagram",
+            Self::Simulate(_) => "simulate",
+            Self::Serve { .. } => "serve",
+            Self::Check { .. } => "check",
+            Self::Completions { .. } => "completions",
+            Self::Man => "man",
+        }
+    }
+
+    /// The options given after the command, and the flags the command uses.
+    pub fn options(&self) -> (Options, &'static [&'static str]) {
+        const STORE: &[&str] = &["--state-file", "--now", "--json", "--lock-timeout"];
+        let mut options = Options::default();
+        let uses: &'static [&'static str] = match self {
+            Self::Status { file, now, tz, json } => {
+                file.merge(&mut options);
+                now.merge(&mut options);
+                tz.merge(&mut options);
+                json.merge(&mut options);
+                &["--state-file", "--now", "--tz", "--json"]
+            }
+            Self::Event { opts, tz, .. } => {
+                opts.merge(&mut options);
+                tz.merge(&mut options);
+                &["--state-file", "--now", "--tz", "--json", "--lock-timeout"]
+            }
+            Self::Sessions { opts, .. } | Self::Digest { opts, .. } => {
+                opts.merge(&mut options);
+                STORE
+            }
+            Self::Diagram(DiagramArgs { json, .. }) | Self::Simulate(SimulateArgs { json, .. }) => {
+                json.merge(&mut options);
+                &["--json"]
+            }
+            Self::Serve { file, now, tz, lock, .. } => {
+                file.merge(&mut options);
+                now.merge(&mut options);
+                tz.merge(&mut options);
+                lock.merge(&mut options);
+                &["--state-file", "--now", "--tz", "--lock-timeout"]
+            }
+            Self::Check { file, json } => {
+                file.merge(&mut options);
+                json.merge(&mut options);
+                &["--state-file", "--json"]
+            }
+            Self::Completions { .. } | Self::Man => &[],
+        };
+        (options, uses)
+    }
 }
 
 /// The engine events, one subcommand each.
@@ -200,10 +328,14 @@ pub enum DigestCommand {
 /// How `diagram` runs.
 #[derive(Debug, Args)]
 pub struct DiagramArgs {
+    /// Options.
+    #[command(flatten)]
+    pub json: JsonOpt,
     /// Draw only this format [default: every available one].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// The directory to write into.
+    /// The directory to write into; `-` writes the one format (DOT unless `--format` says
+    /// otherwise) to standard output.
     #[arg(long, value_name = "DIR", default_value = "diagrams")]
     pub out: PathBuf,
 }
@@ -222,6 +354,9 @@ pub enum Format {
 /// How `simulate` runs.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
+    /// Options.
+    #[command(flatten)]
+    pub json: JsonOpt,
     /// How many days to simulate, 1 to 3650.
     #[arg(
         long,

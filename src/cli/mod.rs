@@ -5,25 +5,23 @@
 //! It must not decide lifecycle behaviour nor build the reply documents: the engine does both.
 
 pub mod args;
+mod draw;
 mod log;
 mod render;
 
 pub use render::printable;
 
-use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use clap::error::ErrorKind;
 use serde_json::{Value, json};
 
 use crate::check;
 use crate::clock::{Clock, SystemClock};
-use crate::diagram;
 use crate::digest::{self, RemResult};
 use crate::engine::{Engine, EngineError, OpenReport};
 use crate::event::{Event, EventKind};
@@ -34,7 +32,10 @@ use crate::store::{LockWait, OnWait, Store, StoreError, Waiting};
 use crate::timestamp::Timestamp;
 
 pub use args::Cli;
-use args::{Command, DiagramArgs, DigestCommand, EventCommand, Format, SessionsCommand};
+use args::{Command, DigestCommand, EventCommand, SessionsCommand};
+
+/// How long a command waits for the state file's lock unless `--lock-timeout` says otherwise.
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The exit code of a command that ran but whose answer is a failure.
 pub const EXIT_FAILURE: u8 = 1;
@@ -131,7 +132,9 @@ impl CliError {
 /// (`RUST_LOG` refines which).
 pub fn run_from_env(out: &mut dyn Write) -> Result<(), CliError> {
     log::init();
-    match Cli::try_parse() {
+    let parsed =
+        Cli::grammar().try_get_matches().and_then(|matches| Cli::from_arg_matches(&matches));
+    match parsed {
         Ok(cli) => run(cli, out),
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             write!(out, "{}", e.render()).and_then(|()| out.flush()).map_err(CliError::Stdout)
@@ -140,8 +143,9 @@ pub fn run_from_env(out: &mut dyn Write) -> Result<(), CliError> {
     }
 }
 
-/// A clap error as one line: its first paragraph without the `error:` prefix, or, when a
-/// subcommand is missing, the command that needs one.
+/// A clap error as one line: its first paragraph without the `error:` prefix and its `tip:` lines
+/// (clap's "a similar argument exists" suggestions), or, when a subcommand is missing, the command
+/// that needs one.
 fn one_line(error: &clap::Error) -> String {
     let text = error.render().to_string();
     if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
@@ -161,7 +165,13 @@ fn one_line(error: &clap::Error) -> String {
         text.lines().map(str::trim).take_while(|line| !line.is_empty()).collect();
     let line = first.join(" ");
     let line = line.strip_prefix("error: ").unwrap_or(&line);
-    format!("{line} (see --help)")
+    let tips: Vec<&str> =
+        text.lines().map(str::trim).filter(|line| line.starts_with("tip: ")).collect();
+    if tips.is_empty() {
+        format!("{line} (see --help)")
+    } else {
+        format!("{line}; {} (see --help)", tips.join("; "))
+    }
 }
 
 /// The environment variable that names the state file when `--state-file` does not.
@@ -169,10 +179,12 @@ pub const STATE_FILE_ENV: &str = "DAEMON_STATE_FILE";
 /// The environment variable that names the zone when `--tz` does not.
 pub const TZ_ENV: &str = "DAEMON_STATE_TZ";
 
-/// What every command shares: the global options, resolved.
+/// What every command shares: the options it uses, resolved.
 struct Context {
     state_file: Option<PathBuf>,
     now: Timestamp,
+    /// Whether the command uses a zone: only then is `DAEMON_STATE_TZ` read.
+    zoned: bool,
     tz: Option<String>,
     json: bool,
     lock_timeout: Duration,
@@ -208,6 +220,9 @@ impl Context {
     /// The zone for this command: `--tz` (already checked), else `DAEMON_STATE_TZ` unless it is
     /// empty. Read only by the commands that use a zone, so that a bad value breaks no other.
     fn tz(&self) -> Result<Option<String>, CliError> {
+        if !self.zoned {
+            return Ok(None);
+        }
         if let Some(tz) = &self.tz {
             return Ok(Some(tz.clone()));
         }
@@ -286,32 +301,69 @@ fn warn(message: &str) {
     let _ = writeln!(io::stderr().lock(), "daemon-state: warning: {}", printable(message));
 }
 
+/// The options given before the command and after it, merged; a usage error names the first
+/// option given before the command that the command does not use.
+fn options(cli: &Cli) -> Result<(args::Options, bool), CliError> {
+    let leading = cli.leading();
+    let (given, uses) = cli.command.options();
+    if let Some(flag) = leading.flags().into_iter().find(|flag| !uses.contains(flag)) {
+        let name = cli.command.name();
+        return Err(CliError::Usage(format!(
+            "{flag} is not used by `{name}` (see daemon-state {name} --help)"
+        )));
+    }
+    Ok((given.or(leading), uses.contains(&"--tz")))
+}
+
 /// Runs one parsed command, writing its output to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let (options, zoned) = options(&cli)?;
     let ctx = Context {
-        state_file: cli.state_file,
-        now: cli.now.unwrap_or_else(|| SystemClock.now()),
-        tz: cli.tz,
-        json: cli.json,
-        lock_timeout: cli.lock_timeout,
+        state_file: options.state_file,
+        now: options.now.unwrap_or_else(|| SystemClock.now()),
+        zoned,
+        tz: options.tz,
+        json: options.json,
+        lock_timeout: options.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT),
     };
     match cli.command {
-        Command::Status => {
+        Command::Status { .. } => {
+            let (path, _) = ctx.located()?;
             let engine = ctx.engine_with(|path| Engine::open_read_only(path))?;
-            ctx.print(out, &engine.status(ctx.now), render::status)?;
+            let mut doc = json!({"ok": true, "file": path.display().to_string()});
+            if let (Some(doc), Value::Object(fields)) =
+                (doc.as_object_mut(), engine.status(ctx.now))
+            {
+                doc.extend(fields);
+            }
+            ctx.print(out, &doc, render::status)?;
         }
-        Command::Event { event } => run_event(&ctx, event, out)?,
-        Command::Sessions { action } => run_sessions(&ctx, action, out)?,
-        Command::Digest { action: DigestCommand::Take } => {
+        Command::Event { event, .. } => run_event(&ctx, event, out)?,
+        Command::Sessions { action, .. } => run_sessions(&ctx, action, out)?,
+        Command::Digest { action: DigestCommand::Take, .. } => {
             let mut engine = ctx.engine()?;
             let taken = engine.update(|record| {
                 let taken = digest::take(record, ctx.now);
                 let changed = taken.is_some();
                 (taken.unwrap_or(Value::Null), changed)
             })?;
-            ctx.print(out, &taken, render::digest)?;
+            ctx.print(out, &json!({"ok": true, "digest": taken}), |doc| {
+                render::digest(&doc["digest"])
+            })?;
         }
-        Command::Diagram(args) => run_diagram(&ctx, &args, out)?,
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::grammar(), "daemon-state", &mut script);
+            out.write_all(&script).map_err(CliError::Stdout)?;
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::grammar())
+                .render(&mut page)
+                .map_err(|source| CliError::Write { path: PathBuf::from("-"), source })?;
+            out.write_all(&page).map_err(CliError::Stdout)?;
+        }
+        Command::Diagram(args) => draw::run(&ctx, &args, out)?,
         Command::Simulate(args) => {
             let options = SimulateOptions {
                 days: args.days,
@@ -322,12 +374,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             };
             simulate::run(&options, out)?;
         }
-        Command::Serve { socket, max_connections } => {
+        Command::Serve { socket, max_connections, .. } => {
             let (state_file, from) = ctx.located()?;
             let options = ServeOptions {
                 state_file,
                 socket,
-                now: cli.now,
+                now: options.now,
                 tz: ctx.tz()?,
                 lock_wait: ctx.lock_wait(),
                 max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
@@ -337,7 +389,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 error => error.into(),
             })?;
         }
-        Command::Check => {
+        Command::Check { .. } => {
             let path = ctx.state_file()?;
             let report = check::check(&path);
             let doc = json!({
@@ -434,7 +486,7 @@ fn run_sessions(
                 let first = sessions::consume_in(record, &id);
                 (first, first)
             })?;
-            ctx.print(out, &json!(first), |_| {
+            ctx.print(out, &json!({"ok": true, "first_turn": first}), |_| {
                 let id = printable(&id);
                 if first {
                     format!("first turn of {id}\n")
@@ -449,76 +501,10 @@ fn run_sessions(
                 let changed = !dropped.is_empty();
                 (dropped, changed)
             })?;
-            ctx.print(out, &json!(dropped), |_| match dropped.len() {
+            ctx.print(out, &json!({"ok": true, "dropped": dropped}), |_| match dropped.len() {
                 0 => "dropped none\n".to_owned(),
                 n => format!("dropped {n}: {}\n", printable(&dropped.join(", "))),
             })
         }
-    }
-}
-
-/// `diagram`: writes the drawings of the machine and prints the files written.
-fn run_diagram(ctx: &Context, args: &DiagramArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let formats = match args.format {
-        Some(format) => vec![format],
-        None => vec![Format::Dot, Format::Mermaid, Format::Svg],
-    };
-    fs::create_dir_all(&args.out)
-        .map_err(|source| CliError::Write { path: args.out.clone(), source })?;
-    let mut written = Vec::new();
-    for format in formats {
-        let (name, text) = match format {
-            Format::Dot => ("lifecycle.dot", diagram::to_dot().into_bytes()),
-            Format::Mermaid => ("lifecycle.mmd", diagram::to_mermaid().into_bytes()),
-            Format::Svg => {
-                let path = args.out.join("lifecycle.svg");
-                match render_svg(&diagram::to_dot()) {
-                    Ok(svg) => ("lifecycle.svg", svg),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && args.format.is_none() => {
-                        warn("Graphviz `dot` is not on PATH: lifecycle.svg not written");
-                        continue;
-                    }
-                    Err(e) => return Err(CliError::Graphviz { path, reason: e.to_string() }),
-                }
-            }
-        };
-        let path = args.out.join(name);
-        replace_file(&args.out, &path, &text)
-            .map_err(|source| CliError::Write { path: path.clone(), source })?;
-        written.push(path.display().to_string());
-    }
-    ctx.print(out, &json!(written), |_| {
-        written.iter().map(|path| format!("{}\n", printable(path))).collect()
-    })
-}
-
-/// Writes `path` (in `dir`) as a new file, mode 0644, through a temp file in `dir` renamed over it:
-/// whatever was at `path` (a symbolic link included) is replaced, never followed or written into.
-fn replace_file(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut temp = tempfile::Builder::new().prefix(".diagram").suffix(".tmp").tempfile_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-/// Runs `dot -Tsvg` on the DOT text. `NotFound` when Graphviz is not installed.
-fn render_svg(dot: &str) -> io::Result<Vec<u8>> {
-    let mut child = Process::new("dot")
-        .arg("-Tsvg")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(dot.as_bytes())?;
-    }
-    let output = child.wait_with_output()?;
-    if output.status.success() {
-        Ok(output.stdout)
-    } else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(io::Error::other(format!("{} ({})", stderr.trim(), output.status)))
     }
 }

@@ -86,13 +86,13 @@ fn window_text(window: &Value) -> String {
     format!("{:02}:{:02} for {span} (local)", start / 2, start % 2 * 30)
 }
 
-/// The status document, a line per field.
+/// The status document, a line per field (the first names the file read), without its `ok`.
 pub fn status(status: &Value) -> String {
     let mut lines = Lines::default();
     let Some(fields) = status.as_object() else {
         return value_text(status) + "\n";
     };
-    for (key, value) in fields {
+    for (key, value) in fields.iter().filter(|(key, _)| key.as_str() != "ok") {
         let text = match key.as_str() {
             "quiet_window" if !value.is_null() => window_text(value),
             "pending_sessions" => {

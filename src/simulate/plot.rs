@@ -13,6 +13,10 @@ use crate::timestamp::Timestamp;
 
 use super::trace::{MarkKind, Span, Trace, clip};
 
+mod labels;
+
+use labels::{Group, groups, place_labels};
+
 const WIDTH: f64 = 1320.0;
 const LEFT: f64 = 118.0;
 const RIGHT: f64 = 62.0;
@@ -69,9 +73,9 @@ fn x_of(at: Timestamp, day: Span) -> f64 {
     LEFT + PLOT_WIDTH * (secs / 86_400.0).clamp(0.0, 1.0)
 }
 
-/// How wide a label is drawn, roughly, at 10 px.
+/// How wide a label is drawn at 10 px, generously (DejaVu Sans averages under 6.2 px a character).
 fn label_width(text: &str) -> f64 {
-    text.chars().count() as f64 * 6.0 + 2.0
+    text.chars().count() as f64 * 6.4 + 2.0
 }
 
 fn duration_text(d: Duration) -> String {
@@ -348,65 +352,42 @@ fn marks(s: &mut String, trace: &Trace, span: Span, y0: f64) {
     let mut marks: Vec<_> =
         trace.marks.iter().filter(|m| span.from <= m.at && m.at < span.to).collect();
     marks.sort_by_key(|m| m.at);
-    // Where each label line is free again, so that close labels go one line lower.
-    let mut free_from = [f64::MIN; LABEL_LINES];
-    for mark in marks {
-        let x = x_of(mark.at, span);
-        s.push_str(&marker(mark.kind, x, y0 + MARK_Y));
-        s.push('\n');
-        let width = label_width(&mark.label);
-        let wanted = (x - width / 2.0).clamp(LEFT, LEFT + PLOT_WIDTH - width);
-        let (line, left) = place_label(&free_from, wanted, width);
-        free_from[line] = left + width + 4.0;
-        let fill = match mark.kind {
+    for mark in &marks {
+        let _ = writeln!(
+            s,
+            "<g><title>{}</title>{}</g>",
+            escape(&mark.label),
+            marker(mark.kind, x_of(mark.at, span), y0 + MARK_Y)
+        );
+    }
+    let at: Vec<(f64, MarkKind, &str)> =
+        marks.iter().map(|m| (x_of(m.at, span), m.kind, m.label.as_str())).collect();
+    let groups = groups(&at);
+    let texts: Vec<String> = groups.iter().map(Group::text).collect();
+    let sizes: Vec<(f64, f64)> =
+        groups.iter().zip(&texts).map(|(g, text)| (g.centre(), label_width(text))).collect();
+    for ((group, text), placed) in groups.iter().zip(&texts).zip(place_labels(&sizes)) {
+        let Some((line, left)) = placed else {
+            continue;
+        };
+        let fill = match group.kind {
             MarkKind::Yield => YIELD,
             MarkKind::Fault => FAULT,
             MarkKind::Request => REQUEST,
         };
         let _ = writeln!(
             s,
-            r##"<text x="{:.2}" y="{}" font-size="10" text-anchor="middle" fill="{fill}">{}</text>"##,
-            left + width / 2.0,
+            r##"<text class="mark-label" x="{:.2}" y="{}" font-size="10" text-anchor="middle" fill="{fill}">{}</text>"##,
+            left + label_width(text) / 2.0,
             y0 + LABEL_Y + LABEL_LINE * line as f64,
-            escape(&mark.label)
+            escape(text)
         );
     }
-}
-
-/// Where a label goes: on the line that lets it sit closest to where it is wanted without
-/// overlapping the labels before it; when every line is full up to the right edge, on the first
-/// line, at the right edge.
-fn place_label(free_from: &[f64; LABEL_LINES], wanted: f64, width: f64) -> (usize, f64) {
-    let right_edge = WIDTH - 4.0 - width;
-    (0..LABEL_LINES)
-        .map(|line| (line, wanted.max(free_from[line])))
-        .filter(|&(_, left)| left <= right_edge)
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap_or((0, right_edge))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[track_caller]
-    fn check(free_from: [f64; LABEL_LINES], wanted: f64, width: f64, placed: (usize, f64)) {
-        assert_eq!(place_label(&free_from, wanted, width), placed);
-    }
-
-    #[test]
-    fn labels_take_the_nearest_free_place() {
-        let none = f64::MIN;
-        // A free first line takes the label where it is wanted.
-        check([none; LABEL_LINES], 300.0, 50.0, (0, 300.0));
-        // A busy first line sends it one line down, still where it is wanted.
-        check([400.0, none, none], 300.0, 50.0, (1, 300.0));
-        // Every line busy: the one that frees up first, the label pushed right.
-        check([400.0, 350.0, 380.0], 300.0, 50.0, (1, 350.0));
-        // Nothing fits before the right edge: the first line, at the edge.
-        let edge = WIDTH - 4.0 - 50.0;
-        check([WIDTH; LABEL_LINES], 300.0, 50.0, (0, edge));
-    }
 
     #[test]
     fn text_is_escaped() {

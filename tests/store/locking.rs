@@ -34,7 +34,7 @@ fn consume(path: &Path, id: &str) -> bool {
     let output = cli(path, &["sessions", "consume", id]);
     assert!(output.status.success(), "consume {id}: {}", String::from_utf8_lossy(&output.stderr));
     let answer: Value = serde_json::from_slice(&output.stdout).expect("a JSON answer");
-    answer == json!(true)
+    answer == json!({"ok": true, "first_turn": true})
 }
 
 /// A `serve --socket` process, stopped when dropped.
