@@ -11,6 +11,7 @@
 //! key holding one is wrong-typed with the usual warning, and is written back as it was read.
 //! Unknown keys are written back byte for byte, key and value, while they hold what was read.
 
+mod encode;
 mod scan;
 
 use std::collections::HashMap;
@@ -198,7 +199,7 @@ impl Record {
 
     /// Serializes the document as the state file holds it: JSON indented by two spaces, as the
     /// seed's `json.dump(..., indent=2)` writes it, with each member read verbatim and unchanged
-    /// since written back as it was read.
+    /// since written back as it was read. It cannot fail: the encoder appends to a buffer.
     pub fn to_vec(&self) -> Vec<u8> {
         if self.doc.is_empty() {
             return b"{}".to_vec();
@@ -210,21 +211,12 @@ impl Record {
             let verbatim = self.verbatim.get(key);
             match verbatim {
                 Some(v) => out.extend_from_slice(v.key.as_bytes()),
-                None => out.extend_from_slice(&json_bytes(&Value::String(key.clone()))),
+                None => encode::string(&mut out, key),
             }
             out.extend_from_slice(b": ");
             match verbatim.filter(|v| v.read_as == *value) {
                 Some(v) => out.extend_from_slice(v.value.as_bytes()),
-                None => {
-                    // Nested lines take the member's indentation; serde_json never writes a raw
-                    // newline inside a string, so every newline is layout.
-                    for byte in json_bytes(value) {
-                        out.push(byte);
-                        if byte == b'\n' {
-                            out.extend_from_slice(b"  ");
-                        }
-                    }
-                }
+                None => encode::value(&mut out, value, 1),
             }
         }
         out.extend_from_slice(b"\n}");
@@ -303,12 +295,6 @@ impl Record {
 /// The key `doc` holds for a key that is not plain Unicode, from its code points.
 fn escaped_key(points: &[u32]) -> String {
     format!("{ESCAPED_KEY_PREFIX}{}", scan::escape_ascii(points))
-}
-
-/// A value as pretty JSON indented by two spaces.
-fn json_bytes(value: &Value) -> Vec<u8> {
-    // Serializing a JSON value cannot fail: keys are strings and numbers are finite.
-    serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"null".to_vec())
 }
 
 /// Python's truth value of a JSON value, as the seed tests it with `if value:`: `null`, `false`,

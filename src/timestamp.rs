@@ -4,7 +4,9 @@
 //! that can be (the years Python's `datetime` has: 0001 to 9999, in UTC). It must not read the clock:
 //! every function here takes the moment it works on.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc,
+};
 
 /// A moment in UTC with microsecond precision, the resolution Python's `datetime` keeps.
 pub type Timestamp = DateTime<Utc>;
@@ -57,13 +59,42 @@ pub fn truncate_to_micros(at: Timestamp) -> Timestamp {
 /// past either end of the range (a deadline computed near it) is written as that end, so nothing
 /// written is unreadable.
 pub fn format(at: Timestamp) -> String {
-    let at = at.clamp(earliest(), latest());
+    let mut out = Vec::with_capacity(32);
+    write(&mut out, at);
+    // Only ASCII digits and punctuation were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`format`]'s text to `out`, from the moment's date and time fields (no format string
+/// is interpreted).
+pub fn write(out: &mut Vec<u8>, at: Timestamp) {
+    let at = at.clamp(earliest(), latest()).naive_utc();
+    let year = u32::try_from(at.year()).unwrap_or(1);
+    digits(out, year / 100);
+    digits(out, year % 100);
+    out.push(b'-');
+    digits(out, at.month());
+    out.push(b'-');
+    digits(out, at.day());
+    out.push(b'T');
+    digits(out, at.hour());
+    out.push(b':');
+    digits(out, at.minute());
+    out.push(b':');
+    digits(out, at.second());
     let micros = at.nanosecond() / 1_000 % 1_000_000;
-    if micros == 0 {
-        at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
-    } else {
-        format!("{}.{micros:06}+00:00", at.format("%Y-%m-%dT%H:%M:%S"))
+    if micros != 0 {
+        out.push(b'.');
+        digits(out, micros / 10_000);
+        digits(out, micros / 100 % 100);
+        digits(out, micros % 100);
     }
+    out.extend_from_slice(b"+00:00");
+}
+
+/// Appends a number below 100 as two digits.
+fn digits(out: &mut Vec<u8>, n: u32) {
+    out.extend_from_slice(&[b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]);
 }
 
 /// Parses a stored moment. Accepts RFC 3339 with `Z` or any offset, the same without seconds or
@@ -220,6 +251,23 @@ mod tests {
         assert_eq!(format(first - chrono::Duration::seconds(1)), "0001-01-01T00:00:00+00:00");
         assert_eq!(format(DateTime::<Utc>::MAX_UTC), "9999-12-31T23:59:59.999999+00:00");
         assert_eq!(format(DateTime::<Utc>::MIN_UTC), "0001-01-01T00:00:00+00:00");
+    }
+
+    #[test]
+    fn the_field_writer_spells_what_strftime_spells() {
+        let mut at = earliest();
+        let step =
+            chrono::Duration::seconds(7_777_777_777) + chrono::Duration::microseconds(12_345);
+        while at < latest() {
+            let micros = at.nanosecond() / 1_000;
+            let expected = if micros == 0 {
+                at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+            } else {
+                format!("{}.{micros:06}+00:00", at.format("%Y-%m-%dT%H:%M:%S"))
+            };
+            assert_eq!(format(at), expected);
+            at += step;
+        }
     }
 
     #[test]
