@@ -133,6 +133,8 @@ struct Verbatim {
     value: String,
     /// What `doc` held for it when read: the text is written only while `doc` still holds this.
     read_as: Value,
+    /// A known key kept only for the spelling of its numbers: its value is usable as read.
+    spelling_only: bool,
 }
 
 impl PartialEq for Record {
@@ -181,7 +183,10 @@ impl Record {
                 Err(_) => (Value::String(value_text.to_owned()), false),
             };
             let known = plain_key && keys::ALL.contains(&key.as_str());
-            if known && parsed {
+            // A float's spelling is not kept by its value (`1.50`, `1E2`, an integer past 64
+            // bits): a known key holding one is written back as read, too, while unchanged.
+            let spelling_only = known && parsed && holds_float(&value);
+            if known && parsed && !spelling_only {
                 record.verbatim.remove(&key);
             } else {
                 let first_spelling = record.verbatim.get(&key).map(|v| v.key.clone());
@@ -189,6 +194,7 @@ impl Record {
                     key: first_spelling.unwrap_or_else(|| key_text.to_owned()),
                     value: value_text.to_owned(),
                     read_as: value.clone(),
+                    spelling_only,
                 };
                 record.verbatim.insert(key.clone(), verbatim);
             }
@@ -271,13 +277,17 @@ impl Record {
     /// `u64::MAX` (or a positive infinity) reads as `u64::MAX`, so the counter never goes back.
     pub fn generation(&self) -> u64 {
         match self.doc.get(keys::GENERATION) {
-            Some(Value::Number(n)) => n.as_u64().unwrap_or_else(|| match n.as_f64() {
-                // A float or an integer past i64/u64: `as` saturates and drops the fraction.
-                Some(f) => f as u64,
-                // Not finite for f64: beyond its range, signed as written.
-                None if n.to_string().starts_with('-') => 0,
-                None => u64::MAX,
-            }),
+            // A float or an integer past 64 bits: `as` saturates and drops the fraction.
+            Some(Value::Number(n)) => {
+                n.as_u64().unwrap_or_else(|| n.as_f64().map_or(0, |f| f as u64))
+            }
+            // A number past f64's range reads as the string of its text: its sign says which end.
+            Some(Value::String(_)) => self
+                .verbatim(keys::GENERATION)
+                .filter(|text| {
+                    text.trim_start_matches('-').starts_with(|c: char| c.is_ascii_digit())
+                })
+                .map_or(0, |text| if text.starts_with('-') { 0 } else { u64::MAX }),
             _ => 0,
         }
     }
@@ -287,8 +297,31 @@ impl Record {
     pub fn verbatim(&self, key: &str) -> Option<&str> {
         self.verbatim
             .get(key)
-            .filter(|v| self.doc.get(key) == Some(&v.read_as))
+            .filter(|v| !v.spelling_only && self.doc.get(key) == Some(&v.read_as))
             .map(|v| v.value.as_str())
+    }
+}
+
+/// The text of the value of `key` in the text of a JSON object (of its last occurrence, as Python
+/// takes duplicates); `None` when the text is not an object or has no such key.
+pub fn member_text<'a>(object: &'a str, key: &str) -> Option<&'a str> {
+    let scan::Scanned::Object(members) = scan::scan(object).ok()? else {
+        return None;
+    };
+    members.iter().rev().find_map(|member| {
+        let key_text = &object[member.key.0 + 1..member.key.1 - 1];
+        let same = scan::decode_key(key_text).is_ok_and(|decoded| decoded == key);
+        same.then(|| &object[member.value.0..member.value.1])
+    })
+}
+
+/// Whether a value holds a number that is not a 64-bit integer.
+fn holds_float(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => !n.is_u64() && !n.is_i64(),
+        Value::Array(items) => items.iter().any(holds_float),
+        Value::Object(map) => map.values().any(holds_float),
+        _ => false,
     }
 }
 
@@ -376,6 +409,20 @@ mod tests {
     }
 
     #[test]
+    fn a_known_key_keeps_the_spelling_of_its_numbers_while_unchanged() {
+        let text = "{\n  \"rem_cycle_count\": 4.0,\n  \"pending_digest\": {\"n\": 1.50, \"big\": 123456789012345678901234567890},\n  \"last_completed_cycles\": 1E2\n}";
+        let mut record = Record::from_slice(text.as_bytes()).unwrap();
+        assert_eq!(String::from_utf8(record.to_vec()).unwrap(), text);
+        assert_eq!(record.verbatim(keys::REM_CYCLE_COUNT), None, "usable as read");
+        record.set(keys::LAST_COMPLETED_CYCLES, json!(3));
+        assert!(
+            String::from_utf8(record.to_vec())
+                .unwrap()
+                .ends_with("\"last_completed_cycles\": 3\n}")
+        );
+    }
+
+    #[test]
     fn the_generation_saturates_instead_of_going_back() {
         let read = |text: &str| Record::from_slice(text.as_bytes()).unwrap().generation();
         assert_eq!(read(r#"{"generation": 18446744073709551615}"#), u64::MAX);
@@ -402,10 +449,9 @@ mod tests {
         for value in falsy {
             assert!(!is_truthy(&value), "{value}");
         }
-        let huge: Value = serde_json::from_str("1e400").unwrap();
-        let tiny: Value = serde_json::from_str("1e-400").unwrap();
-        assert!(is_truthy(&huge));
-        assert!(!is_truthy(&tiny), "underflows to 0.0 in Python too");
+        let read = Record::from_slice(br#"{"huge": 1e400, "tiny": 1e-400}"#).unwrap();
+        assert!(read.is_true("huge"));
+        assert!(!read.is_true("tiny"), "underflows to 0.0 in Python too");
         let truthy =
             [json!(true), json!(1), json!(-0.5), json!("x"), json!([0]), json!({"a": null})];
         for value in truthy {

@@ -279,7 +279,11 @@ impl Server {
 
     /// Answers one message.
     pub fn reply(&self, message: &Value) -> Value {
-        match Request::parse(message) {
+        self.answer_request(Request::parse(message))
+    }
+
+    fn answer_request(&self, request: Result<Request, Refusal>) -> Value {
+        match request {
             Err(refusal) => refusal.to_reply(),
             Ok(request) => {
                 let mut engine = self.engine();
@@ -303,7 +307,7 @@ impl Server {
             return None;
         }
         Some(match serde_json::from_str::<Value>(text) {
-            Ok(message) => self.reply(&message),
+            Ok(message) => self.answer_request(Request::parse_text(text, &message)),
             Err(e) => Refusal::Invalid(format!("line is not JSON: {e}")).to_reply(),
         })
     }
