@@ -45,6 +45,18 @@ pub fn clip_ts(ts: &str) -> &str {
     }
 }
 
+/// The seed's bookkeeping for a `session_open` message beyond the engine's session start: the last
+/// opening and the cascade request, with an empty id and ts when the message had none (the ts
+/// clipped as a request's is).
+pub fn note_session_open(record: &mut Record, session_id: Option<&str>, ts: Option<&str>) {
+    let (session_id, ts) = (session_id.unwrap_or_default(), clip_ts(ts.unwrap_or_default()));
+    record.set(keys::LAST_SESSION_OPEN, json!({"session_id": session_id, "ts": ts}));
+    record.set(
+        keys::HIPPEA_CASCADE_REQUEST,
+        json!({"session_id": session_id, "ts": ts, "pending": true}),
+    );
+}
+
 /// Which operator request a [`Data::queue_request`] call stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {

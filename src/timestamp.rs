@@ -112,7 +112,10 @@ fn parse_any(text: &str) -> Option<Timestamp> {
         return None;
     }
     let (date, rest) = text.split_at(10);
-    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    let date = match plain_date(date.as_bytes()) {
+        Some(date) => date,
+        None => NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?,
+    };
     if rest.is_empty() {
         return Some(Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN)));
     }
@@ -125,6 +128,21 @@ fn parse_any(text: &str) -> Option<Timestamp> {
         Some(offset) => offset.from_local_datetime(&naive).single()?.with_timezone(&Utc),
     };
     Some(truncate_to_micros(at))
+}
+
+/// `YYYY-MM-DD` with every digit written, read without chrono's format machinery (the form every
+/// stored moment has); `None` for anything else, which chrono's parser then reads as before.
+fn plain_date(date: &[u8]) -> Option<NaiveDate> {
+    let digits = |range: std::ops::Range<usize>| {
+        date[range]
+            .iter()
+            .try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
+    };
+    if date.len() != 10 || date[4] != b'-' || date[7] != b'-' {
+        return None;
+    }
+    let year = i32::try_from(digits(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, digits(5..7)?, digits(8..10)?)
 }
 
 /// Splits `HH:MM[:SS[.f]]` from a trailing `Z`, `+HH:MM`, `+HHMM` or `+HH`.
