@@ -152,7 +152,7 @@ fn opening_record(now: Timestamp) -> Record {
         }),
     );
     let foreign: Vec<String> =
-        record.as_map().keys().filter(|key| key.starts_with("x_")).cloned().collect();
+        record.keys().filter(|key| key.starts_with("x_")).map(str::to_owned).collect();
     for key in foreign {
         record.remove(&key);
     }

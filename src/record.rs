@@ -15,6 +15,9 @@ mod encode;
 mod scan;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
 
 use serde_json::{Map, Value};
 
@@ -117,11 +120,14 @@ pub enum RecordError {
 ///
 /// Two documents are equal when their objects are: how an unknown key's value was spelled in the
 /// file is kept for writing it back, not compared.
+///
+/// Each member's value is shared, so a snapshot (a clone) copies no value: a later edit copies
+/// only the member it changes.
 #[derive(Debug, Clone, Default)]
 pub struct Record {
-    doc: Map<String, Value>,
-    /// Members to write back as the file spelled them, by key in `doc`.
-    verbatim: HashMap<String, Verbatim>,
+    doc: IndexMap<String, Arc<Value>>,
+    /// Members to write back as the file spelled them, by key in `doc`; fixed once read.
+    verbatim: Arc<HashMap<String, Verbatim>>,
 }
 
 /// A member as the file spelled it.
@@ -132,7 +138,7 @@ struct Verbatim {
     /// The value's text.
     value: String,
     /// What `doc` held for it when read: the text is written only while `doc` still holds this.
-    read_as: Value,
+    read_as: Arc<Value>,
     /// A known key kept only for the spelling of its numbers: its value is usable as read.
     spelling_only: bool,
 }
@@ -156,7 +162,8 @@ impl Record {
 
     /// Wraps an already parsed object.
     pub fn from_map(doc: Map<String, Value>) -> Self {
-        Self { doc, verbatim: HashMap::new() }
+        let doc = doc.into_iter().map(|(key, value)| (key, Arc::new(value))).collect();
+        Self { doc, verbatim: Arc::default() }
     }
 
     /// Parses the bytes of a state file: whatever Python's `json.load` reads, nested at most
@@ -169,6 +176,7 @@ impl Record {
             scan::Scanned::Other(kind) => return Err(RecordError::NotObject(kind)),
         };
         let mut record = Self::new();
+        let mut verbatims = HashMap::new();
         for member in members {
             let key_text = &text[member.key.0..member.key.1];
             let value_text = &text[member.value.0..member.value.1];
@@ -186,20 +194,22 @@ impl Record {
             // A float's spelling is not kept by its value (`1.50`, `1E2`, an integer past 64
             // bits): a known key holding one is written back as read, too, while unchanged.
             let spelling_only = known && parsed && holds_float(&value);
+            let value = Arc::new(value);
             if known && parsed && !spelling_only {
-                record.verbatim.remove(&key);
+                verbatims.remove(&key);
             } else {
-                let first_spelling = record.verbatim.get(&key).map(|v| v.key.clone());
+                let first_spelling = verbatims.get(&key).map(|v: &Verbatim| v.key.clone());
                 let verbatim = Verbatim {
                     key: first_spelling.unwrap_or_else(|| key_text.to_owned()),
                     value: value_text.to_owned(),
                     read_as: value.clone(),
                     spelling_only,
                 };
-                record.verbatim.insert(key.clone(), verbatim);
+                verbatims.insert(key.clone(), verbatim);
             }
             record.doc.insert(key, value);
         }
+        record.verbatim = Arc::new(verbatims);
         Ok(record)
     }
 
@@ -220,7 +230,7 @@ impl Record {
                 None => encode::string(&mut out, key),
             }
             out.extend_from_slice(b": ");
-            match verbatim.filter(|v| v.read_as == *value) {
+            match verbatim.filter(|v| same(&v.read_as, value)) {
                 Some(v) => out.extend_from_slice(v.value.as_bytes()),
                 None => encode::value(&mut out, value, 1),
             }
@@ -229,54 +239,74 @@ impl Record {
         out
     }
 
-    /// The whole object.
-    pub fn as_map(&self) -> &Map<String, Value> {
-        &self.doc
+    /// A copy of the whole object, keys in order.
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.iter().map(|(key, value)| (key.to_owned(), value.clone())).collect()
     }
 
     /// Consumes the record, giving the object.
     pub fn into_map(self) -> Map<String, Value> {
-        self.doc
+        self.doc.into_iter().map(|(key, value)| (key, Arc::unwrap_or_clone(value))).collect()
+    }
+
+    /// The members in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.doc.iter().map(|(key, value)| (key.as_str(), value.as_ref()))
+    }
+
+    /// The keys in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.doc.keys().map(String::as_str)
+    }
+
+    /// How many members.
+    pub fn len(&self) -> usize {
+        self.doc.len()
+    }
+
+    /// Whether the object has no member.
+    pub fn is_empty(&self) -> bool {
+        self.doc.is_empty()
     }
 
     /// The raw value of a key.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.doc.get(key)
+        self.doc.get(key).map(Arc::as_ref)
     }
 
-    /// The raw value of a key, mutably.
+    /// The raw value of a key, mutably (copied first when a snapshot shares it).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.doc.get_mut(key)
+        self.doc.get_mut(key).map(Arc::make_mut)
     }
 
     /// Sets a key, keeping its position when it exists and appending it otherwise.
     pub fn set(&mut self, key: &str, value: Value) {
         if let Some(slot) = self.doc.get_mut(key) {
-            *slot = value;
+            *slot = Arc::new(value);
         } else {
-            self.doc.insert(key.to_owned(), value);
+            self.doc.insert(key.to_owned(), Arc::new(value));
         }
     }
 
     /// Removes a key without disturbing the order of the others.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.doc.shift_remove(key)
+        self.doc.shift_remove(key).map(Arc::unwrap_or_clone)
     }
 
     /// A string key read as a moment; `None` when missing, not a string, or not a timestamp.
     pub fn timestamp(&self, key: &str) -> Option<Timestamp> {
-        self.doc.get(key).and_then(Value::as_str).and_then(timestamp::parse)
+        self.get(key).and_then(Value::as_str).and_then(timestamp::parse)
     }
 
     /// A stored flag, read as the seed's `if state.get(key):` reads it: see [`is_truthy`].
     pub fn is_true(&self, key: &str) -> bool {
-        self.doc.get(key).is_some_and(is_truthy)
+        self.get(key).is_some_and(is_truthy)
     }
 
     /// The `generation` counter: 0 when missing, not a number or negative; a number past
     /// `u64::MAX` (or a positive infinity) reads as `u64::MAX`, so the counter never goes back.
     pub fn generation(&self) -> u64 {
-        match self.doc.get(keys::GENERATION) {
+        match self.get(keys::GENERATION) {
             // A float or an integer past 64 bits: `as` saturates and drops the fraction.
             Some(Value::Number(n)) => {
                 n.as_u64().unwrap_or_else(|| n.as_f64().map_or(0, |f| f as u64))
@@ -297,7 +327,9 @@ impl Record {
     pub fn verbatim(&self, key: &str) -> Option<&str> {
         self.verbatim
             .get(key)
-            .filter(|v| !v.spelling_only && self.doc.get(key) == Some(&v.read_as))
+            .filter(|v| {
+                !v.spelling_only && self.doc.get(key).is_some_and(|now| same(&v.read_as, now))
+            })
             .map(|v| v.value.as_str())
     }
 }
@@ -323,6 +355,11 @@ fn holds_float(value: &Value) -> bool {
         Value::Object(map) => map.values().any(holds_float),
         _ => false,
     }
+}
+
+/// Whether a member still holds what was read: the very value, or an equal one.
+fn same(read_as: &Arc<Value>, now: &Arc<Value>) -> bool {
+    Arc::ptr_eq(read_as, now) || read_as == now
 }
 
 /// The key `doc` holds for a key that is not plain Unicode, from its code points.
@@ -378,12 +415,12 @@ mod tests {
         record.set(keys::FSM_STATE, json!("SLEEP"));
         record.set("omega", json!(true));
         let back = String::from_utf8(record.to_vec()).unwrap();
-        let order: Vec<&str> = record.as_map().keys().map(String::as_str).collect();
+        let order: Vec<&str> = record.keys().collect();
         assert_eq!(order, ["zeta", "fsm_state", "alpha", "omega"]);
         assert!(back.contains("123456789012345678901234567890"), "{back}");
         assert!(back.contains("1e400"), "{back}");
         record.remove("zeta");
-        let order: Vec<&str> = record.as_map().keys().map(String::as_str).collect();
+        let order: Vec<&str> = record.keys().collect();
         assert_eq!(order, ["fsm_state", "alpha", "omega"]);
     }
 

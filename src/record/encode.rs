@@ -61,7 +61,17 @@ pub fn string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let bytes = text.as_bytes();
     let mut start = 0;
-    for (i, &byte) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight bytes at a time while none of them needs an escape (the common case).
+        if let Some(chunk) = bytes.get(i..i + 8)
+            && let Ok(chunk) = <[u8; 8]>::try_from(chunk)
+            && !needs_escape(u64::from_le_bytes(chunk))
+        {
+            i += 8;
+            continue;
+        }
+        let byte = bytes[i];
         let escape: &[u8] = match byte {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -71,7 +81,10 @@ pub fn string(out: &mut Vec<u8>, text: &str) {
             0x08 => b"\\b",
             0x0c => b"\\f",
             0x00..=0x1f => b"",
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         if escape.is_empty() {
@@ -87,10 +100,23 @@ pub fn string(out: &mut Vec<u8>, text: &str) {
         } else {
             out.extend_from_slice(escape);
         }
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether any of eight bytes is a control character, `"` or `\\` (a byte at or past 0x80, part of
+/// a multi-byte character, never is).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH != 0;
+    below_space
+        || has_zero(word ^ (ONES * u64::from(b'"')))
+        || has_zero(word ^ (ONES * u64::from(b'\\')))
 }
 
 #[cfg(test)]
@@ -117,11 +143,23 @@ mod tests {
             json!([true, false, "q\"b\\s\u{7f}\u{2028}"]),
             json!(every_control),
             json!([[[[]]], {"o": {"p": [2]}}]),
+            json!(["0123456789abcdef\"0123456789\\abcdef\u{1}01234567é89\nabcdefgh", "12345678"]),
             json!(u64::MAX),
             json!(i64::MIN),
         ];
         for case in &cases {
             check(case);
+        }
+    }
+
+    #[test]
+    fn every_ascii_character_is_escaped_at_every_position_of_a_word() {
+        for c in (0u8..0x80).map(char::from) {
+            for position in 0..20 {
+                let mut text: String = "abcdefghijklmnopqrs".into();
+                text.insert(position, c);
+                check(&json!(text));
+            }
         }
     }
 }
