@@ -119,6 +119,9 @@ fn parse_any(text: &str) -> Option<Timestamp> {
     if rest.is_empty() {
         return Some(Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN)));
     }
+    if let Some(time) = written_clock(rest.as_bytes()) {
+        return Some(Utc.from_utc_datetime(&NaiveDateTime::new(date, time)));
+    }
     let rest = rest.strip_prefix(['T', 't', ' '])?;
     let (clock, offset) = split_offset(rest)?;
     let time = parse_clock(clock)?;
@@ -133,16 +136,36 @@ fn parse_any(text: &str) -> Option<Timestamp> {
 /// `YYYY-MM-DD` with every digit written, read without chrono's format machinery (the form every
 /// stored moment has); `None` for anything else, which chrono's parser then reads as before.
 fn plain_date(date: &[u8]) -> Option<NaiveDate> {
-    let digits = |range: std::ops::Range<usize>| {
-        date[range]
-            .iter()
-            .try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
-    };
     if date.len() != 10 || date[4] != b'-' || date[7] != b'-' {
         return None;
     }
-    let year = i32::try_from(digits(0..4)?).ok()?;
-    NaiveDate::from_ymd_opt(year, digits(5..7)?, digits(8..10)?)
+    let year = i32::try_from(number(&date[0..4])?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(&date[5..7])?, number(&date[8..10])?)
+}
+
+/// `THH:MM:SS+00:00` or `THH:MM:SS.ffffff+00:00`, the form [`format`] writes, read digit by digit;
+/// `None` for any other form, which the general reading then takes (to the same moment).
+fn written_clock(rest: &[u8]) -> Option<NaiveTime> {
+    let (clock, micros) = match rest.len() {
+        15 => (rest, 0),
+        22 if rest[9] == b'.' => (rest, number(&rest[10..16])?),
+        _ => return None,
+    };
+    let tail = &clock[clock.len() - 6..];
+    if clock[0] != b'T' || clock[3] != b':' || clock[6] != b':' || tail != b"+00:00" {
+        return None;
+    }
+    let (hour, minute, second) =
+        (number(&clock[1..3])?, number(&clock[4..6])?, number(&clock[7..9])?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    NaiveTime::from_hms_micro_opt(hour, minute, second, micros)
+}
+
+/// A run of ASCII digits as a number; `None` when any byte is not a digit.
+fn number(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
 }
 
 /// Splits `HH:MM[:SS[.f]]` from a trailing `Z`, `+HH:MM`, `+HHMM` or `+HH`.
@@ -285,6 +308,36 @@ mod tests {
             };
             assert_eq!(format(at), expected);
             at += step;
+        }
+    }
+
+    #[test]
+    fn the_written_form_reads_as_the_general_reading_reads_it() {
+        let cases = [
+            "2026-04-18T20:00:00+00:00",
+            "2026-04-18T20:00:00.000001+00:00",
+            "2026-04-18T23:59:59.999999+00:00",
+            "0001-01-01T00:00:00+00:00",
+            "9999-12-31T23:59:59.999999+00:00",
+            "2024-02-29T12:30:45.5000000+00:00",
+            "2026-02-29T12:30:45+00:00",
+            "2026-04-18T24:00:00+00:00",
+            "2026-04-18T20:60:00+00:00",
+            "2026-04-18T20:00:60+00:00",
+            "2026-04-18T20:00:00.12345x+00:00",
+            "2026-04-18T20:00:00+00:01",
+            "2026-04-18t20:00:00+00:00",
+        ];
+        for text in cases {
+            let general = (|| {
+                let (date, rest) = text.split_at(10);
+                let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+                let (clock, offset) = split_offset(rest.strip_prefix(['T', 't', ' '])?)?;
+                let naive = NaiveDateTime::new(date, parse_clock(clock)?);
+                let at = offset?.from_local_datetime(&naive).single()?.with_timezone(&Utc);
+                Some(truncate_to_micros(at))
+            })();
+            assert_eq!(parse_any(text), general, "{text}");
         }
     }
 
