@@ -176,9 +176,16 @@ impl Data {
     }
 
     fn edit(&mut self, change: impl FnOnce(&mut Record)) {
+        // Holding the first-turn map while the change runs makes any write to it a new value, so
+        // an unchanged map is told by identity and its marks are not read again.
+        let first_turns = self.record.shared(keys::FIRST_TURN_PENDING);
         change(&mut self.record);
         self.changed = true;
-        self.view = View::read(&self.record).0;
+        self.view = if self.record.still_shares(keys::FIRST_TURN_PENDING, first_turns.as_ref()) {
+            View::reread_keeping_first_turns(&self.record, &self.view)
+        } else {
+            View::read(&self.record).0
+        };
         if let Some(zone) = self.zone_override {
             self.view.tz = zone;
         }

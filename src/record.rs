@@ -279,6 +279,21 @@ impl Record {
         self.doc.get_mut(key).map(Arc::make_mut)
     }
 
+    /// The value of a key, shared: while it is held, any change of the key gives it a new value.
+    pub(crate) fn shared(&self, key: &str) -> Option<Arc<Value>> {
+        self.doc.get(key).cloned()
+    }
+
+    /// Whether the key still holds the very value `held` (or still is missing when `held` is
+    /// `None`), as taken by [`Record::shared`].
+    pub(crate) fn still_shares(&self, key: &str, held: Option<&Arc<Value>>) -> bool {
+        match (self.doc.get(key), held) {
+            (Some(now), Some(held)) => Arc::ptr_eq(now, held),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
     /// Sets a key, keeping its position when it exists and appending it otherwise.
     pub fn set(&mut self, key: &str, value: Value) {
         if let Some(slot) = self.doc.get_mut(key) {

@@ -69,7 +69,13 @@ struct Pruned {
 fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: usize) -> Pruned {
     let before = pending.len();
     let cutoff = cutoff(now, ttl);
-    pending.retain(|_, value| age_of(value) >= cutoff);
+    // Each mark is read once: its age decides the 24 h prune and, for the survivors, its rank.
+    let ages: Vec<Timestamp> = pending.values().map(age_of).collect();
+    let mut position = 0;
+    pending.retain(|_, _| {
+        position += 1;
+        ages[position - 1] >= cutoff
+    });
     // A non-string that survived (only possible within a day of the epoch) is stamped with the
     // moment it stands for, as the seed does, so every value is a timestamp string afterwards.
     let mut rewritten = false;
@@ -80,10 +86,11 @@ fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: 
     if pending.len() > max {
         // Newest first; on equal timestamps the later position, i.e. the more recent opening, first.
         // A mark dated after `now` (made while the clock ran ahead) ranks as `now`.
-        let mut ranked: Vec<(Timestamp, usize)> = pending
-            .values()
+        let mut ranked: Vec<(Timestamp, usize)> = ages
+            .iter()
+            .filter(|age| **age >= cutoff)
             .enumerate()
-            .map(|(position, value)| (age_of(value).min(now), position))
+            .map(|(position, age)| ((*age).min(now), position))
             .collect();
         ranked.sort_unstable_by(|a, b| b.cmp(a));
         let mut keep = vec![false; ranked.len()];

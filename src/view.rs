@@ -99,6 +99,16 @@ pub struct View {
 impl View {
     /// Reads the document leniently, listing every known key whose value could not be used.
     pub fn read(record: &Record) -> (Self, Vec<String>) {
+        Self::read_keeping(record, None)
+    }
+
+    /// Reads the document again after an edit that left `first_turn_pending` as it was, keeping
+    /// the first-turn expiry already known instead of reading every mark again.
+    pub(crate) fn reread_keeping_first_turns(record: &Record, previous: &View) -> Self {
+        Self::read_keeping(record, Some(previous.first_turn_expiry)).0
+    }
+
+    fn read_keeping(record: &Record, expiry: Option<Option<Timestamp>>) -> (Self, Vec<String>) {
         let mut warnings = Vec::new();
         let mut warn = |key: &str, value: &Value, meaning: &str| {
             let held = spelled(record, key).unwrap_or_else(|| kind_of_or_text(value));
@@ -175,6 +185,7 @@ impl View {
             }),
         };
         let first_turn_expiry = match present(keys::FIRST_TURN_PENDING) {
+            _ if expiry.is_some() => expiry.flatten(),
             Some(Value::Object(map)) => sessions::next_expiry(map, sessions::REAPER_TTL_SECS),
             Some(v) => {
                 warnings.push(format!(
