@@ -180,8 +180,20 @@ impl Data {
         // an unchanged map is told by identity and its marks are not read again.
         let first_turns = self.record.shared(keys::FIRST_TURN_PENDING);
         change(&mut self.record);
+        let kept = self.record.still_shares(keys::FIRST_TURN_PENDING, first_turns.as_ref());
+        drop(first_turns);
+        self.after_edit(kept);
+    }
+
+    /// An edit meant to change the first-turn map: it is edited in place, not copied first.
+    fn edit_first_turns(&mut self, change: impl FnOnce(&mut Record)) {
+        change(&mut self.record);
+        self.after_edit(false);
+    }
+
+    fn after_edit(&mut self, first_turns_kept: bool) {
         self.changed = true;
-        self.view = if self.record.still_shares(keys::FIRST_TURN_PENDING, first_turns.as_ref()) {
+        self.view = if first_turns_kept {
             View::reread_keeping_first_turns(&self.record, &self.view)
         } else {
             View::read(&self.record).0
@@ -210,7 +222,7 @@ impl Data {
             return Vec::new();
         }
         let mut dropped = Vec::new();
-        self.edit(|r| {
+        self.edit_first_turns(|r| {
             if let Some(Value::Object(map)) = r.get_mut(keys::FIRST_TURN_PENDING) {
                 dropped = sessions::reap(map, at, sessions::REAPER_TTL_SECS);
             }
@@ -457,7 +469,7 @@ impl Data {
         self.starts.push(at);
         self.starts.prune(at);
         self.starts_changed = true;
-        self.edit(|r| {
+        self.edit_first_turns(|r| {
             if let Some(id) = session_id.filter(|id| !id.is_empty()) {
                 let pending = r.get_mut(keys::FIRST_TURN_PENDING).and_then(Value::as_object_mut);
                 match pending {
