@@ -174,13 +174,22 @@ pub fn reap(pending: &mut Map<String, Value>, now: Timestamp, ttl_secs: f64) -> 
 /// ever expire.
 pub fn next_expiry(pending: &Map<String, Value>, ttl_secs: f64) -> Option<Timestamp> {
     let ttl = reaper_ttl(ttl_secs)?;
-    pending
-        .values()
-        .filter_map(|value| match value.as_str().and_then(timestamp::parse) {
-            None => Some(DateTime::<chrono::Utc>::MIN_UTC),
-            Some(at) => at.checked_add_signed(ttl)?.checked_add_signed(TimeDelta::microseconds(1)),
-        })
-        .min()
+    let expiry =
+        |at: Timestamp| at.checked_add_signed(ttl)?.checked_add_signed(TimeDelta::microseconds(1));
+    let mut oldest: Option<Timestamp> = None;
+    for value in pending.values() {
+        match value.as_str().and_then(timestamp::parse) {
+            None => return Some(DateTime::<chrono::Utc>::MIN_UTC),
+            Some(at) => oldest = Some(oldest.map_or(at, |oldest| oldest.min(at))),
+        }
+    }
+    if ttl >= TimeDelta::zero() {
+        // The oldest mark expires first; when its expiry is past the end of time, so is every
+        // later one's.
+        return expiry(oldest?);
+    }
+    // A negative TTL can carry the oldest marks past the start of time but not the later ones.
+    pending.values().filter_map(|value| expiry(timestamp::parse(value.as_str()?)?)).min()
 }
 
 /// What [`mark_in`] did.
