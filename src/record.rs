@@ -220,7 +220,9 @@ impl Record {
         if self.doc.is_empty() {
             return b"{}".to_vec();
         }
-        let mut out = Vec::with_capacity(64 * self.doc.len());
+        let estimate: usize =
+            self.doc.iter().map(|(key, value)| key.len() + encode::size_hint(value)).sum();
+        let mut out = Vec::with_capacity(estimate + 8 * self.doc.len());
         out.push(b'{');
         for (i, (key, value)) in self.doc.iter().enumerate() {
             out.extend_from_slice(if i == 0 { b"\n  " } else { b",\n  " });

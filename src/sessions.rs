@@ -67,15 +67,19 @@ struct Pruned {
 }
 
 fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: usize) -> Pruned {
+    /// Up to this many marks over the cap are removed one by one; more, in one pass.
+    const FEW: usize = 8;
     let before = pending.len();
     let cutoff = cutoff(now, ttl);
     // Each mark is read once: its age decides the 24 h prune and, for the survivors, its rank.
     let ages: Vec<Timestamp> = pending.values().map(age_of).collect();
-    let mut position = 0;
-    pending.retain(|_, _| {
-        position += 1;
-        ages[position - 1] >= cutoff
-    });
+    if ages.iter().any(|age| *age < cutoff) {
+        let mut position = 0;
+        pending.retain(|_, _| {
+            position += 1;
+            ages[position - 1] >= cutoff
+        });
+    }
     // A non-string that survived (only possible within a day of the epoch) is stamped with the
     // moment it stands for, as the seed does, so every value is a timestamp string afterwards.
     let mut rewritten = false;
@@ -93,15 +97,29 @@ fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: 
             .map(|(position, age)| ((*age).min(now), position))
             .collect();
         ranked.sort_unstable_by(|a, b| b.cmp(a));
-        let mut keep = vec![false; ranked.len()];
-        for &(_, position) in ranked.iter().take(max) {
-            keep[position] = true;
+        let mut keep = vec![true; ranked.len()];
+        for &(_, position) in ranked.iter().skip(max) {
+            keep[position] = false;
         }
-        let mut position = 0;
-        pending.retain(|_, _| {
-            position += 1;
-            keep[position - 1]
-        });
+        if ranked.len() - max <= FEW {
+            // Usually one mark goes (the one a new mark pushed past the cap): removing it by key
+            // keeps the map's index, where `retain` would hash every id again.
+            let dropped: Vec<String> = pending
+                .keys()
+                .zip(&keep)
+                .filter(|(_, kept)| !**kept)
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in dropped {
+                pending.shift_remove(&key);
+            }
+        } else {
+            let mut position = 0;
+            pending.retain(|_, _| {
+                position += 1;
+                keep[position - 1]
+            });
+        }
     }
     Pruned { removed: before - pending.len(), rewritten }
 }

@@ -46,6 +46,18 @@ pub fn value(out: &mut Vec<u8>, value: &Value, depth: usize) {
     }
 }
 
+/// About how many bytes [`value`] writes for a value, so that the buffer is allocated once.
+pub fn size_hint(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => items.iter().map(|item| size_hint(item) + 8).sum::<usize>() + 2,
+        Value::Object(map) => {
+            map.iter().map(|(key, item)| key.len() + size_hint(item) + 12).sum::<usize>() + 2
+        }
+        _ => 24,
+    }
+}
+
 /// Appends two spaces per level.
 pub fn indent(out: &mut Vec<u8>, depth: usize) {
     for _ in 0..depth {
