@@ -57,6 +57,13 @@ pub fn note_session_open(record: &mut Record, session_id: Option<&str>, ts: Opti
     );
 }
 
+/// Writes the persisted state and when it was entered: [`Data::set_fsm`]'s write, and the seed's
+/// raw `transition(to)` (which moves the state without the machine).
+pub fn write_state(record: &mut Record, state: StateName, at: Timestamp) {
+    record.set(keys::FSM_STATE, json!(state.as_str()));
+    record.set(keys::FSM_TRANSITION_AT, json!(timestamp::format(at)));
+}
+
 /// Which operator request a [`Data::queue_request`] call stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {
@@ -205,10 +212,7 @@ impl Data {
 
     /// Records the new state and when it was entered.
     pub fn set_fsm(&mut self, state: StateName, at: Timestamp) {
-        self.edit(|r| {
-            r.set(keys::FSM_STATE, json!(state.as_str()));
-            r.set(keys::FSM_TRANSITION_AT, json!(timestamp::format(at)));
-        });
+        self.edit(|r| write_state(r, state, at));
     }
 
     /// Records the boot moment.

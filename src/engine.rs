@@ -7,16 +7,16 @@
 
 use std::path::Path;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::data::Data;
 use crate::event::Event;
 use crate::kernel::{Core, Outcome};
 use crate::machine::Rejection;
-use crate::record::{Record, keys};
+use crate::record::Record;
 use crate::store::{Loaded, Peeked, Recovery, Store, StoreError};
 use crate::table::{IllegalTransition, StateName, check_edge};
-use crate::timestamp::{self, Timestamp};
+use crate::timestamp::Timestamp;
 
 /// Why an engine call failed.
 #[derive(Debug, thiserror::Error)]
@@ -151,8 +151,7 @@ impl Engine {
         self.refresh()?;
         check_edge(self.state(), to)?;
         let mut record = self.core.data().record().clone();
-        record.set(keys::FSM_STATE, json!(to.as_str()));
-        record.set(keys::FSM_TRANSITION_AT, json!(timestamp::format(at)));
+        crate::data::write_state(&mut record, to, at);
         self.persist_one(record)?;
         Ok(())
     }
