@@ -12,7 +12,7 @@ mod common;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
@@ -134,7 +134,9 @@ fn main() -> Result<(), BenchError> {
     );
     snapshot_alone(&document, now)?;
     common::settle();
-    opening_vs_floor_and_seed(&shm, &document, now)
+    opening_vs_floor_and_seed(&shm, &document, now)?;
+    common::settle();
+    serve_over_a_pipe(&shm, &document)
 }
 
 /// The maximal document without its foreign keys and with a morning's digest instead of the
@@ -157,6 +159,12 @@ fn opening_record(now: Timestamp) -> Record {
         record.remove(&key);
     }
     record
+}
+
+/// Writes a state file as the store would find it: readable by its owner only.
+fn write_state_file(path: &Path, document: &Record) -> std::io::Result<()> {
+    std::fs::write(path, document.to_vec())?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
 /// The `n`-th opening: a new id, two minutes after the previous one.
@@ -289,7 +297,7 @@ fn opening_vs_floor_and_seed(
     let [ours, floor, seed] = ["ours", "floor", "seed"].map(|name| top.path().join(name));
     for dir in [&ours, &floor, &seed] {
         std::fs::create_dir(dir)?;
-        std::fs::write(dir.join(NAME), document.to_vec())?;
+        write_state_file(&dir.join(NAME), document)?;
     }
     let (mut engine, _) = Engine::open(ours.join(NAME))?;
     let mut n = 0u64;
@@ -345,5 +353,68 @@ fn opening_vs_floor_and_seed(
             ratio_line("seed/ours", &seed, &ours, Target::AtLeast(3.0));
         }
     }
+    Ok(())
+}
+
+/// The same opening sent to `daemon-state serve` over its stdin and answered on its stdout: the
+/// round trip of one `session_open` line, against the floor for the bytes it leaves. No target.
+fn serve_over_a_pipe(shm: &Path, document: &Record) -> Result<(), BenchError> {
+    if !shm.is_dir() {
+        return Ok(());
+    }
+    let top = tempfile::Builder::new().prefix("daemon-state-bench").tempdir_in(shm)?;
+    let [served, floor] = ["served", "floor"].map(|name| top.path().join(name));
+    for dir in [&served, &floor] {
+        std::fs::create_dir(dir)?;
+        write_state_file(&dir.join(NAME), document)?;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_daemon-state"))
+        .arg("--state-file")
+        .arg(served.join(NAME))
+        .arg("serve")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let (Some(mut input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err("serve started without pipes".into());
+    };
+    let mut output = BufReader::new(output);
+    let mut line = String::new();
+    let mut n = 0u64;
+    let mut open_served = || -> Result<f64, BenchError> {
+        n += 1;
+        let request = format!(
+            "{{\"type\": \"session_open\", \"session_id\": \"sess-pipe-{n:07}\", \"ts\": \"2026-04-18T12:00:00+00:00\"}}\n"
+        );
+        line.clear();
+        let start = Instant::now();
+        input.write_all(request.as_bytes())?;
+        input.flush()?;
+        output.read_line(&mut line)?;
+        let took = ns_since(start);
+        if !line.contains("session_open_queued") {
+            return Err(format!("serve answered {line:?}").into());
+        }
+        Ok(took)
+    };
+    for _ in 0..10 {
+        open_served()?;
+    }
+    let bytes = std::fs::read(served.join(NAME))?;
+    let floor_dir = File::open(&floor)?;
+    let mut open_floor = || -> Result<f64, BenchError> {
+        let start = Instant::now();
+        floor_save(&floor_dir, &floor, &bytes)?;
+        Ok(ns_since(start))
+    };
+    let n = rounds(2000, 20);
+    println!("\nserve: the same opening through `daemon-state serve` over a pipe, {n} rounds");
+    interleave(n / 10, &mut [&mut open_served, &mut open_floor])?;
+    let [served, floor] = interleave(n, &mut [&mut open_served, &mut open_floor])?;
+    arm_line("serve round trip (session_open)", &served);
+    arm_line("full protocol floor, same bytes", &floor);
+    ratio_line("serve/floor", &served, &floor, Target::None);
+    drop(input);
+    child.wait()?;
     Ok(())
 }
