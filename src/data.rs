@@ -189,21 +189,22 @@ impl Data {
         change(&mut self.record);
         let kept = self.record.still_shares(keys::FIRST_TURN_PENDING, first_turns.as_ref());
         drop(first_turns);
-        self.after_edit(kept);
+        self.after_edit(kept.then_some(self.view.first_turn_expiry));
     }
 
     /// An edit meant to change the first-turn map: it is edited in place, not copied first.
     fn edit_first_turns(&mut self, change: impl FnOnce(&mut Record)) {
         change(&mut self.record);
-        self.after_edit(false);
+        self.after_edit(None);
     }
 
-    fn after_edit(&mut self, first_turns_kept: bool) {
+    /// Refreshes the view after an edit; `first_turn_expiry` is the expiry when it is known
+    /// without reading the marks.
+    fn after_edit(&mut self, first_turn_expiry: Option<Option<Timestamp>>) {
         self.changed = true;
-        self.view = if first_turns_kept {
-            View::reread_keeping_first_turns(&self.record, &self.view)
-        } else {
-            View::read(&self.record).0
+        self.view = match first_turn_expiry {
+            Some(expiry) => View::reread_with_first_turn_expiry(&self.record, expiry),
+            None => View::read(&self.record).0,
         };
         if let Some(zone) = self.zone_override {
             self.view.tz = zone;
@@ -473,22 +474,23 @@ impl Data {
         self.starts.push(at);
         self.starts.prune(at);
         self.starts_changed = true;
-        self.edit_first_turns(|r| {
-            if let Some(id) = session_id.filter(|id| !id.is_empty()) {
-                let pending = r.get_mut(keys::FIRST_TURN_PENDING).and_then(Value::as_object_mut);
-                match pending {
-                    Some(map) => {
-                        sessions::mark(map, id, at);
-                    }
-                    None => {
-                        let mut map = Map::new();
-                        sessions::mark(&mut map, id, at);
-                        r.set(keys::FIRST_TURN_PENDING, Value::Object(map));
-                    }
+        // The mark's prune reads every mark, so it also tells the view the new first-turn expiry.
+        let mut expiry = self.view.first_turn_expiry;
+        let r = &mut self.record;
+        if let Some(id) = session_id.filter(|id| !id.is_empty()) {
+            let ttl = sessions::REAPER_TTL_SECS;
+            expiry = match r.get_mut(keys::FIRST_TURN_PENDING).and_then(Value::as_object_mut) {
+                Some(map) => sessions::mark_with_expiry(map, id, at, ttl),
+                None => {
+                    let mut map = Map::new();
+                    let expiry = sessions::mark_with_expiry(&mut map, id, at, ttl);
+                    r.set(keys::FIRST_TURN_PENDING, Value::Object(map));
+                    expiry
                 }
-            }
-            r.set(keys::LAST_SESSION_TS, json!(timestamp::format(at)));
-        });
+            };
+        }
+        r.set(keys::LAST_SESSION_TS, json!(timestamp::format(at)));
+        self.after_edit(Some(expiry));
     }
 
     /// A recall: consumes the first turn and applies the digest gate. Writes only what changed.

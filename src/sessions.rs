@@ -31,12 +31,6 @@ pub fn clip_session_id(id: &str) -> &str {
     }
 }
 
-/// The moment a stored value stands for when it is aged: a parsed timestamp, else the epoch (the
-/// seed's reading of legacy booleans and corrupt strings, so that they go first).
-fn age_of(value: &Value) -> Timestamp {
-    value.as_str().and_then(timestamp::parse).unwrap_or(DateTime::UNIX_EPOCH)
-}
-
 /// `now - ttl`, saturating at the ends of the representable range instead of overflowing.
 fn cutoff(now: Timestamp, ttl: TimeDelta) -> Timestamp {
     now.checked_sub_signed(ttl).unwrap_or(if ttl > TimeDelta::zero() {
@@ -64,6 +58,11 @@ fn reaper_ttl(ttl_secs: f64) -> Option<TimeDelta> {
 struct Pruned {
     removed: usize,
     rewritten: bool,
+    /// The oldest moment among the marks left, as a stored moment reads (`None` when none is
+    /// left or one of them is a string that is no moment).
+    oldest: Option<Timestamp>,
+    /// A mark left is a string that is no moment.
+    unreadable: bool,
 }
 
 fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: usize) -> Pruned {
@@ -72,7 +71,14 @@ fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: 
     let before = pending.len();
     let cutoff = cutoff(now, ttl);
     // Each mark is read once: its age decides the 24 h prune and, for the survivors, its rank.
-    let ages: Vec<Timestamp> = pending.values().map(age_of).collect();
+    let read: Vec<(Option<Timestamp>, bool)> = pending
+        .values()
+        .map(|value| (value.as_str().and_then(timestamp::parse), value.is_string()))
+        .collect();
+    // The moment each mark stands for when it is aged: a parsed timestamp, else the epoch (the
+    // seed's reading of legacy booleans and corrupt strings, so that they go first).
+    let ages: Vec<Timestamp> =
+        read.iter().map(|(at, _)| at.unwrap_or(DateTime::UNIX_EPOCH)).collect();
     if ages.iter().any(|age| *age < cutoff) {
         let mut position = 0;
         pending.retain(|_, _| {
@@ -87,6 +93,8 @@ fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: 
         *value = Value::String(timestamp::format(DateTime::UNIX_EPOCH));
         rewritten = true;
     }
+    // The marks left, by their place before the prune.
+    let mut left: Vec<usize> = (0..ages.len()).filter(|&i| ages[i] >= cutoff).collect();
     if pending.len() > max {
         // Newest first; on equal timestamps the later position, i.e. the more recent opening, first.
         // A mark dated after `now` (made while the clock ran ahead) ranks as `now`.
@@ -101,6 +109,11 @@ fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: 
         for &(_, position) in ranked.iter().skip(max) {
             keep[position] = false;
         }
+        let mut position = 0;
+        left.retain(|_| {
+            position += 1;
+            keep[position - 1]
+        });
         if ranked.len() - max <= FEW {
             // Usually one mark goes (the one a new mark pushed past the cap): removing it by key
             // keeps the map's index, where `retain` would hash every id again.
@@ -121,7 +134,10 @@ fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: 
             });
         }
     }
-    Pruned { removed: before - pending.len(), rewritten }
+    // A non-string left was stamped with the epoch above, which reads as the epoch.
+    let unreadable = left.iter().any(|&i| read[i].0.is_none() && read[i].1);
+    let oldest = left.iter().map(|&i| ages[i]).min().filter(|_| !unreadable);
+    Pruned { removed: before - pending.len(), rewritten, oldest, unreadable }
 }
 
 /// The seed's `prune_stale_first_turn`: drops every entry whose timestamp is strictly older than
@@ -157,6 +173,33 @@ pub fn mark(pending: &mut Map<String, Value>, id: &str, at: Timestamp) -> usize 
     pending.shift_remove(id);
     pending.insert(id.to_owned(), Value::String(timestamp::format(at)));
     prune_stale(pending, at, FIRST_TURN_TTL, MAX_FIRST_TURN_ENTRIES)
+}
+
+/// [`mark`], giving what [`next_expiry`] with `ttl_secs` then gives, from the moments the prune
+/// already read rather than reading every mark again.
+pub(crate) fn mark_with_expiry(
+    pending: &mut Map<String, Value>,
+    id: &str,
+    at: Timestamp,
+    ttl_secs: f64,
+) -> Option<Timestamp> {
+    let id = clip_session_id(id);
+    if !id.is_empty() {
+        pending.shift_remove(id);
+        pending.insert(id.to_owned(), Value::String(timestamp::format(at)));
+        let pruned = prune(pending, at, FIRST_TURN_TTL, MAX_FIRST_TURN_ENTRIES);
+        let ttl = reaper_ttl(ttl_secs)?;
+        if pruned.unreadable {
+            return Some(DateTime::<chrono::Utc>::MIN_UTC);
+        }
+        if ttl >= TimeDelta::zero() {
+            return pruned
+                .oldest?
+                .checked_add_signed(ttl)?
+                .checked_add_signed(TimeDelta::microseconds(1));
+        }
+    }
+    next_expiry(pending, ttl_secs)
 }
 
 /// Takes a session's mark away. True when the mark counted: a timestamp, or a legacy value that
@@ -330,6 +373,33 @@ mod tests {
         let mut pending = object(json!({"legacy": true}));
         assert_eq!(prune_stale(&mut pending, now, FIRST_TURN_TTL, 100), 0);
         assert_eq!(Value::Object(pending), json!({"legacy": "1970-01-01T00:00:00+00:00"}));
+    }
+
+    proptest::proptest! {
+        /// The expiry the mark's prune tells is the one read afresh from the marks it left.
+        #[test]
+        fn the_expiry_a_mark_tells_is_the_one_read_afresh(
+            marks in proptest::collection::vec((0usize..4, -200i64..200), 0..130),
+            near_epoch in proptest::bool::ANY,
+            ttl in proptest::prop_oneof![proptest::strategy::Just(3600.0), -1e12f64..1e12],
+        ) {
+            let now = if near_epoch { at("1970-01-01T06:00:00Z") } else { at("2026-04-27T12:00:00Z") };
+            let mut pending = Map::new();
+            for (i, (kind, minutes)) in marks.iter().enumerate() {
+                let value = match kind {
+                    0 => json!(timestamp::format(now + TimeDelta::minutes(*minutes * 10))),
+                    1 => json!(true),
+                    2 => json!("not a moment"),
+                    _ => json!(timestamp::format(now - TimeDelta::minutes(*minutes))),
+                };
+                pending.insert(format!("s{i}"), value);
+            }
+            let mut afresh = pending.clone();
+            mark(&mut afresh, "new", now);
+            let told = mark_with_expiry(&mut pending, "new", now, ttl);
+            proptest::prop_assert_eq!(&pending, &afresh);
+            proptest::prop_assert_eq!(told, next_expiry(&afresh, ttl));
+        }
     }
 
     #[test]

@@ -102,10 +102,13 @@ impl View {
         Self::read_keeping(record, None)
     }
 
-    /// Reads the document again after an edit that left `first_turn_pending` as it was, keeping
-    /// the first-turn expiry already known instead of reading every mark again.
-    pub(crate) fn reread_keeping_first_turns(record: &Record, previous: &View) -> Self {
-        Self::read_keeping(record, Some(previous.first_turn_expiry)).0
+    /// Reads the document again after an edit whose first-turn expiry is known (the map was left
+    /// as it was, or the mark's prune read it), instead of reading every mark again.
+    pub(crate) fn reread_with_first_turn_expiry(
+        record: &Record,
+        expiry: Option<Timestamp>,
+    ) -> Self {
+        Self::read_keeping(record, Some(expiry)).0
     }
 
     fn read_keeping(record: &Record, expiry: Option<Option<Timestamp>>) -> (Self, Vec<String>) {
