@@ -169,7 +169,7 @@ impl Data {
             self.record.set(keys::LAST_TICK_AT, json!(timestamp::format(at)));
         }
         if self.starts_changed {
-            self.record.set(keys::SESSION_STARTS, self.starts.to_value());
+            self.starts.write(&mut self.record);
             self.starts_changed = false;
         }
         self.changed = false;
@@ -476,20 +476,11 @@ impl Data {
         self.starts_changed = true;
         // The mark's prune reads every mark, so it also tells the view the new first-turn expiry.
         let mut expiry = self.view.first_turn_expiry;
-        let r = &mut self.record;
         if let Some(id) = session_id.filter(|id| !id.is_empty()) {
             let ttl = sessions::REAPER_TTL_SECS;
-            expiry = match r.get_mut(keys::FIRST_TURN_PENDING).and_then(Value::as_object_mut) {
-                Some(map) => sessions::mark_with_expiry(map, id, at, ttl),
-                None => {
-                    let mut map = Map::new();
-                    let expiry = sessions::mark_with_expiry(&mut map, id, at, ttl);
-                    r.set(keys::FIRST_TURN_PENDING, Value::Object(map));
-                    expiry
-                }
-            };
+            expiry = sessions::mark_in_with_expiry(&mut self.record, id, at, ttl);
         }
-        r.set(keys::LAST_SESSION_TS, json!(timestamp::format(at)));
+        self.record.set(keys::LAST_SESSION_TS, json!(timestamp::format(at)));
         self.after_edit(Some(expiry));
     }
 

@@ -294,6 +294,23 @@ pub fn mark_in(record: &mut Record, id: &str, at: Timestamp) -> Opened {
     }
 }
 
+/// [`mark_with_expiry`] on a state document: a `first_turn_pending` that is not an object is
+/// replaced by `{}` first, as [`mark_in`] does.
+pub(crate) fn mark_in_with_expiry(
+    record: &mut Record,
+    id: &str,
+    at: Timestamp,
+    ttl_secs: f64,
+) -> Option<Timestamp> {
+    if !matches!(record.get(keys::FIRST_TURN_PENDING), Some(Value::Object(_))) {
+        record.set(keys::FIRST_TURN_PENDING, Value::Object(Map::new()));
+    }
+    match record.get_mut(keys::FIRST_TURN_PENDING) {
+        Some(Value::Object(pending)) => mark_with_expiry(pending, id, at, ttl_secs),
+        _ => None,
+    }
+}
+
 /// [`consume`] on a state document. True when the session's mark counted, and then the document
 /// changed; a `first_turn_pending` that is not an object gives false and is left alone.
 ///
