@@ -144,7 +144,7 @@ impl Seed {
         let (Some(mut input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
             return Err("python3 started without pipes".into());
         };
-        let document = serde_json::to_string(record.as_map())?;
+        let document = serde_json::to_string(&record.to_map())?;
         writeln!(input, "{document}")?;
         Ok(Some(Self { child, input, output: BufReader::new(output), line: String::new() }))
     }

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -25,6 +26,8 @@ fn main() -> Result<(), BenchError> {
     let path = dir.path().join(NAME);
     let bytes = common::maximal_record(utc(2026, 4, 18, 12, 0)).to_vec();
     std::fs::write(&path, &bytes)?;
+    // As the store writes it: readable by its owner only (else opening it warns and fixes it).
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     let (_, report) = Engine::open(&path)?;
     if report.recovery.is_some() || !report.warnings.is_empty() {
         return Err(format!("the maximal file is not clean: {report:?}").into());

@@ -45,6 +45,25 @@ pub fn clip_ts(ts: &str) -> &str {
     }
 }
 
+/// The seed's bookkeeping for a `session_open` message beyond the engine's session start: the last
+/// opening and the cascade request, with an empty id and ts when the message had none (the ts
+/// clipped as a request's is).
+pub fn note_session_open(record: &mut Record, session_id: Option<&str>, ts: Option<&str>) {
+    let (session_id, ts) = (session_id.unwrap_or_default(), clip_ts(ts.unwrap_or_default()));
+    record.set(keys::LAST_SESSION_OPEN, json!({"session_id": session_id, "ts": ts}));
+    record.set(
+        keys::HIPPEA_CASCADE_REQUEST,
+        json!({"session_id": session_id, "ts": ts, "pending": true}),
+    );
+}
+
+/// Writes the persisted state and when it was entered: [`Data::set_fsm`]'s write, and the seed's
+/// raw `transition(to)` (which moves the state without the machine).
+pub fn write_state(record: &mut Record, state: StateName, at: Timestamp) {
+    record.set(keys::FSM_STATE, json!(state.as_str()));
+    record.set(keys::FSM_TRANSITION_AT, json!(timestamp::format(at)));
+}
+
 /// Which operator request a [`Data::queue_request`] call stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {
@@ -150,7 +169,7 @@ impl Data {
             self.record.set(keys::LAST_TICK_AT, json!(timestamp::format(at)));
         }
         if self.starts_changed {
-            self.record.set(keys::SESSION_STARTS, self.starts.to_value());
+            self.starts.write(&mut self.record);
             self.starts_changed = false;
         }
         self.changed = false;
@@ -164,9 +183,29 @@ impl Data {
     }
 
     fn edit(&mut self, change: impl FnOnce(&mut Record)) {
+        // Holding the first-turn map while the change runs makes any write to it a new value, so
+        // an unchanged map is told by identity and its marks are not read again.
+        let first_turns = self.record.shared(keys::FIRST_TURN_PENDING);
         change(&mut self.record);
+        let kept = self.record.still_shares(keys::FIRST_TURN_PENDING, first_turns.as_ref());
+        drop(first_turns);
+        self.after_edit(kept.then_some(self.view.first_turn_expiry));
+    }
+
+    /// An edit meant to change the first-turn map: it is edited in place, not copied first.
+    fn edit_first_turns(&mut self, change: impl FnOnce(&mut Record)) {
+        change(&mut self.record);
+        self.after_edit(None);
+    }
+
+    /// Refreshes the view after an edit; `first_turn_expiry` is the expiry when it is known
+    /// without reading the marks.
+    fn after_edit(&mut self, first_turn_expiry: Option<Option<Timestamp>>) {
         self.changed = true;
-        self.view = View::read(&self.record).0;
+        self.view = match first_turn_expiry {
+            Some(expiry) => View::reread_with_first_turn_expiry(&self.record, expiry),
+            None => View::read(&self.record).0,
+        };
         if let Some(zone) = self.zone_override {
             self.view.tz = zone;
         }
@@ -174,10 +213,7 @@ impl Data {
 
     /// Records the new state and when it was entered.
     pub fn set_fsm(&mut self, state: StateName, at: Timestamp) {
-        self.edit(|r| {
-            r.set(keys::FSM_STATE, json!(state.as_str()));
-            r.set(keys::FSM_TRANSITION_AT, json!(timestamp::format(at)));
-        });
+        self.edit(|r| write_state(r, state, at));
     }
 
     /// Records the boot moment.
@@ -191,7 +227,7 @@ impl Data {
             return Vec::new();
         }
         let mut dropped = Vec::new();
-        self.edit(|r| {
+        self.edit_first_turns(|r| {
             if let Some(Value::Object(map)) = r.get_mut(keys::FIRST_TURN_PENDING) {
                 dropped = sessions::reap(map, at, sessions::REAPER_TTL_SECS);
             }
@@ -438,22 +474,14 @@ impl Data {
         self.starts.push(at);
         self.starts.prune(at);
         self.starts_changed = true;
-        self.edit(|r| {
-            if let Some(id) = session_id.filter(|id| !id.is_empty()) {
-                let pending = r.get_mut(keys::FIRST_TURN_PENDING).and_then(Value::as_object_mut);
-                match pending {
-                    Some(map) => {
-                        sessions::mark(map, id, at);
-                    }
-                    None => {
-                        let mut map = Map::new();
-                        sessions::mark(&mut map, id, at);
-                        r.set(keys::FIRST_TURN_PENDING, Value::Object(map));
-                    }
-                }
-            }
-            r.set(keys::LAST_SESSION_TS, json!(timestamp::format(at)));
-        });
+        // The mark's prune reads every mark, so it also tells the view the new first-turn expiry.
+        let mut expiry = self.view.first_turn_expiry;
+        if let Some(id) = session_id.filter(|id| !id.is_empty()) {
+            let ttl = sessions::REAPER_TTL_SECS;
+            expiry = sessions::mark_in_with_expiry(&mut self.record, id, at, ttl);
+        }
+        self.record.set(keys::LAST_SESSION_TS, json!(timestamp::format(at)));
+        self.after_edit(Some(expiry));
     }
 
     /// A recall: consumes the first turn and applies the digest gate. Writes only what changed.

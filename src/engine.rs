@@ -7,16 +7,16 @@
 
 use std::path::Path;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::data::Data;
 use crate::event::Event;
 use crate::kernel::{Core, Outcome};
 use crate::machine::Rejection;
-use crate::record::{Record, keys};
+use crate::record::Record;
 use crate::store::{Loaded, Peeked, Recovery, Store, StoreError};
 use crate::table::{IllegalTransition, StateName, check_edge};
-use crate::timestamp::{self, Timestamp};
+use crate::timestamp::Timestamp;
 
 /// Why an engine call failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +45,9 @@ pub struct OpenReport {
 pub struct Engine {
     core: Core,
     store: Store,
-    durable: Record,
+    /// The last durable document as the file holds it: what a failed save returns to. Kept as
+    /// bytes, so the document in memory shares none of its values and is edited in place.
+    durable: Vec<u8>,
 }
 
 impl Engine {
@@ -64,7 +66,7 @@ impl Engine {
     /// An engine whose state lives in memory only.
     pub fn in_memory() -> Self {
         let (core, _) = Core::restore(Record::new());
-        Self { core, store: Store::in_memory(), durable: Record::new() }
+        Self { core, store: Store::in_memory(), durable: Record::new().to_vec() }
     }
 
     /// Opens the engine on a store, reading it under its lock; a store opened read-only is read
@@ -90,7 +92,8 @@ impl Engine {
             tracing::warn!(path = %store.path().display(), "{warning}");
         }
         warnings.extend(restored);
-        Ok((Self { core, store, durable: record }, OpenReport { recovery, warnings }))
+        let durable = record.to_vec();
+        Ok((Self { core, store, durable }, OpenReport { recovery, warnings }))
     }
 
     /// The current state.
@@ -148,8 +151,7 @@ impl Engine {
         self.refresh()?;
         check_edge(self.state(), to)?;
         let mut record = self.core.data().record().clone();
-        record.set(keys::FSM_STATE, json!(to.as_str()));
-        record.set(keys::FSM_TRANSITION_AT, json!(timestamp::format(at)));
+        crate::data::write_state(&mut record, to, at);
         self.persist_one(record)?;
         Ok(())
     }
@@ -177,7 +179,7 @@ impl Engine {
     /// on stderr ([`Store::reload`]).
     pub fn refresh(&mut self) -> Result<(), EngineError> {
         if self.store.changed_on_disk()? {
-            let Loaded { record, .. } = self.store.reload(&self.durable)?;
+            let Loaded { record, .. } = self.store.reload(&self.durable_record())?;
             self.restore(record);
         }
         Ok(())
@@ -206,7 +208,16 @@ impl Engine {
         let (mut data, _) = Data::from_record(record.clone());
         data.carry_volatile_from(self.core.data());
         self.core.replace_data(data);
-        self.durable = record;
+        self.durable = record.to_vec();
+    }
+
+    /// The last durable document, read back from its bytes (which this crate's encoder wrote, or
+    /// the store read and parsed, so they parse again).
+    fn durable_record(&self) -> Record {
+        Record::from_slice(&self.durable).unwrap_or_else(|error| {
+            tracing::error!(%error, "the last durable document does not parse; keeping the one in memory");
+            self.core.data().record().clone()
+        })
     }
 
     /// Saves one document written outside the machine and makes it the engine's.
@@ -221,14 +232,16 @@ impl Engine {
     /// Saves the snapshots in order; on the first failure, returns to the last durable document.
     fn persist(&mut self, snapshots: &mut [Record]) -> Result<(), EngineError> {
         for snapshot in snapshots.iter_mut() {
-            if let Err(error) = self.store.save(snapshot) {
-                // The caller reports the error; the log says only what the engine did about it.
-                tracing::debug!(path = %self.store.path().display(), %error, "save failed; back to the last durable state");
-                let durable = self.durable.clone();
-                self.restore(durable);
-                return Err(error.into());
+            match self.store.save_giving_bytes(snapshot) {
+                Ok((_, bytes)) => self.durable = bytes,
+                Err(error) => {
+                    // The caller reports the error; the log says only what the engine did about it.
+                    tracing::debug!(path = %self.store.path().display(), %error, "save failed; back to the last durable state");
+                    let durable = self.durable_record();
+                    self.restore(durable);
+                    return Err(error.into());
+                }
             }
-            self.durable = snapshot.clone();
         }
         Ok(())
     }

@@ -229,14 +229,28 @@ fn first_offset_change(from: Timestamp, to: Timestamp, tz: Tz) -> Option<Timesta
 /// Kept in the state file under [`keys::SESSION_STARTS`] as one JSON string: the first start in
 /// microseconds since the epoch, then each next start as its distance in microseconds from the one
 /// before, separated by spaces. A week of starts at ten an hour takes about 17 KB.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct SessionStarts {
-    /// Oldest first, at microsecond resolution, at most [`MAX_SESSION_STARTS`] long.
+    /// Oldest first, at microsecond resolution; the first `dropped` are gone (they are cut away
+    /// once they are as many as the cap, so dropping the oldest start moves nothing).
     starts: Vec<Timestamp>,
-    /// The compact text of `starts`, kept up to date as starts come and go, so that writing the
-    /// history into a snapshot costs a copy, not a re-encoding.
-    text: String,
+    /// How many of `starts` are gone.
+    dropped: usize,
+    /// For each of `starts` after the first, a space and its distance in microseconds from the one
+    /// before, kept up to date as starts come and go, so that writing the history into a snapshot
+    /// costs a copy, not a re-encoding. The live starts' tokens begin at `tail_from`.
+    tail: String,
+    /// Where the tokens of the starts after the first live one begin in `tail`.
+    tail_from: usize,
 }
+
+impl PartialEq for SessionStarts {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for SessionStarts {}
 
 impl SessionStarts {
     /// An empty history.
@@ -244,26 +258,30 @@ impl SessionStarts {
         Self::default()
     }
 
+    /// A history of starts already in time order.
+    fn from_sorted(starts: Vec<Timestamp>) -> Self {
+        let tail = Self::encode_tail(&starts);
+        Self { starts, dropped: 0, tail, tail_from: 0 }
+    }
+
     /// Records a session start (cut to the microsecond). A start older than the newest one (the
     /// clock went back) takes its place in time order. Past [`MAX_SESSION_STARTS`] the oldest go.
     pub fn push(&mut self, at: Timestamp) {
         let at = truncate_to_micros(at);
-        match self.starts.last() {
+        match self.as_slice().last() {
             Some(&last) if at < last => {
-                let position = self.starts.partition_point(|&start| start <= at);
-                self.starts.insert(position, at);
-                self.text = Self::encode_all(&self.starts);
+                let mut starts = self.as_slice().to_vec();
+                let position = starts.partition_point(|&start| start <= at);
+                starts.insert(position, at);
+                *self = Self::from_sorted(starts);
             }
             Some(&last) => {
                 let delta = at.timestamp_micros() - last.timestamp_micros();
                 self.starts.push(at);
-                self.text.push(' ');
-                self.text.push_str(&delta.to_string());
+                self.tail.push(' ');
+                self.tail.push_str(&delta.to_string());
             }
-            None => {
-                self.starts.push(at);
-                self.text = at.timestamp_micros().to_string();
-            }
+            None => *self = Self::from_sorted(vec![at]),
         }
         self.cap();
     }
@@ -273,42 +291,45 @@ impl SessionStarts {
         let Some(since) = now.checked_sub_signed(SESSION_HISTORY) else {
             return 0;
         };
-        let old = self.starts.partition_point(|&start| start < since);
+        let old = self.as_slice().partition_point(|&start| start < since);
         self.drop_oldest(old);
         old
     }
 
     /// The starts, oldest first.
     pub fn as_slice(&self) -> &[Timestamp] {
-        &self.starts
+        &self.starts[self.dropped..]
     }
 
     /// How many starts are kept.
     pub fn len(&self) -> usize {
-        self.starts.len()
+        self.as_slice().len()
     }
 
     /// Whether no start is kept.
     pub fn is_empty(&self) -> bool {
-        self.starts.is_empty()
+        self.as_slice().is_empty()
     }
 
     /// The compact text the state file keeps (see the type's description).
     pub fn encode(&self) -> String {
-        self.text.clone()
+        let Some(first) = self.as_slice().first() else {
+            return String::new();
+        };
+        let first = first.timestamp_micros().to_string();
+        let tail = &self.tail[self.tail_from..];
+        let mut text = String::with_capacity(first.len() + tail.len());
+        text.push_str(&first);
+        text.push_str(tail);
+        text
     }
 
-    fn encode_all(starts: &[Timestamp]) -> String {
+    /// The tokens of every start after the first: a space and the distance from the one before.
+    fn encode_tail(starts: &[Timestamp]) -> String {
         let mut text = String::with_capacity(starts.len() * 11);
-        let mut previous = None;
-        for start in starts {
-            let micros = start.timestamp_micros();
-            let token = previous.map_or(micros, |previous| micros - previous);
-            if previous.is_some() {
-                text.push(' ');
-            }
-            text.push_str(&token.to_string());
-            previous = Some(micros);
+        for pair in starts.windows(2) {
+            text.push(' ');
+            text.push_str(&(pair[1].timestamp_micros() - pair[0].timestamp_micros()).to_string());
         }
         text
     }
@@ -332,8 +353,7 @@ impl SessionStarts {
             micros = Some(next);
         }
         starts.sort_unstable();
-        let text = Self::encode_all(&starts);
-        let mut history = Self { starts, text };
+        let mut history = Self::from_sorted(starts);
         history.cap();
         Some(history)
     }
@@ -359,23 +379,28 @@ impl SessionStarts {
     }
 
     fn cap(&mut self) {
-        self.drop_oldest(self.starts.len().saturating_sub(MAX_SESSION_STARTS));
+        self.drop_oldest(self.len().saturating_sub(MAX_SESSION_STARTS));
     }
 
-    /// Drops the `count` oldest starts; the text loses their tokens and the new first token
-    /// becomes absolute.
+    /// Drops the `count` oldest starts: the next one's token is skipped, as it is written whole.
     fn drop_oldest(&mut self, count: usize) {
         if count == 0 {
             return;
         }
-        self.starts.drain(..count);
-        let Some(first) = self.starts.first() else {
-            self.text.clear();
+        if count >= self.len() {
+            *self = Self::new();
             return;
-        };
-        // The new first start's token is the one after `count` separators; it ends at the next.
-        let end = self.text.match_indices(' ').nth(count).map_or(self.text.len(), |(i, _)| i);
-        self.text.replace_range(..end, &first.timestamp_micros().to_string());
+        }
+        self.dropped += count;
+        // The new first start's token is the `count`-th in the live tail; the rest begin at the next.
+        let live = &self.tail[self.tail_from..];
+        self.tail_from += live.match_indices(' ').nth(count).map_or(live.len(), |(i, _)| i);
+        if self.dropped >= MAX_SESSION_STARTS {
+            self.starts.drain(..self.dropped);
+            self.tail.drain(..self.tail_from);
+            self.dropped = 0;
+            self.tail_from = 0;
+        }
     }
 }
 
@@ -406,6 +431,20 @@ mod tests {
         assert_eq!(first_offset_change(change, to, tz), None);
     }
 
+    #[test]
+    fn past_the_cap_the_dropped_starts_are_cut_away_and_the_text_stays_fresh() {
+        let mut history = SessionStarts::new();
+        let start = DateTime::from_timestamp(1_776_000_000, 0).unwrap();
+        for minute in 0..(3 * MAX_SESSION_STARTS as i64 + 7) {
+            history.push(start + TimeDelta::minutes(minute) + TimeDelta::microseconds(minute % 13));
+            assert!(history.dropped < MAX_SESSION_STARTS);
+        }
+        assert_eq!(history.len(), MAX_SESSION_STARTS);
+        let fresh = SessionStarts::from_sorted(history.as_slice().to_vec());
+        assert_eq!(history.encode(), fresh.encode());
+        assert_eq!(SessionStarts::decode(&history.encode()), history);
+    }
+
     proptest::proptest! {
         /// The text kept up to date push by push, prune by prune, is the text encoded afresh.
         #[test]
@@ -420,7 +459,8 @@ mod tests {
                 if prune {
                     history.prune(at);
                 }
-                proptest::prop_assert_eq!(&history.text, &SessionStarts::encode_all(&history.starts));
+                let fresh = SessionStarts::from_sorted(history.as_slice().to_vec());
+                proptest::prop_assert_eq!(history.encode(), fresh.encode());
             }
             proptest::prop_assert_eq!(SessionStarts::decode(&history.encode()), history);
         }

@@ -11,9 +11,13 @@
 //! key holding one is wrong-typed with the usual warning, and is written back as it was read.
 //! Unknown keys are written back byte for byte, key and value, while they hold what was read.
 
+mod encode;
 mod scan;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
 
 use serde_json::{Map, Value};
 
@@ -116,11 +120,14 @@ pub enum RecordError {
 ///
 /// Two documents are equal when their objects are: how an unknown key's value was spelled in the
 /// file is kept for writing it back, not compared.
+///
+/// Each member's value is shared, so a snapshot (a clone) copies no value: a later edit copies
+/// only the member it changes.
 #[derive(Debug, Clone, Default)]
 pub struct Record {
-    doc: Map<String, Value>,
-    /// Members to write back as the file spelled them, by key in `doc`.
-    verbatim: HashMap<String, Verbatim>,
+    doc: IndexMap<String, Arc<Value>>,
+    /// Members to write back as the file spelled them, by key in `doc`; fixed once read.
+    verbatim: Arc<HashMap<String, Verbatim>>,
 }
 
 /// A member as the file spelled it.
@@ -131,7 +138,9 @@ struct Verbatim {
     /// The value's text.
     value: String,
     /// What `doc` held for it when read: the text is written only while `doc` still holds this.
-    read_as: Value,
+    read_as: Arc<Value>,
+    /// A known key kept only for the spelling of its numbers: its value is usable as read.
+    spelling_only: bool,
 }
 
 impl PartialEq for Record {
@@ -153,7 +162,8 @@ impl Record {
 
     /// Wraps an already parsed object.
     pub fn from_map(doc: Map<String, Value>) -> Self {
-        Self { doc, verbatim: HashMap::new() }
+        let doc = doc.into_iter().map(|(key, value)| (key, Arc::new(value))).collect();
+        Self { doc, verbatim: Arc::default() }
     }
 
     /// Parses the bytes of a state file: whatever Python's `json.load` reads, nested at most
@@ -166,6 +176,7 @@ impl Record {
             scan::Scanned::Other(kind) => return Err(RecordError::NotObject(kind)),
         };
         let mut record = Self::new();
+        let mut verbatims = HashMap::new();
         for member in members {
             let key_text = &text[member.key.0..member.key.1];
             let value_text = &text[member.value.0..member.value.1];
@@ -180,112 +191,150 @@ impl Record {
                 Err(_) => (Value::String(value_text.to_owned()), false),
             };
             let known = plain_key && keys::ALL.contains(&key.as_str());
-            if known && parsed {
-                record.verbatim.remove(&key);
+            // A float's spelling is not kept by its value (`1.50`, `1E2`, an integer past 64
+            // bits): a known key holding one is written back as read, too, while unchanged.
+            let spelling_only = known && parsed && holds_float(&value);
+            let value = Arc::new(value);
+            if known && parsed && !spelling_only {
+                verbatims.remove(&key);
             } else {
-                let first_spelling = record.verbatim.get(&key).map(|v| v.key.clone());
+                let first_spelling = verbatims.get(&key).map(|v: &Verbatim| v.key.clone());
                 let verbatim = Verbatim {
                     key: first_spelling.unwrap_or_else(|| key_text.to_owned()),
                     value: value_text.to_owned(),
                     read_as: value.clone(),
+                    spelling_only,
                 };
-                record.verbatim.insert(key.clone(), verbatim);
+                verbatims.insert(key.clone(), verbatim);
             }
             record.doc.insert(key, value);
         }
+        record.verbatim = Arc::new(verbatims);
         Ok(record)
     }
 
     /// Serializes the document as the state file holds it: JSON indented by two spaces, as the
     /// seed's `json.dump(..., indent=2)` writes it, with each member read verbatim and unchanged
-    /// since written back as it was read.
+    /// since written back as it was read. It cannot fail: the encoder appends to a buffer.
     pub fn to_vec(&self) -> Vec<u8> {
         if self.doc.is_empty() {
             return b"{}".to_vec();
         }
-        let mut out = Vec::with_capacity(64 * self.doc.len());
+        let estimate: usize =
+            self.doc.iter().map(|(key, value)| key.len() + encode::size_hint(value)).sum();
+        let mut out = Vec::with_capacity(estimate + 8 * self.doc.len());
         out.push(b'{');
         for (i, (key, value)) in self.doc.iter().enumerate() {
             out.extend_from_slice(if i == 0 { b"\n  " } else { b",\n  " });
             let verbatim = self.verbatim.get(key);
             match verbatim {
                 Some(v) => out.extend_from_slice(v.key.as_bytes()),
-                None => out.extend_from_slice(&json_bytes(&Value::String(key.clone()))),
+                None => encode::string(&mut out, key),
             }
             out.extend_from_slice(b": ");
-            match verbatim.filter(|v| v.read_as == *value) {
+            match verbatim.filter(|v| same(&v.read_as, value)) {
                 Some(v) => out.extend_from_slice(v.value.as_bytes()),
-                None => {
-                    // Nested lines take the member's indentation; serde_json never writes a raw
-                    // newline inside a string, so every newline is layout.
-                    for byte in json_bytes(value) {
-                        out.push(byte);
-                        if byte == b'\n' {
-                            out.extend_from_slice(b"  ");
-                        }
-                    }
-                }
+                None => encode::value(&mut out, value, 1),
             }
         }
         out.extend_from_slice(b"\n}");
         out
     }
 
-    /// The whole object.
-    pub fn as_map(&self) -> &Map<String, Value> {
-        &self.doc
+    /// A copy of the whole object, keys in order.
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.iter().map(|(key, value)| (key.to_owned(), value.clone())).collect()
     }
 
     /// Consumes the record, giving the object.
     pub fn into_map(self) -> Map<String, Value> {
-        self.doc
+        self.doc.into_iter().map(|(key, value)| (key, Arc::unwrap_or_clone(value))).collect()
+    }
+
+    /// The members in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.doc.iter().map(|(key, value)| (key.as_str(), value.as_ref()))
+    }
+
+    /// The keys in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.doc.keys().map(String::as_str)
+    }
+
+    /// How many members.
+    pub fn len(&self) -> usize {
+        self.doc.len()
+    }
+
+    /// Whether the object has no member.
+    pub fn is_empty(&self) -> bool {
+        self.doc.is_empty()
     }
 
     /// The raw value of a key.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.doc.get(key)
+        self.doc.get(key).map(Arc::as_ref)
     }
 
-    /// The raw value of a key, mutably.
+    /// The raw value of a key, mutably (copied first when a snapshot shares it).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.doc.get_mut(key)
+        self.doc.get_mut(key).map(Arc::make_mut)
+    }
+
+    /// The value of a key, shared: while it is held, any change of the key gives it a new value.
+    pub(crate) fn shared(&self, key: &str) -> Option<Arc<Value>> {
+        self.doc.get(key).cloned()
+    }
+
+    /// Whether the key still holds the very value `held` (or still is missing when `held` is
+    /// `None`), as taken by [`Record::shared`].
+    pub(crate) fn still_shares(&self, key: &str, held: Option<&Arc<Value>>) -> bool {
+        match (self.doc.get(key), held) {
+            (Some(now), Some(held)) => Arc::ptr_eq(now, held),
+            (None, None) => true,
+            _ => false,
+        }
     }
 
     /// Sets a key, keeping its position when it exists and appending it otherwise.
     pub fn set(&mut self, key: &str, value: Value) {
         if let Some(slot) = self.doc.get_mut(key) {
-            *slot = value;
+            *slot = Arc::new(value);
         } else {
-            self.doc.insert(key.to_owned(), value);
+            self.doc.insert(key.to_owned(), Arc::new(value));
         }
     }
 
     /// Removes a key without disturbing the order of the others.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.doc.shift_remove(key)
+        self.doc.shift_remove(key).map(Arc::unwrap_or_clone)
     }
 
     /// A string key read as a moment; `None` when missing, not a string, or not a timestamp.
     pub fn timestamp(&self, key: &str) -> Option<Timestamp> {
-        self.doc.get(key).and_then(Value::as_str).and_then(timestamp::parse)
+        self.get(key).and_then(Value::as_str).and_then(timestamp::parse)
     }
 
     /// A stored flag, read as the seed's `if state.get(key):` reads it: see [`is_truthy`].
     pub fn is_true(&self, key: &str) -> bool {
-        self.doc.get(key).is_some_and(is_truthy)
+        self.get(key).is_some_and(is_truthy)
     }
 
     /// The `generation` counter: 0 when missing, not a number or negative; a number past
     /// `u64::MAX` (or a positive infinity) reads as `u64::MAX`, so the counter never goes back.
     pub fn generation(&self) -> u64 {
-        match self.doc.get(keys::GENERATION) {
-            Some(Value::Number(n)) => n.as_u64().unwrap_or_else(|| match n.as_f64() {
-                // A float or an integer past i64/u64: `as` saturates and drops the fraction.
-                Some(f) => f as u64,
-                // Not finite for f64: beyond its range, signed as written.
-                None if n.to_string().starts_with('-') => 0,
-                None => u64::MAX,
-            }),
+        match self.get(keys::GENERATION) {
+            // A float or an integer past 64 bits: `as` saturates and drops the fraction.
+            Some(Value::Number(n)) => {
+                n.as_u64().unwrap_or_else(|| n.as_f64().map_or(0, |f| f as u64))
+            }
+            // A number past f64's range reads as the string of its text: its sign says which end.
+            Some(Value::String(_)) => self
+                .verbatim(keys::GENERATION)
+                .filter(|text| {
+                    text.trim_start_matches('-').starts_with(|c: char| c.is_ascii_digit())
+                })
+                .map_or(0, |text| if text.starts_with('-') { 0 } else { u64::MAX }),
             _ => 0,
         }
     }
@@ -295,20 +344,44 @@ impl Record {
     pub fn verbatim(&self, key: &str) -> Option<&str> {
         self.verbatim
             .get(key)
-            .filter(|v| self.doc.get(key) == Some(&v.read_as))
+            .filter(|v| {
+                !v.spelling_only && self.doc.get(key).is_some_and(|now| same(&v.read_as, now))
+            })
             .map(|v| v.value.as_str())
     }
+}
+
+/// The text of the value of `key` in the text of a JSON object (of its last occurrence, as Python
+/// takes duplicates); `None` when the text is not an object or has no such key.
+pub fn member_text<'a>(object: &'a str, key: &str) -> Option<&'a str> {
+    let scan::Scanned::Object(members) = scan::scan(object).ok()? else {
+        return None;
+    };
+    members.iter().rev().find_map(|member| {
+        let key_text = &object[member.key.0 + 1..member.key.1 - 1];
+        let same = scan::decode_key(key_text).is_ok_and(|decoded| decoded == key);
+        same.then(|| &object[member.value.0..member.value.1])
+    })
+}
+
+/// Whether a value holds a number that is not a 64-bit integer.
+fn holds_float(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => !n.is_u64() && !n.is_i64(),
+        Value::Array(items) => items.iter().any(holds_float),
+        Value::Object(map) => map.values().any(holds_float),
+        _ => false,
+    }
+}
+
+/// Whether a member still holds what was read: the very value, or an equal one.
+fn same(read_as: &Arc<Value>, now: &Arc<Value>) -> bool {
+    Arc::ptr_eq(read_as, now) || read_as == now
 }
 
 /// The key `doc` holds for a key that is not plain Unicode, from its code points.
 fn escaped_key(points: &[u32]) -> String {
     format!("{ESCAPED_KEY_PREFIX}{}", scan::escape_ascii(points))
-}
-
-/// A value as pretty JSON indented by two spaces.
-fn json_bytes(value: &Value) -> Vec<u8> {
-    // Serializing a JSON value cannot fail: keys are strings and numbers are finite.
-    serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"null".to_vec())
 }
 
 /// Python's truth value of a JSON value, as the seed tests it with `if value:`: `null`, `false`,
@@ -359,12 +432,12 @@ mod tests {
         record.set(keys::FSM_STATE, json!("SLEEP"));
         record.set("omega", json!(true));
         let back = String::from_utf8(record.to_vec()).unwrap();
-        let order: Vec<&str> = record.as_map().keys().map(String::as_str).collect();
+        let order: Vec<&str> = record.keys().collect();
         assert_eq!(order, ["zeta", "fsm_state", "alpha", "omega"]);
         assert!(back.contains("123456789012345678901234567890"), "{back}");
         assert!(back.contains("1e400"), "{back}");
         record.remove("zeta");
-        let order: Vec<&str> = record.as_map().keys().map(String::as_str).collect();
+        let order: Vec<&str> = record.keys().collect();
         assert_eq!(order, ["fsm_state", "alpha", "omega"]);
     }
 
@@ -387,6 +460,20 @@ mod tests {
         record.set("u", json!(3));
         assert!(String::from_utf8(record.to_vec()).unwrap().starts_with("{\n  \"u\": 3,\n"));
         assert_eq!(Record::from_slice(&record.to_vec()).unwrap(), record);
+    }
+
+    #[test]
+    fn a_known_key_keeps_the_spelling_of_its_numbers_while_unchanged() {
+        let text = "{\n  \"rem_cycle_count\": 4.0,\n  \"pending_digest\": {\"n\": 1.50, \"big\": 123456789012345678901234567890},\n  \"last_completed_cycles\": 1E2\n}";
+        let mut record = Record::from_slice(text.as_bytes()).unwrap();
+        assert_eq!(String::from_utf8(record.to_vec()).unwrap(), text);
+        assert_eq!(record.verbatim(keys::REM_CYCLE_COUNT), None, "usable as read");
+        record.set(keys::LAST_COMPLETED_CYCLES, json!(3));
+        assert!(
+            String::from_utf8(record.to_vec())
+                .unwrap()
+                .ends_with("\"last_completed_cycles\": 3\n}")
+        );
     }
 
     #[test]
@@ -416,10 +503,9 @@ mod tests {
         for value in falsy {
             assert!(!is_truthy(&value), "{value}");
         }
-        let huge: Value = serde_json::from_str("1e400").unwrap();
-        let tiny: Value = serde_json::from_str("1e-400").unwrap();
-        assert!(is_truthy(&huge));
-        assert!(!is_truthy(&tiny), "underflows to 0.0 in Python too");
+        let read = Record::from_slice(br#"{"huge": 1e400, "tiny": 1e-400}"#).unwrap();
+        assert!(read.is_true("huge"));
+        assert!(!read.is_true("tiny"), "underflows to 0.0 in Python too");
         let truthy =
             [json!(true), json!(1), json!(-0.5), json!("x"), json!([0]), json!({"a": null})];
         for value in truthy {

@@ -25,10 +25,11 @@ use chrono_tz::Tz;
 use serde_json::{Value, json};
 
 use crate::clock::{Clock, SystemClock};
+use crate::data;
 use crate::digest;
 use crate::engine::{Engine, EngineError};
 use crate::event::{Event, EventKind, Settings, Trigger};
-use crate::record::{Record, is_truthy, keys};
+use crate::record::{is_truthy, keys};
 use crate::store::{LockWait, Store};
 use crate::timestamp::{self, Timestamp};
 
@@ -279,7 +280,11 @@ impl Server {
 
     /// Answers one message.
     pub fn reply(&self, message: &Value) -> Value {
-        match Request::parse(message) {
+        self.answer_request(Request::parse(message))
+    }
+
+    fn answer_request(&self, request: Result<Request, Refusal>) -> Value {
+        match request {
             Err(refusal) => refusal.to_reply(),
             Ok(request) => {
                 let mut engine = self.engine();
@@ -303,7 +308,7 @@ impl Server {
             return None;
         }
         Some(match serde_json::from_str::<Value>(text) {
-            Ok(message) => self.reply(&message),
+            Ok(message) => self.answer_request(Request::parse_text(text, &message)),
             Err(e) => Refusal::Invalid(format!("line is not JSON: {e}")).to_reply(),
         })
     }
@@ -462,7 +467,9 @@ fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Value {
         Request::SessionOpen { session_id, ts } => {
             let event =
                 Event::new(now, EventKind::SessionStarted { session_id: session_id.clone() });
-            let result = engine.handle_with(event, |record| open_session(record, session_id, ts));
+            let result = engine.handle_with(event, |record| {
+                data::note_session_open(record, session_id.as_deref(), ts.as_deref());
+            });
             control(engine, result, json!({"ok": true, "reason": "session_open_queued"}))
         }
         Request::Engine { kind, at } => match engine.handle(Event::new(at.unwrap_or(now), kind)) {
@@ -470,19 +477,6 @@ fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Value {
             Err(error) => failure(engine, &error),
         },
     }
-}
-
-/// The seed's bookkeeping for `session_open` beyond the engine's session start: the last opening
-/// and the cascade request, with an empty id and ts when the message had none (the ts clipped as
-/// a request's is).
-fn open_session(record: &mut Record, session_id: Option<String>, ts: Option<String>) {
-    let (session_id, ts) = (session_id.unwrap_or_default(), ts.unwrap_or_default());
-    let ts = crate::data::clip_ts(&ts);
-    record.set(keys::LAST_SESSION_OPEN, json!({"session_id": session_id, "ts": ts}));
-    record.set(
-        keys::HIPPEA_CASCADE_REQUEST,
-        json!({"session_id": session_id, "ts": ts, "pending": true}),
-    );
 }
 
 /// A control message's reply: `done` when the engine ran it, else the failure.

@@ -31,12 +31,6 @@ pub fn clip_session_id(id: &str) -> &str {
     }
 }
 
-/// The moment a stored value stands for when it is aged: a parsed timestamp, else the epoch (the
-/// seed's reading of legacy booleans and corrupt strings, so that they go first).
-fn age_of(value: &Value) -> Timestamp {
-    value.as_str().and_then(timestamp::parse).unwrap_or(DateTime::UNIX_EPOCH)
-}
-
 /// `now - ttl`, saturating at the ends of the representable range instead of overflowing.
 fn cutoff(now: Timestamp, ttl: TimeDelta) -> Timestamp {
     now.checked_sub_signed(ttl).unwrap_or(if ttl > TimeDelta::zero() {
@@ -64,12 +58,34 @@ fn reaper_ttl(ttl_secs: f64) -> Option<TimeDelta> {
 struct Pruned {
     removed: usize,
     rewritten: bool,
+    /// The oldest moment among the marks left, as a stored moment reads (`None` when none is
+    /// left or one of them is a string that is no moment).
+    oldest: Option<Timestamp>,
+    /// A mark left is a string that is no moment.
+    unreadable: bool,
 }
 
 fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: usize) -> Pruned {
+    /// Up to this many marks over the cap are removed one by one; more, in one pass.
+    const FEW: usize = 8;
     let before = pending.len();
     let cutoff = cutoff(now, ttl);
-    pending.retain(|_, value| age_of(value) >= cutoff);
+    // Each mark is read once: its age decides the 24 h prune and, for the survivors, its rank.
+    let read: Vec<(Option<Timestamp>, bool)> = pending
+        .values()
+        .map(|value| (value.as_str().and_then(timestamp::parse), value.is_string()))
+        .collect();
+    // The moment each mark stands for when it is aged: a parsed timestamp, else the epoch (the
+    // seed's reading of legacy booleans and corrupt strings, so that they go first).
+    let ages: Vec<Timestamp> =
+        read.iter().map(|(at, _)| at.unwrap_or(DateTime::UNIX_EPOCH)).collect();
+    if ages.iter().any(|age| *age < cutoff) {
+        let mut position = 0;
+        pending.retain(|_, _| {
+            position += 1;
+            ages[position - 1] >= cutoff
+        });
+    }
     // A non-string that survived (only possible within a day of the epoch) is stamped with the
     // moment it stands for, as the seed does, so every value is a timestamp string afterwards.
     let mut rewritten = false;
@@ -77,26 +93,51 @@ fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: 
         *value = Value::String(timestamp::format(DateTime::UNIX_EPOCH));
         rewritten = true;
     }
+    // The marks left, by their place before the prune.
+    let mut left: Vec<usize> = (0..ages.len()).filter(|&i| ages[i] >= cutoff).collect();
     if pending.len() > max {
         // Newest first; on equal timestamps the later position, i.e. the more recent opening, first.
         // A mark dated after `now` (made while the clock ran ahead) ranks as `now`.
-        let mut ranked: Vec<(Timestamp, usize)> = pending
-            .values()
+        let mut ranked: Vec<(Timestamp, usize)> = ages
+            .iter()
+            .filter(|age| **age >= cutoff)
             .enumerate()
-            .map(|(position, value)| (age_of(value).min(now), position))
+            .map(|(position, age)| ((*age).min(now), position))
             .collect();
         ranked.sort_unstable_by(|a, b| b.cmp(a));
-        let mut keep = vec![false; ranked.len()];
-        for &(_, position) in ranked.iter().take(max) {
-            keep[position] = true;
+        let mut keep = vec![true; ranked.len()];
+        for &(_, position) in ranked.iter().skip(max) {
+            keep[position] = false;
         }
         let mut position = 0;
-        pending.retain(|_, _| {
+        left.retain(|_| {
             position += 1;
             keep[position - 1]
         });
+        if ranked.len() - max <= FEW {
+            // Usually one mark goes (the one a new mark pushed past the cap): removing it by key
+            // keeps the map's index, where `retain` would hash every id again.
+            let dropped: Vec<String> = pending
+                .keys()
+                .zip(&keep)
+                .filter(|(_, kept)| !**kept)
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in dropped {
+                pending.shift_remove(&key);
+            }
+        } else {
+            let mut position = 0;
+            pending.retain(|_, _| {
+                position += 1;
+                keep[position - 1]
+            });
+        }
     }
-    Pruned { removed: before - pending.len(), rewritten }
+    // A non-string left was stamped with the epoch above, which reads as the epoch.
+    let unreadable = left.iter().any(|&i| read[i].0.is_none() && read[i].1);
+    let oldest = left.iter().map(|&i| ages[i]).min().filter(|_| !unreadable);
+    Pruned { removed: before - pending.len(), rewritten, oldest, unreadable }
 }
 
 /// The seed's `prune_stale_first_turn`: drops every entry whose timestamp is strictly older than
@@ -134,6 +175,33 @@ pub fn mark(pending: &mut Map<String, Value>, id: &str, at: Timestamp) -> usize 
     prune_stale(pending, at, FIRST_TURN_TTL, MAX_FIRST_TURN_ENTRIES)
 }
 
+/// [`mark`], giving what [`next_expiry`] with `ttl_secs` then gives, from the moments the prune
+/// already read rather than reading every mark again.
+pub(crate) fn mark_with_expiry(
+    pending: &mut Map<String, Value>,
+    id: &str,
+    at: Timestamp,
+    ttl_secs: f64,
+) -> Option<Timestamp> {
+    let id = clip_session_id(id);
+    if !id.is_empty() {
+        pending.shift_remove(id);
+        pending.insert(id.to_owned(), Value::String(timestamp::format(at)));
+        let pruned = prune(pending, at, FIRST_TURN_TTL, MAX_FIRST_TURN_ENTRIES);
+        let ttl = reaper_ttl(ttl_secs)?;
+        if pruned.unreadable {
+            return Some(DateTime::<chrono::Utc>::MIN_UTC);
+        }
+        if ttl >= TimeDelta::zero() {
+            return pruned
+                .oldest?
+                .checked_add_signed(ttl)?
+                .checked_add_signed(TimeDelta::microseconds(1));
+        }
+    }
+    next_expiry(pending, ttl_secs)
+}
+
 /// Takes a session's mark away. True when the mark counted: a timestamp, or a legacy value that
 /// Python holds true (`true`, a non-zero number, a non-empty string, array or object). The id is
 /// clipped as [`mark`] clips it, so a long id finds its own mark.
@@ -167,13 +235,22 @@ pub fn reap(pending: &mut Map<String, Value>, now: Timestamp, ttl_secs: f64) -> 
 /// ever expire.
 pub fn next_expiry(pending: &Map<String, Value>, ttl_secs: f64) -> Option<Timestamp> {
     let ttl = reaper_ttl(ttl_secs)?;
-    pending
-        .values()
-        .filter_map(|value| match value.as_str().and_then(timestamp::parse) {
-            None => Some(DateTime::<chrono::Utc>::MIN_UTC),
-            Some(at) => at.checked_add_signed(ttl)?.checked_add_signed(TimeDelta::microseconds(1)),
-        })
-        .min()
+    let expiry =
+        |at: Timestamp| at.checked_add_signed(ttl)?.checked_add_signed(TimeDelta::microseconds(1));
+    let mut oldest: Option<Timestamp> = None;
+    for value in pending.values() {
+        match value.as_str().and_then(timestamp::parse) {
+            None => return Some(DateTime::<chrono::Utc>::MIN_UTC),
+            Some(at) => oldest = Some(oldest.map_or(at, |oldest| oldest.min(at))),
+        }
+    }
+    if ttl >= TimeDelta::zero() {
+        // The oldest mark expires first; when its expiry is past the end of time, so is every
+        // later one's.
+        return expiry(oldest?);
+    }
+    // A negative TTL can carry the oldest marks past the start of time but not the later ones.
+    pending.values().filter_map(|value| expiry(timestamp::parse(value.as_str()?)?)).min()
 }
 
 /// What [`mark_in`] did.
@@ -214,6 +291,23 @@ pub fn mark_in(record: &mut Record, id: &str, at: Timestamp) -> Opened {
     Opened {
         changed: !(was_object && already_last && pruned.removed == 0 && !pruned.rewritten),
         marked: pending.contains_key(id),
+    }
+}
+
+/// [`mark_with_expiry`] on a state document: a `first_turn_pending` that is not an object is
+/// replaced by `{}` first, as [`mark_in`] does.
+pub(crate) fn mark_in_with_expiry(
+    record: &mut Record,
+    id: &str,
+    at: Timestamp,
+    ttl_secs: f64,
+) -> Option<Timestamp> {
+    if !matches!(record.get(keys::FIRST_TURN_PENDING), Some(Value::Object(_))) {
+        record.set(keys::FIRST_TURN_PENDING, Value::Object(Map::new()));
+    }
+    match record.get_mut(keys::FIRST_TURN_PENDING) {
+        Some(Value::Object(pending)) => mark_with_expiry(pending, id, at, ttl_secs),
+        _ => None,
     }
 }
 
@@ -296,6 +390,33 @@ mod tests {
         let mut pending = object(json!({"legacy": true}));
         assert_eq!(prune_stale(&mut pending, now, FIRST_TURN_TTL, 100), 0);
         assert_eq!(Value::Object(pending), json!({"legacy": "1970-01-01T00:00:00+00:00"}));
+    }
+
+    proptest::proptest! {
+        /// The expiry the mark's prune tells is the one read afresh from the marks it left.
+        #[test]
+        fn the_expiry_a_mark_tells_is_the_one_read_afresh(
+            marks in proptest::collection::vec((0usize..4, -200i64..200), 0..130),
+            near_epoch in proptest::bool::ANY,
+            ttl in proptest::prop_oneof![proptest::strategy::Just(3600.0), -1e12f64..1e12],
+        ) {
+            let now = if near_epoch { at("1970-01-01T06:00:00Z") } else { at("2026-04-27T12:00:00Z") };
+            let mut pending = Map::new();
+            for (i, (kind, minutes)) in marks.iter().enumerate() {
+                let value = match kind {
+                    0 => json!(timestamp::format(now + TimeDelta::minutes(*minutes * 10))),
+                    1 => json!(true),
+                    2 => json!("not a moment"),
+                    _ => json!(timestamp::format(now - TimeDelta::minutes(*minutes))),
+                };
+                pending.insert(format!("s{i}"), value);
+            }
+            let mut afresh = pending.clone();
+            mark(&mut afresh, "new", now);
+            let told = mark_with_expiry(&mut pending, "new", now, ttl);
+            proptest::prop_assert_eq!(&pending, &afresh);
+            proptest::prop_assert_eq!(told, next_expiry(&afresh, ttl));
+        }
     }
 
     #[test]

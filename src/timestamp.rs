@@ -4,7 +4,9 @@
 //! that can be (the years Python's `datetime` has: 0001 to 9999, in UTC). It must not read the clock:
 //! every function here takes the moment it works on.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc,
+};
 
 /// A moment in UTC with microsecond precision, the resolution Python's `datetime` keeps.
 pub type Timestamp = DateTime<Utc>;
@@ -36,7 +38,12 @@ pub fn latest() -> Timestamp {
 
 /// Whether a moment can be written so that Python's `fromisoformat` (and [`parse`]) reads it back.
 pub fn in_range(at: Timestamp) -> bool {
-    (earliest()..=latest()).contains(&at)
+    // By the year first: only the last year's end needs the comparison.
+    match at.year() {
+        1..=9998 => true,
+        9999 => at <= latest(),
+        _ => false,
+    }
 }
 
 /// Parses a moment given as input (`--now`, a serve message's `ts`): what [`parse`] reads, and
@@ -57,13 +64,42 @@ pub fn truncate_to_micros(at: Timestamp) -> Timestamp {
 /// past either end of the range (a deadline computed near it) is written as that end, so nothing
 /// written is unreadable.
 pub fn format(at: Timestamp) -> String {
-    let at = at.clamp(earliest(), latest());
+    let mut out = Vec::with_capacity(32);
+    write(&mut out, at);
+    // Only ASCII digits and punctuation were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`format`]'s text to `out`, from the moment's date and time fields (no format string
+/// is interpreted).
+pub fn write(out: &mut Vec<u8>, at: Timestamp) {
+    let at = at.clamp(earliest(), latest()).naive_utc();
+    let year = u32::try_from(at.year()).unwrap_or(1);
+    digits(out, year / 100);
+    digits(out, year % 100);
+    out.push(b'-');
+    digits(out, at.month());
+    out.push(b'-');
+    digits(out, at.day());
+    out.push(b'T');
+    digits(out, at.hour());
+    out.push(b':');
+    digits(out, at.minute());
+    out.push(b':');
+    digits(out, at.second());
     let micros = at.nanosecond() / 1_000 % 1_000_000;
-    if micros == 0 {
-        at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
-    } else {
-        format!("{}.{micros:06}+00:00", at.format("%Y-%m-%dT%H:%M:%S"))
+    if micros != 0 {
+        out.push(b'.');
+        digits(out, micros / 10_000);
+        digits(out, micros / 100 % 100);
+        digits(out, micros % 100);
     }
+    out.extend_from_slice(b"+00:00");
+}
+
+/// Appends a number below 100 as two digits.
+fn digits(out: &mut Vec<u8>, n: u32) {
+    out.extend_from_slice(&[b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]);
 }
 
 /// Parses a stored moment. Accepts RFC 3339 with `Z` or any offset, the same without seconds or
@@ -81,9 +117,15 @@ fn parse_any(text: &str) -> Option<Timestamp> {
         return None;
     }
     let (date, rest) = text.split_at(10);
-    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    let date = match plain_date(date.as_bytes()) {
+        Some(date) => date,
+        None => NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?,
+    };
     if rest.is_empty() {
         return Some(Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN)));
+    }
+    if let Some(time) = written_clock(rest.as_bytes()) {
+        return Some(Utc.from_utc_datetime(&NaiveDateTime::new(date, time)));
     }
     let rest = rest.strip_prefix(['T', 't', ' '])?;
     let (clock, offset) = split_offset(rest)?;
@@ -94,6 +136,41 @@ fn parse_any(text: &str) -> Option<Timestamp> {
         Some(offset) => offset.from_local_datetime(&naive).single()?.with_timezone(&Utc),
     };
     Some(truncate_to_micros(at))
+}
+
+/// `YYYY-MM-DD` with every digit written, read without chrono's format machinery (the form every
+/// stored moment has); `None` for anything else, which chrono's parser then reads as before.
+fn plain_date(date: &[u8]) -> Option<NaiveDate> {
+    if date.len() != 10 || date[4] != b'-' || date[7] != b'-' {
+        return None;
+    }
+    let year = i32::try_from(number(&date[0..4])?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(&date[5..7])?, number(&date[8..10])?)
+}
+
+/// `THH:MM:SS+00:00` or `THH:MM:SS.ffffff+00:00`, the form [`format`] writes, read digit by digit;
+/// `None` for any other form, which the general reading then takes (to the same moment).
+fn written_clock(rest: &[u8]) -> Option<NaiveTime> {
+    let (clock, micros) = match rest.len() {
+        15 => (rest, 0),
+        22 if rest[9] == b'.' => (rest, number(&rest[10..16])?),
+        _ => return None,
+    };
+    let tail = &clock[clock.len() - 6..];
+    if clock[0] != b'T' || clock[3] != b':' || clock[6] != b':' || tail != b"+00:00" {
+        return None;
+    }
+    let (hour, minute, second) =
+        (number(&clock[1..3])?, number(&clock[4..6])?, number(&clock[7..9])?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    NaiveTime::from_hms_micro_opt(hour, minute, second, micros)
+}
+
+/// A run of ASCII digits as a number; `None` when any byte is not a digit.
+fn number(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
 }
 
 /// Splits `HH:MM[:SS[.f]]` from a trailing `Z`, `+HH:MM`, `+HHMM` or `+HH`.
@@ -220,6 +297,53 @@ mod tests {
         assert_eq!(format(first - chrono::Duration::seconds(1)), "0001-01-01T00:00:00+00:00");
         assert_eq!(format(DateTime::<Utc>::MAX_UTC), "9999-12-31T23:59:59.999999+00:00");
         assert_eq!(format(DateTime::<Utc>::MIN_UTC), "0001-01-01T00:00:00+00:00");
+    }
+
+    #[test]
+    fn the_field_writer_spells_what_strftime_spells() {
+        let mut at = earliest();
+        let step =
+            chrono::Duration::seconds(7_777_777_777) + chrono::Duration::microseconds(12_345);
+        while at < latest() {
+            let micros = at.nanosecond() / 1_000;
+            let expected = if micros == 0 {
+                at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+            } else {
+                format!("{}.{micros:06}+00:00", at.format("%Y-%m-%dT%H:%M:%S"))
+            };
+            assert_eq!(format(at), expected);
+            at += step;
+        }
+    }
+
+    #[test]
+    fn the_written_form_reads_as_the_general_reading_reads_it() {
+        let cases = [
+            "2026-04-18T20:00:00+00:00",
+            "2026-04-18T20:00:00.000001+00:00",
+            "2026-04-18T23:59:59.999999+00:00",
+            "0001-01-01T00:00:00+00:00",
+            "9999-12-31T23:59:59.999999+00:00",
+            "2024-02-29T12:30:45.5000000+00:00",
+            "2026-02-29T12:30:45+00:00",
+            "2026-04-18T24:00:00+00:00",
+            "2026-04-18T20:60:00+00:00",
+            "2026-04-18T20:00:60+00:00",
+            "2026-04-18T20:00:00.12345x+00:00",
+            "2026-04-18T20:00:00+00:01",
+            "2026-04-18t20:00:00+00:00",
+        ];
+        for text in cases {
+            let general = (|| {
+                let (date, rest) = text.split_at(10);
+                let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+                let (clock, offset) = split_offset(rest.strip_prefix(['T', 't', ' '])?)?;
+                let naive = NaiveDateTime::new(date, parse_clock(clock)?);
+                let at = offset?.from_local_datetime(&naive).single()?.with_timezone(&Utc);
+                Some(truncate_to_micros(at))
+            })();
+            assert_eq!(parse_any(text), general, "{text}");
+        }
     }
 
     #[test]

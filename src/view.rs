@@ -99,6 +99,19 @@ pub struct View {
 impl View {
     /// Reads the document leniently, listing every known key whose value could not be used.
     pub fn read(record: &Record) -> (Self, Vec<String>) {
+        Self::read_keeping(record, None)
+    }
+
+    /// Reads the document again after an edit whose first-turn expiry is known (the map was left
+    /// as it was, or the mark's prune read it), instead of reading every mark again.
+    pub(crate) fn reread_with_first_turn_expiry(
+        record: &Record,
+        expiry: Option<Timestamp>,
+    ) -> Self {
+        Self::read_keeping(record, Some(expiry)).0
+    }
+
+    fn read_keeping(record: &Record, expiry: Option<Option<Timestamp>>) -> (Self, Vec<String>) {
         let mut warnings = Vec::new();
         let mut warn = |key: &str, value: &Value, meaning: &str| {
             let held = spelled(record, key).unwrap_or_else(|| kind_of_or_text(value));
@@ -175,6 +188,7 @@ impl View {
             }),
         };
         let first_turn_expiry = match present(keys::FIRST_TURN_PENDING) {
+            _ if expiry.is_some() => expiry.flatten(),
             Some(Value::Object(map)) => sessions::next_expiry(map, sessions::REAPER_TTL_SECS),
             Some(v) => {
                 warnings.push(format!(

@@ -26,7 +26,7 @@ fn record(value: Value) -> Record {
 }
 
 fn document(record: &Record) -> Value {
-    Value::Object(record.as_map().clone())
+    Value::Object(record.to_map())
 }
 
 /// Equal including key order: compares the serialized text.

@@ -87,10 +87,9 @@ fn every_recorded_step_matches_the_seed() {
                 assert_eq!(actual.as_deref(), Some(text(value).as_str()), "{at}: key {key:?}");
             }
             let extra: Map<String, Value> = on_disk
-                .as_map()
                 .iter()
                 .filter(|(key, _)| !expected.contains_key(*key))
-                .map(|(key, value)| (key.clone(), value.clone()))
+                .map(|(key, value)| (key.to_owned(), value.clone()))
                 .collect();
             assert!(extra.is_empty(), "{at}: keys the seed did not write: {extra:?}");
             steps += 1;

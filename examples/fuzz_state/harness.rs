@@ -237,10 +237,10 @@ pub fn moments_readable(before: Option<&Record>, after: &Record) -> Result<(), S
     }
     let mut held = Vec::new();
     if let Some(before) = before {
-        before.as_map().values().for_each(|v| strings(v, &mut held));
+        before.iter().map(|(_, v)| v).for_each(|v| strings(v, &mut held));
     }
     let mut written = Vec::new();
-    after.as_map().values().for_each(|v| strings(v, &mut written));
+    after.iter().map(|(_, v)| v).for_each(|v| strings(v, &mut written));
     for s in written {
         // The engine writes every moment as `timestamp::format` spells it, ending in +00:00.
         let unreadable = (s.starts_with('+') || s.starts_with("0000-")) && s.ends_with("+00:00");
@@ -262,7 +262,7 @@ fn unknown_keys_kept(before: &Record, after: &Record) -> Result<(), String> {
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect()
     };
-    let (was, is) = (unknown(before.as_map()), unknown(after.as_map()));
+    let (was, is) = (unknown(&before.to_map()), unknown(&after.to_map()));
     if was != is {
         let lost: Vec<&String> = was.iter().filter(|kv| !is.contains(kv)).map(|(k, _)| k).collect();
         return Err(format!("unknown keys changed or lost: {lost:?}"));

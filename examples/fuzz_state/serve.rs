@@ -235,9 +235,7 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
     if let Some(after) = sim.contents(path) {
         let after =
             Record::from_slice(&after).map_err(|e| format!("the file left does not parse: {e}"))?;
-        for (key, value) in
-            before.as_map().iter().filter(|(k, _)| !KNOWN_KEYS.contains(&k.as_str()))
-        {
+        for (key, value) in before.iter().filter(|(k, _)| !KNOWN_KEYS.contains(k)) {
             if after.get(key) != Some(value) || after.verbatim(key) != before.verbatim(key) {
                 return Err(format!("unknown key {key} changed or lost"));
             }

@@ -78,13 +78,23 @@ impl Refusal {
 impl Request {
     /// Validates one message.
     pub fn parse(message: &Value) -> Result<Request, Refusal> {
+        Self::parse_spelled(message, None)
+    }
+
+    /// Validates one message parsed from `text`: an integer too large for 64 bits, which parses
+    /// as a float, is told from a float by its spelling there.
+    pub fn parse_text(text: &str, message: &Value) -> Result<Request, Refusal> {
+        Self::parse_spelled(message, Some(text))
+    }
+
+    fn parse_spelled(message: &Value, text: Option<&str>) -> Result<Request, Refusal> {
         let Value::Object(fields) = message else {
             return Err(invalid("message must be an object"));
         };
         let Some(Value::String(kind)) = fields.get("type") else {
             return Err(invalid("type must be a string"));
         };
-        let fields = Fields { map: fields, prefix: "" };
+        let fields = Fields { map: fields, prefix: "", text };
         let engine = |kind: EventKind| -> Result<Request, Refusal> {
             Ok(Request::Engine { kind, at: fields.moment()? })
         };
@@ -121,7 +131,8 @@ impl Request {
                 let result = match fields.present("result") {
                     None => RemResult::default(),
                     Some(Value::Object(result)) => {
-                        rem_result(&Fields { map: result, prefix: "result." })?
+                        let text = fields.spelling("result");
+                        rem_result(&Fields { map: result, prefix: "result.", text })?
                     }
                     Some(_) => return Err(invalid("result must be an object")),
                 };
@@ -148,11 +159,18 @@ fn rem_result(fields: &Fields<'_>) -> Result<RemResult, Refusal> {
 struct Fields<'a> {
     map: &'a Map<String, Value>,
     prefix: &'static str,
+    /// The object's text, when it was parsed from one.
+    text: Option<&'a str>,
 }
 
-impl Fields<'_> {
+impl<'a> Fields<'a> {
     fn present(&self, key: &str) -> Option<&Value> {
         self.map.get(key).filter(|value| !value.is_null())
+    }
+
+    /// How the message spelled a field's value, when it was parsed from text.
+    fn spelling(&self, key: &str) -> Option<&'a str> {
+        self.text.and_then(|text| crate::record::member_text(text, key))
     }
 
     fn wrong(&self, key: &str, what: &str) -> Refusal {
@@ -175,7 +193,7 @@ impl Fields<'_> {
     fn optional_int(&self, key: &str) -> Result<Option<&Number>, Refusal> {
         match self.present(key) {
             None => Ok(None),
-            Some(Value::Number(n)) if is_int(n) => Ok(Some(n)),
+            Some(Value::Number(n)) if is_int(n, self.spelling(key)) => Ok(Some(n)),
             Some(_) => Err(self.wrong(key, "an int")),
         }
     }
@@ -217,10 +235,15 @@ impl Fields<'_> {
 }
 
 /// Whether a JSON number is written as an integer (`12`, `-3`, any size), as Python's `int` is.
-fn is_int(n: &Number) -> bool {
-    let text = n.to_string();
-    let digits = text.strip_prefix('-').unwrap_or(&text);
-    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+/// One past 64 bits parses as a float: its `spelling` in the message, when known, tells.
+fn is_int(n: &Number, spelling: Option<&str>) -> bool {
+    if n.is_u64() || n.is_i64() {
+        return true;
+    }
+    spelling.is_some_and(|text| {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 fn invalid(error: &str) -> Refusal {
@@ -234,7 +257,7 @@ mod tests {
     #[track_caller]
     fn check(message: &str, expected: Result<Request, Refusal>) {
         let value: Value = serde_json::from_str(message).unwrap();
-        assert_eq!(Request::parse(&value), expected, "message {message}");
+        assert_eq!(Request::parse_text(message, &value), expected, "message {message}");
     }
 
     fn refused(error: &str) -> Result<Request, Refusal> {

@@ -33,6 +33,11 @@ impl Store {
     /// not used again. The counter saturates: it never goes backwards, and from `u64::MAX` on every
     /// save writes `u64::MAX` again.
     pub fn save(&mut self, record: &mut Record) -> Result<u64, StoreError> {
+        self.save_giving_bytes(record).map(|(generation, _)| generation)
+    }
+
+    /// [`Store::save`], also giving the bytes written.
+    pub fn save_giving_bytes(&mut self, record: &mut Record) -> Result<(u64, Vec<u8>), StoreError> {
         let generation = self.highest_generation.saturating_add(1);
         self.highest_generation = generation;
         record.set(keys::GENERATION, Value::from(generation));
@@ -45,7 +50,7 @@ impl Store {
             _ => Seen::Nothing,
         };
         tracing::debug!(path = %self.path.display(), generation, "state saved");
-        Ok(generation)
+        Ok((generation, bytes))
     }
 
     /// The one write path: every byte that reaches the state file goes through here. With

@@ -183,7 +183,7 @@ fn two_processes_doing_locked_read_modify_writes_lose_nothing() {
         }
     }
     assert_eq!(record.generation(), 2 * RMW_ROUNDS as u64);
-    assert_eq!(record.as_map().len(), 2 * RMW_ROUNDS + 1);
+    assert_eq!(record.len(), 2 * RMW_ROUNDS + 1);
     assert_state_file_is_private(&path);
 }
 

@@ -4,7 +4,6 @@ use std::process::Command;
 
 use daemon_state::record::Record;
 use daemon_state::store::Store;
-use serde_json::json;
 
 use super::state_dir;
 
@@ -17,17 +16,17 @@ fn python_reads_what_the_store_writes() {
         return;
     }
     let (_dir, path) = state_dir();
-    let mut record = Record::from_map(
-        json!({
+    // Built from text: a number past 64 bits is kept as the file spells it.
+    let mut record = Record::from_slice(
+        r#"{
             "fsm_state": "SLEEP",
             "first_turn_pending": {"sess-ü": "2026-04-18T20:00:00+00:00"},
             "quiet_window": [2, 12],
-            "big": 123456789012345678901234567890u128,
-        })
-        .as_object()
-        .unwrap()
-        .clone(),
-    );
+            "big": 123456789012345678901234567890
+        }"#
+        .as_bytes(),
+    )
+    .unwrap();
     Store::open(&path).unwrap().save(&mut record).unwrap();
     let script = "import json, sys\n\
                   d = json.load(open(sys.argv[1], encoding='utf-8'))\n\
