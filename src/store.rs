@@ -44,7 +44,7 @@ pub enum StoreError {
         /// The path given.
         path: PathBuf,
     },
-    /// The state file, `NAME.prev` or `NAME.lock` is a symbolic link, which the store never
+    /// The state file or `NAME.prev` is a symbolic link, which the store never
     /// follows.
     #[error("refusing {}: it is a symbolic link, which the store never follows", .path.display())]
     Symlink {

@@ -70,7 +70,7 @@ pub fn format(at: Timestamp) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Appends [`format`]'s text to `out`, from the moment's date and time fields (no format string
+/// Appends [`format()`]'s text to `out`, from the moment's date and time fields (no format string
 /// is interpreted).
 pub fn write(out: &mut Vec<u8>, at: Timestamp) {
     let at = at.clamp(earliest(), latest()).naive_utc();
