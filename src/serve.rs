@@ -5,9 +5,11 @@
 //! and stopping cleanly on SIGTERM, SIGINT or SIGHUP. It must not reach past the engine: every
 //! change goes through `Engine`.
 //!
-//! Engine messages happen at their `ts` (the server's clock when absent). A control message's
-//! `ts` is the request's own label, stored as sent and not required to be a timestamp, as the seed
-//! has it; the engine sees the control message at the server's clock.
+//! Every message happens at its `ts` when that is an RFC 3339 moment, and at the server's clock
+//! when it has none. A control message's `ts` is also the request's own label, stored as sent and
+//! not required to be a moment, as the seed has it (one that is no moment means the server's
+//! clock); an engine message's must be a moment. Engine replies and `status` tell when to tick
+//! next (`next_deadline`). PROTOCOL.md is the reference, checked against this code by a test.
 
 mod lines;
 mod messages;
@@ -288,7 +290,7 @@ impl Server {
             Err(refusal) => refusal.to_reply(),
             Ok(request) => {
                 let mut engine = self.engine();
-                let now = (self.clock)();
+                let now = request.at().unwrap_or_else(|| (self.clock)());
                 answer(&mut engine, request, now)
             }
         }
@@ -441,7 +443,7 @@ impl Drop for Slot {
 fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Value {
     let mut run = |kind| engine.handle(Event::new(now, kind));
     match request {
-        Request::Status => status(engine, now),
+        Request::Status { .. } => status(engine, now),
         Request::UserSleep { reason, ts } => {
             match run(EventKind::UserSleepRequested { reason, ts: Some(ts) }) {
                 Err(EngineError::Rejected(rejection))
@@ -460,7 +462,7 @@ fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Value {
             let result = run(EventKind::ForceRemRequested { ts: Some(ts) });
             control(engine, result, json!({"ok": true, "reason": "rem_queued"}))
         }
-        Request::Pause(paused) => {
+        Request::Pause { paused, .. } => {
             let result = run(if paused { EventKind::Pause } else { EventKind::Resume });
             control(engine, result, json!({"ok": true, "paused": paused}))
         }
@@ -472,11 +474,23 @@ fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Value {
             });
             control(engine, result, json!({"ok": true, "reason": "session_open_queued"}))
         }
-        Request::Engine { kind, at } => match engine.handle(Event::new(at.unwrap_or(now), kind)) {
-            Ok(outcome) => outcome.to_reply(engine.state()),
-            Err(error) => failure(engine, &error),
-        },
+        Request::Engine { kind, .. } => {
+            let mut reply = match engine.handle(Event::new(now, kind)) {
+                Ok(outcome) => outcome.to_reply(engine.state()),
+                Err(error) => failure(engine, &error),
+            };
+            if let Value::Object(fields) = &mut reply {
+                fields.insert("next_deadline".into(), next_deadline(engine, now));
+            }
+            reply
+        }
     }
+}
+
+/// When the host must tick next for something to happen, as Python's `isoformat` writes it, or
+/// `null` when nothing is due.
+fn next_deadline(engine: &Engine, now: Timestamp) -> Value {
+    engine.next_deadline(now).map_or(Value::Null, |at| json!(timestamp::format(at)))
 }
 
 /// A control message's reply: `done` when the engine ran it, else the failure.
@@ -534,6 +548,7 @@ fn status(engine: &mut Engine, now: Timestamp) -> Value {
         "pending_digest": digest::status_view(record.get(keys::PENDING_DIGEST)),
         "daemon_started_at": raw(keys::DAEMON_STARTED_AT),
         "scheduler_paused": record.get(keys::SCHEDULER_PAUSED).is_some_and(is_truthy),
+        "next_deadline": next_deadline(engine, now),
     })
 }
 
