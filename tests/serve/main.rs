@@ -4,6 +4,7 @@
 mod engine;
 mod process;
 mod protocol;
+mod protocol_doc;
 mod socket;
 
 use std::io::Cursor;
