@@ -1,6 +1,7 @@
 //! The `serve` protocol: the seed project's control messages and the engine messages over the
 //! library's stream API, and the Unix socket.
 
+mod day;
 mod engine;
 mod process;
 mod protocol;
