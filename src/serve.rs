@@ -11,6 +11,7 @@
 //! clock); an engine message's must be a moment. Engine replies and `status` tell when to tick
 //! next (`next_deadline`). PROTOCOL.md is the reference, checked against this code by a test.
 
+mod fields;
 mod lines;
 mod messages;
 mod socket;
