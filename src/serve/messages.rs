@@ -25,17 +25,20 @@ pub enum Request {
     UserSleep {
         /// Why, as sent (the engine stores the first 500 characters).
         reason: String,
-        /// The request's own timestamp, stored as sent.
+        /// The request's own timestamp, stored as sent; also when it happens, when it is a
+        /// moment ([`Request::at`]).
         ts: String,
     },
     /// `force_wake`: end the running or next night at its next cycle boundary.
     ForceWake {
-        /// The request's own timestamp, stored as sent.
+        /// The request's own timestamp, stored as sent; also when it happens, when it is a
+        /// moment ([`Request::at`]).
         ts: String,
     },
     /// `force_rem`: run one REM cycle now.
     ForceRem {
-        /// The request's own timestamp, stored as sent.
+        /// The request's own timestamp, stored as sent; also when it happens, when it is a
+        /// moment ([`Request::at`]).
         ts: String,
     },
     /// `pause` or `resume`; the seed's `seconds` is checked and ignored.
@@ -49,7 +52,8 @@ pub enum Request {
     SessionOpen {
         /// The session id clipped to 128 characters; `None` when the message had none.
         session_id: Option<String>,
-        /// The message's `ts` as sent; `None` when it had none.
+        /// The message's `ts` as sent; `None` when it had none. Also when the session opened,
+        /// when it is a moment ([`Request::at`]).
         ts: Option<String>,
     },
     /// One of the engine messages, ready to be handled.
