@@ -11,16 +11,16 @@
 //! clock); an engine message's must be a moment. Engine replies and `status` tell when to tick
 //! next (`next_deadline`). PROTOCOL.md is the reference, checked against this code by a test.
 
+mod connections;
 mod fields;
 mod lines;
 mod messages;
 mod socket;
 mod stop;
 
-use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::io::{self, BufRead, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
@@ -349,94 +349,6 @@ impl Server {
             bytes.push(b'\n');
             writer.write_all(&bytes).and_then(|()| writer.flush()).map_err(StreamError::Write)?;
         }
-    }
-
-    /// Serves every connection to `socket` on a thread of its own, for as long as the process
-    /// runs, at most [`Server::with_max_connections`] at once: a client beyond that gets one
-    /// `too_many_connections` reply and is closed.
-    pub fn serve_socket(self: &Arc<Self>, socket: &SocketListener) -> ! {
-        loop {
-            match socket.listener().accept() {
-                Ok((stream, _)) => {
-                    let Some(slot) = Slot::take(&self.connections, self.max_connections) else {
-                        self.turn_away(&stream, socket.path());
-                        continue;
-                    };
-                    self.full_reported.store(false, Ordering::Relaxed);
-                    let server = Arc::clone(self);
-                    let path = socket.path().to_owned();
-                    let spawned = std::thread::Builder::new()
-                        .name("serve-connection".into())
-                        .spawn(move || {
-                            let _slot = slot;
-                            server.serve_connection(&stream, &path);
-                        });
-                    if let Err(error) = spawned {
-                        tracing::error!(
-                            path = %socket.path().display(),
-                            %error,
-                            "cannot start a connection thread; connection dropped"
-                        );
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(
-                        path = %socket.path().display(),
-                        %error,
-                        "cannot accept a connection"
-                    );
-                    // Out of descriptors or memory: give the other connections time to finish.
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-            }
-        }
-    }
-
-    /// Answers a client beyond the cap with one error line, without waiting for it, and closes it.
-    fn turn_away(&self, stream: &UnixStream, path: &Path) {
-        let reply = json!({
-            "ok": false,
-            "reason": "too_many_connections",
-            "error": format!("the server is serving its maximum of {} connections", self.max_connections),
-        });
-        let line = format!("{reply}\n");
-        let written =
-            stream.set_nonblocking(true).and_then(|()| (&*stream).write_all(line.as_bytes()));
-        if !self.full_reported.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                path = %path.display(),
-                max_connections = self.max_connections,
-                "too many connections: turning clients away until one leaves"
-            );
-        }
-        if let Err(error) = written {
-            tracing::debug!(path = %path.display(), %error, "cannot tell a turned-away client");
-        }
-    }
-
-    fn serve_connection(&self, stream: &UnixStream, path: &Path) {
-        if let Err(error) = self.serve_stream(BufReader::new(stream), stream) {
-            tracing::debug!(path = %path.display(), %error, "connection ended");
-        }
-    }
-}
-
-/// One of the connections the cap allows; dropping it gives it back.
-struct Slot(Arc<AtomicUsize>);
-
-impl Slot {
-    /// Takes a slot unless `max` are taken.
-    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .ok()
-            .map(|_| Self(Arc::clone(count)))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
