@@ -5,19 +5,22 @@
 //! and stopping cleanly on SIGTERM, SIGINT or SIGHUP. It must not reach past the engine: every
 //! change goes through `Engine`.
 //!
-//! Engine messages happen at their `ts` (the server's clock when absent). A control message's
-//! `ts` is the request's own label, stored as sent and not required to be a timestamp, as the seed
-//! has it; the engine sees the control message at the server's clock.
+//! Every message happens at its `ts` when that is an RFC 3339 moment, and at the server's clock
+//! when it has none. A control message's `ts` is also the request's own label, stored as sent and
+//! not required to be a moment, as the seed has it (one that is no moment means the server's
+//! clock); an engine message's must be a moment. Engine replies and `status` tell when to tick
+//! next (`next_deadline`). PROTOCOL.md is the reference, checked against this code by a test.
 
+mod connections;
+mod fields;
 mod lines;
 mod messages;
 mod socket;
 mod stop;
 
-use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::io::{self, BufRead, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
@@ -288,7 +291,7 @@ impl Server {
             Err(refusal) => refusal.to_reply(),
             Ok(request) => {
                 let mut engine = self.engine();
-                let now = (self.clock)();
+                let now = request.at().unwrap_or_else(|| (self.clock)());
                 answer(&mut engine, request, now)
             }
         }
@@ -347,101 +350,13 @@ impl Server {
             writer.write_all(&bytes).and_then(|()| writer.flush()).map_err(StreamError::Write)?;
         }
     }
-
-    /// Serves every connection to `socket` on a thread of its own, for as long as the process
-    /// runs, at most [`Server::with_max_connections`] at once: a client beyond that gets one
-    /// `too_many_connections` reply and is closed.
-    pub fn serve_socket(self: &Arc<Self>, socket: &SocketListener) -> ! {
-        loop {
-            match socket.listener().accept() {
-                Ok((stream, _)) => {
-                    let Some(slot) = Slot::take(&self.connections, self.max_connections) else {
-                        self.turn_away(&stream, socket.path());
-                        continue;
-                    };
-                    self.full_reported.store(false, Ordering::Relaxed);
-                    let server = Arc::clone(self);
-                    let path = socket.path().to_owned();
-                    let spawned = std::thread::Builder::new()
-                        .name("serve-connection".into())
-                        .spawn(move || {
-                            let _slot = slot;
-                            server.serve_connection(&stream, &path);
-                        });
-                    if let Err(error) = spawned {
-                        tracing::error!(
-                            path = %socket.path().display(),
-                            %error,
-                            "cannot start a connection thread; connection dropped"
-                        );
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(
-                        path = %socket.path().display(),
-                        %error,
-                        "cannot accept a connection"
-                    );
-                    // Out of descriptors or memory: give the other connections time to finish.
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-            }
-        }
-    }
-
-    /// Answers a client beyond the cap with one error line, without waiting for it, and closes it.
-    fn turn_away(&self, stream: &UnixStream, path: &Path) {
-        let reply = json!({
-            "ok": false,
-            "reason": "too_many_connections",
-            "error": format!("the server is serving its maximum of {} connections", self.max_connections),
-        });
-        let line = format!("{reply}\n");
-        let written =
-            stream.set_nonblocking(true).and_then(|()| (&*stream).write_all(line.as_bytes()));
-        if !self.full_reported.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                path = %path.display(),
-                max_connections = self.max_connections,
-                "too many connections: turning clients away until one leaves"
-            );
-        }
-        if let Err(error) = written {
-            tracing::debug!(path = %path.display(), %error, "cannot tell a turned-away client");
-        }
-    }
-
-    fn serve_connection(&self, stream: &UnixStream, path: &Path) {
-        if let Err(error) = self.serve_stream(BufReader::new(stream), stream) {
-            tracing::debug!(path = %path.display(), %error, "connection ended");
-        }
-    }
-}
-
-/// One of the connections the cap allows; dropping it gives it back.
-struct Slot(Arc<AtomicUsize>);
-
-impl Slot {
-    /// Takes a slot unless `max` are taken.
-    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .ok()
-            .map(|_| Self(Arc::clone(count)))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 /// Runs one validated request on the engine.
 fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Value {
     let mut run = |kind| engine.handle(Event::new(now, kind));
     match request {
-        Request::Status => status(engine, now),
+        Request::Status { .. } => status(engine, now),
         Request::UserSleep { reason, ts } => {
             match run(EventKind::UserSleepRequested { reason, ts: Some(ts) }) {
                 Err(EngineError::Rejected(rejection))
@@ -460,7 +375,7 @@ fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Value {
             let result = run(EventKind::ForceRemRequested { ts: Some(ts) });
             control(engine, result, json!({"ok": true, "reason": "rem_queued"}))
         }
-        Request::Pause(paused) => {
+        Request::Pause { paused, .. } => {
             let result = run(if paused { EventKind::Pause } else { EventKind::Resume });
             control(engine, result, json!({"ok": true, "paused": paused}))
         }
@@ -472,11 +387,23 @@ fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Value {
             });
             control(engine, result, json!({"ok": true, "reason": "session_open_queued"}))
         }
-        Request::Engine { kind, at } => match engine.handle(Event::new(at.unwrap_or(now), kind)) {
-            Ok(outcome) => outcome.to_reply(engine.state()),
-            Err(error) => failure(engine, &error),
-        },
+        Request::Engine { kind, .. } => {
+            let mut reply = match engine.handle(Event::new(now, kind)) {
+                Ok(outcome) => outcome.to_reply(engine.state()),
+                Err(error) => failure(engine, &error),
+            };
+            if let Value::Object(fields) = &mut reply {
+                fields.insert("next_deadline".into(), next_deadline(engine, now));
+            }
+            reply
+        }
     }
+}
+
+/// When the host must tick next for something to happen, as Python's `isoformat` writes it, or
+/// `null` when nothing is due.
+fn next_deadline(engine: &Engine, now: Timestamp) -> Value {
+    engine.next_deadline(now).map_or(Value::Null, |at| json!(timestamp::format(at)))
 }
 
 /// A control message's reply: `done` when the engine ran it, else the failure.
@@ -534,6 +461,7 @@ fn status(engine: &mut Engine, now: Timestamp) -> Value {
         "pending_digest": digest::status_view(record.get(keys::PENDING_DIGEST)),
         "daemon_started_at": raw(keys::DAEMON_STARTED_AT),
         "scheduler_paused": record.get(keys::SCHEDULER_PAUSED).is_some_and(is_truthy),
+        "next_deadline": next_deadline(engine, now),
     })
 }
 

@@ -1,11 +1,13 @@
 //! The protocol's requests: validating one JSON message into a typed request, before anything runs.
 //!
 //! Owns the seed project's validation rules and clips for its control messages, the fields of the
-//! engine messages, and the refusal replies (`invalid_message`, `unknown_message_type`). It must not
-//! touch the engine or read the clock: a message either becomes a [`Request`] or is refused here.
+//! engine messages (each message takes only its own fields), when a message happens (its `ts`),
+//! and the refusal replies (`invalid_message`, `unknown_message_type`). It must not touch the
+//! engine or read the clock: a message either becomes a [`Request`] or is refused here.
 
-use serde_json::{Map, Number, Value, json};
+use serde_json::{Value, json};
 
+use super::fields::Fields;
 use crate::digest::RemResult;
 use crate::event::EventKind;
 use crate::sessions::clip_session_id;
@@ -15,31 +17,43 @@ use crate::timestamp::{self, Timestamp};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
     /// `status`: the seed's status view.
-    Status,
+    Status {
+        /// The message's `ts`, when it is a moment.
+        at: Option<Timestamp>,
+    },
     /// `user_initiated_sleep`: the user asked to sleep now.
     UserSleep {
         /// Why, as sent (the engine stores the first 500 characters).
         reason: String,
-        /// The request's own timestamp, stored as sent.
+        /// The request's own timestamp, stored as sent; also when it happens, when it is a
+        /// moment ([`Request::at`]).
         ts: String,
     },
     /// `force_wake`: end the running or next night at its next cycle boundary.
     ForceWake {
-        /// The request's own timestamp, stored as sent.
+        /// The request's own timestamp, stored as sent; also when it happens, when it is a
+        /// moment ([`Request::at`]).
         ts: String,
     },
     /// `force_rem`: run one REM cycle now.
     ForceRem {
-        /// The request's own timestamp, stored as sent.
+        /// The request's own timestamp, stored as sent; also when it happens, when it is a
+        /// moment ([`Request::at`]).
         ts: String,
     },
-    /// `pause` (`true`) or `resume` (`false`); the seed's `seconds` is checked and ignored.
-    Pause(bool),
+    /// `pause` or `resume`; the seed's `seconds` is checked and ignored.
+    Pause {
+        /// `true` for `pause`, `false` for `resume`.
+        paused: bool,
+        /// The message's `ts`, when it is a moment.
+        at: Option<Timestamp>,
+    },
     /// `session_open`: a client session started.
     SessionOpen {
         /// The session id clipped to 128 characters; `None` when the message had none.
         session_id: Option<String>,
-        /// The message's `ts` as sent; `None` when it had none.
+        /// The message's `ts` as sent; `None` when it had none. Also when the session opened,
+        /// when it is a moment ([`Request::at`]).
         ts: Option<String>,
     },
     /// One of the engine messages, ready to be handled.
@@ -76,6 +90,21 @@ impl Refusal {
 }
 
 impl Request {
+    /// When the request happens: its `ts` when that is an RFC 3339 moment in the range a state
+    /// file can hold; `None` (the server's clock) otherwise. A control message's `ts` is also a
+    /// label stored as sent, so one that is no moment is not refused; an engine message's is
+    /// refused when it is no moment.
+    pub fn at(&self) -> Option<Timestamp> {
+        let label = |ts: &str| timestamp::parse_moment(ts).ok();
+        match self {
+            Self::Status { at } | Self::Pause { at, .. } | Self::Engine { at, .. } => *at,
+            Self::UserSleep { ts, .. } | Self::ForceWake { ts } | Self::ForceRem { ts } => {
+                label(ts)
+            }
+            Self::SessionOpen { ts, .. } => ts.as_deref().and_then(label),
+        }
+    }
+
     /// Validates one message.
     pub fn parse(message: &Value) -> Result<Request, Refusal> {
         Self::parse_spelled(message, None)
@@ -95,11 +124,14 @@ impl Request {
             return Err(invalid("type must be a string"));
         };
         let fields = Fields { map: fields, prefix: "", text };
+        if let Some(allowed) = engine_fields(kind) {
+            fields.only(kind, allowed)?;
+        }
         let engine = |kind: EventKind| -> Result<Request, Refusal> {
             Ok(Request::Engine { kind, at: fields.moment()? })
         };
         match kind.as_str() {
-            "status" => Ok(Request::Status),
+            "status" => Ok(Request::Status { at: fields.label_moment() }),
             "user_initiated_sleep" => Ok(Request::UserSleep {
                 reason: fields.required_string("reason")?,
                 ts: fields.required_string("ts")?,
@@ -108,7 +140,7 @@ impl Request {
             "force_rem" => Ok(Request::ForceRem { ts: fields.required_string("ts")? }),
             "pause" | "resume" => {
                 fields.optional_int("seconds")?;
-                Ok(Request::Pause(kind == "pause"))
+                Ok(Request::Pause { paused: kind == "pause", at: fields.label_moment() })
             }
             "session_open" => Ok(Request::SessionOpen {
                 session_id: fields
@@ -132,7 +164,9 @@ impl Request {
                     None => RemResult::default(),
                     Some(Value::Object(result)) => {
                         let text = fields.spelling("result");
-                        rem_result(&Fields { map: result, prefix: "result.", text })?
+                        let result = Fields { map: result, prefix: "result.", text };
+                        result.only(kind, RESULT_FIELDS)?;
+                        rem_result(&result)?
                     }
                     Some(_) => return Err(invalid("result must be an object")),
                 };
@@ -143,6 +177,30 @@ impl Request {
     }
 }
 
+/// The fields an engine message may carry besides `type`; `None` for the seed's control messages,
+/// which ignore any other field as the seed does (and for an unknown type).
+fn engine_fields(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "boot" | "shutdown" | "lock_acquired" | "lock_denied" | "lock_lost" | "mcp_activity" => {
+            &["ts"]
+        }
+        "tick" => &["ts", "store_empty"],
+        "recall" => &["ts", "session_id"],
+        "rem_cycle_finished" => &["ts", "result"],
+        _ => return None,
+    })
+}
+
+/// The fields of `rem_cycle_finished`'s `result`; `cycle`, the host's count, is read and ignored.
+const RESULT_FIELDS: &[&str] = &[
+    "cycle",
+    "summaries_created",
+    "schema_candidates",
+    "claude_call_used",
+    "main_insight_text",
+    "timed_out",
+];
+
 /// The fields of a finished cycle; each may be missing or `null`.
 fn rem_result(fields: &Fields<'_>) -> Result<RemResult, Refusal> {
     Ok(RemResult {
@@ -151,98 +209,6 @@ fn rem_result(fields: &Fields<'_>) -> Result<RemResult, Refusal> {
         claude_call_used: fields.flag("claude_call_used")?,
         main_insight_text: fields.optional_string("main_insight_text")?,
         timed_out: fields.flag("timed_out")?,
-    })
-}
-
-/// A message's fields, read as the seed reads them: `null` counts as absent. Errors name a field
-/// as `prefix` + its key.
-struct Fields<'a> {
-    map: &'a Map<String, Value>,
-    prefix: &'static str,
-    /// The object's text, when it was parsed from one.
-    text: Option<&'a str>,
-}
-
-impl<'a> Fields<'a> {
-    fn present(&self, key: &str) -> Option<&Value> {
-        self.map.get(key).filter(|value| !value.is_null())
-    }
-
-    /// How the message spelled a field's value, when it was parsed from text.
-    fn spelling(&self, key: &str) -> Option<&'a str> {
-        self.text.and_then(|text| crate::record::member_text(text, key))
-    }
-
-    fn wrong(&self, key: &str, what: &str) -> Refusal {
-        Refusal::Invalid(format!("{}{key} must be {what}", self.prefix))
-    }
-
-    fn optional_string(&self, key: &str) -> Result<Option<String>, Refusal> {
-        match self.present(key) {
-            None => Ok(None),
-            Some(Value::String(text)) => Ok(Some(text.clone())),
-            Some(_) => Err(self.wrong(key, "a string")),
-        }
-    }
-
-    fn required_string(&self, key: &str) -> Result<String, Refusal> {
-        self.optional_string(key)?.ok_or_else(|| self.wrong(key, "a string"))
-    }
-
-    /// An int as Python has them: a JSON integer of any size, never a bool or a float.
-    fn optional_int(&self, key: &str) -> Result<Option<&Number>, Refusal> {
-        match self.present(key) {
-            None => Ok(None),
-            Some(Value::Number(n)) if is_int(n, self.spelling(key)) => Ok(Some(n)),
-            Some(_) => Err(self.wrong(key, "an int")),
-        }
-    }
-
-    /// A count: an int from 0 to 2^64 - 1; 0 when absent.
-    fn count(&self, key: &str) -> Result<u64, Refusal> {
-        match self.optional_int(key)? {
-            None => Ok(0),
-            Some(n) => n.as_u64().ok_or_else(|| self.wrong(key, "an int from 0 to 2^64 - 1")),
-        }
-    }
-
-    /// A bool; false when absent.
-    fn flag(&self, key: &str) -> Result<bool, Refusal> {
-        match self.present(key) {
-            None => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(self.wrong(key, "a bool")),
-        }
-    }
-
-    /// The engine message's moment: its `ts`, which must be an RFC 3339 timestamp in the range a
-    /// state file can hold when present.
-    fn moment(&self) -> Result<Option<Timestamp>, Refusal> {
-        match self.optional_string("ts")? {
-            None => Ok(None),
-            Some(ts) => match timestamp::parse_moment(&ts) {
-                Ok(at) => Ok(Some(at)),
-                Err(timestamp::MomentError::NotATime) => {
-                    Err(self.wrong("ts", "an RFC 3339 timestamp"))
-                }
-                Err(timestamp::MomentError::OutOfRange) => Err(self.wrong(
-                    "ts",
-                    "a moment from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z in UTC",
-                )),
-            },
-        }
-    }
-}
-
-/// Whether a JSON number is written as an integer (`12`, `-3`, any size), as Python's `int` is.
-/// One past 64 bits parses as a float: its `spelling` in the message, when known, tells.
-fn is_int(n: &Number, spelling: Option<&str>) -> bool {
-    if n.is_u64() || n.is_i64() {
-        return true;
-    }
-    spelling.is_some_and(|text| {
-        let digits = text.strip_prefix('-').unwrap_or(text);
-        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
     })
 }
 
@@ -271,7 +237,7 @@ mod tests {
     #[test]
     fn validates_as_the_seed_does() {
         let ts = || "2026-04-18T23:00:00+00:00".to_owned();
-        check(r#"{"type": "status", "extra": 1}"#, Ok(Request::Status));
+        check(r#"{"type": "status", "extra": 1}"#, Ok(Request::Status { at: None }));
         check("[]", refused("message must be an object"));
         check(r#"{"type": 42}"#, refused("type must be a string"));
         check(r#"{"ts": "x"}"#, refused("type must be a string"));
@@ -294,12 +260,15 @@ mod tests {
             r#"{"type": "force_rem", "ts": "whenever"}"#,
             Ok(Request::ForceRem { ts: "whenever".into() }),
         );
-        check(r#"{"type": "pause", "seconds": 30}"#, Ok(Request::Pause(true)));
+        check(r#"{"type": "pause", "seconds": 30}"#, Ok(Request::Pause { paused: true, at: None }));
         check(
             r#"{"type": "pause", "seconds": 123456789012345678901234567890}"#,
-            Ok(Request::Pause(true)),
+            Ok(Request::Pause { paused: true, at: None }),
         );
-        check(r#"{"type": "resume", "seconds": null}"#, Ok(Request::Pause(false)));
+        check(
+            r#"{"type": "resume", "seconds": null}"#,
+            Ok(Request::Pause { paused: false, at: None }),
+        );
         check(r#"{"type": "pause", "seconds": "forever"}"#, refused("seconds must be an int"));
         check(r#"{"type": "pause", "seconds": true}"#, refused("seconds must be an int"));
         check(r#"{"type": "pause", "seconds": 1.5}"#, refused("seconds must be an int"));
@@ -381,5 +350,56 @@ mod tests {
             r#"{"type": "rem_cycle_finished", "result": {"main_insight_text": 1}}"#,
             refused("result.main_insight_text must be a string"),
         );
+    }
+
+    #[test]
+    fn engine_messages_refuse_unknown_fields_and_control_messages_ignore_them() {
+        check(
+            r#"{"type": "rem_cycle_finished", "summaries_created": 3}"#,
+            refused("summaries_created is not a field of rem_cycle_finished: expected ts, result"),
+        );
+        check(
+            r#"{"type": "rem_cycle_finished", "result": {"summaries": 3}}"#,
+            refused(
+                "result.summaries is not a field of rem_cycle_finished's result: expected cycle, \
+                 summaries_created, schema_candidates, claude_call_used, main_insight_text, \
+                 timed_out",
+            ),
+        );
+        check(
+            r#"{"type": "tick", "ts": "2026-04-18T23:00:00Z", "store_empty": false, "at": 1}"#,
+            refused("at is not a field of tick: expected ts, store_empty"),
+        );
+        check(
+            r#"{"type": "boot", "session_id": null}"#,
+            refused("session_id is not a field of boot: expected ts"),
+        );
+        check(
+            r#"{"type": "force_wake", "ts": "x", "why": "late"}"#,
+            Ok(Request::ForceWake { ts: "x".into() }),
+        );
+        check(
+            r#"{"type": "session_open", "jsonrpc": "2.0"}"#,
+            Ok(Request::SessionOpen { session_id: None, ts: None }),
+        );
+    }
+
+    #[test]
+    fn a_moment_in_ts_is_when_any_message_happens() {
+        let at = |message: &str| {
+            let value: Value = serde_json::from_str(message).unwrap();
+            Request::parse(&value).unwrap().at().map(timestamp::format)
+        };
+        let nine = Some("2026-04-18T09:00:00+00:00".to_owned());
+        assert_eq!(at(r#"{"type": "status", "ts": "2026-04-18T11:00:00+02:00"}"#), nine);
+        assert_eq!(at(r#"{"type": "pause", "ts": "2026-04-18T09:00:00Z"}"#), nine);
+        assert_eq!(at(r#"{"type": "force_rem", "ts": "2026-04-18T09:00:00Z"}"#), nine);
+        assert_eq!(at(r#"{"type": "session_open", "ts": "2026-04-18T09:00:00Z"}"#), nine);
+        assert_eq!(at(r#"{"type": "tick", "ts": "2026-04-18T09:00:00Z"}"#), nine);
+        assert_eq!(at(r#"{"type": "force_wake", "ts": "whenever"}"#), None);
+        assert_eq!(at(r#"{"type": "force_wake", "ts": "0000-12-31T23:00:00Z"}"#), None);
+        assert_eq!(at(r#"{"type": "session_open"}"#), None);
+        assert_eq!(at(r#"{"type": "status", "ts": 5}"#), None);
+        assert_eq!(at(r#"{"type": "tick"}"#), None);
     }
 }

@@ -17,8 +17,11 @@ fn check(state: Value, request: &str, expected: Value) -> Daemon {
     daemon
 }
 
-fn reply(state: &str, transitions: Value, effects: Value) -> Value {
-    json!({"ok": true, "state": state, "transitions": transitions, "effects": effects})
+/// An engine reply; `next` is its `next_deadline` (`None`: nothing due, the host waits for
+/// something else).
+fn reply(state: &str, transitions: Value, effects: Value, next: Option<&str>) -> Value {
+    json!({"ok": true, "state": state, "transitions": transitions, "effects": effects,
+           "next_deadline": next})
 }
 
 fn step(from: &str, to: &str, reason: &str) -> Value {
@@ -43,7 +46,7 @@ fn boot() {
     let daemon = check(
         json!({"fsm_state": "WAKE"}),
         r#"{"type": "boot"}"#,
-        reply("WAKE", json!([]), json!([])),
+        reply("WAKE", json!([]), json!([]), Some(NOW)),
     );
     assert_eq!(daemon.disk()["daemon_started_at"], json!(NOW), "no ts: the server's clock");
 
@@ -56,6 +59,7 @@ fn boot() {
             "WAKE",
             json!([step("DREAMING", "SLEEP", "recovered"), step("SLEEP", "WAKE", "wound_down")]),
             json!([recovered, {"effect": "release_lock"}]),
+            Some(AT),
         ),
     );
     assert_eq!(daemon.disk()["fsm_state"], json!("WAKE"));
@@ -70,6 +74,7 @@ fn shutdown() {
             "WAKE",
             json!([step("TRANSITIONING", "WAKE", "shutdown")]),
             json!([{"effect": "release_lock"}]),
+            Some(AT),
         ),
     );
 }
@@ -86,6 +91,7 @@ fn lock_acquired() {
                 step("SLEEP", "DREAMING", "next_cycle")
             ]),
             json!([{"effect": "run_rem_cycle", "cycle": 1, "of": 4, "is_last": false}]),
+            None,
         ),
     );
     // A rejected event: no row in WAKE, nothing written.
@@ -93,7 +99,8 @@ fn lock_acquired() {
         json!({"fsm_state": "WAKE"}),
         r#"{"type": "lock_acquired"}"#,
         json!({"ok": false, "reason": "rejected", "state": "WAKE",
-               "error": "lock_acquired is not accepted in WAKE: no row for it in this state"}),
+               "error": "lock_acquired is not accepted in WAKE: no row for it in this state",
+               "next_deadline": NOW}),
     );
     assert_eq!(daemon.disk(), json!({"fsm_state": "WAKE"}));
 }
@@ -109,14 +116,18 @@ fn lock_denied() {
             "WAKE",
             json!([step("TRANSITIONING", "WAKE", "lock_denied")]),
             json!([yielded, {"effect": "release_lock"}]),
+            Some(AT),
         ),
     );
 }
 
 #[test]
 fn lock_lost() {
-    let daemon =
-        check(dreaming(4), r#"{"type": "lock_lost"}"#, reply("DREAMING", json!([]), json!([])));
+    let daemon = check(
+        dreaming(4),
+        r#"{"type": "lock_lost"}"#,
+        reply("DREAMING", json!([]), json!([]), None),
+    );
     assert_eq!(daemon.disk()["night"]["lock_lost"], json!(true));
 }
 
@@ -125,7 +136,7 @@ fn mcp_activity() {
     let daemon = check(
         dreaming(4),
         &format!(r#"{{"type": "mcp_activity", "ts": "{AT}"}}"#),
-        reply("DREAMING", json!([]), json!([])),
+        reply("DREAMING", json!([]), json!([]), None),
     );
     assert_eq!(daemon.disk()["night"]["activity_at"], json!(AT));
 }
@@ -135,7 +146,7 @@ fn tick() {
     let daemon = check(
         json!({"fsm_state": "WAKE"}),
         &format!(r#"{{"type": "tick", "ts": "{AT}", "store_empty": true}}"#),
-        reply("WAKE", json!([]), json!([])),
+        reply("WAKE", json!([]), json!([]), Some(AT)),
     );
     assert_eq!(daemon.disk()["last_tick_skipped_reason"], json!("empty_store"));
     assert_eq!(daemon.disk()["last_tick_at"], json!(AT));
@@ -148,6 +159,7 @@ fn tick() {
             "TRANSITIONING",
             json!([step("WAKE", "TRANSITIONING", "user_sleep_request")]),
             json!([{"effect": "acquire_lock"}]),
+            Some("2026-04-18T03:35:00+00:00"), // the lock wait's end
         ),
     );
 }
@@ -158,7 +170,7 @@ fn recall() {
                         "claude_call_used": false, "main_insight_text": null, "timed_out_cycles": 0});
     let state = json!({"fsm_state": "WAKE", "first_turn_pending": {"s1": "2026-04-18T12:00:00+00:00"},
                        "pending_digest": digest});
-    let mut expected = reply("WAKE", json!([]), json!([]));
+    let mut expected = reply("WAKE", json!([]), json!([]), Some(NOW));
     expected["first_turn"] = json!(true);
     expected["digest"] = digest;
     let daemon = check(state, r#"{"type": "recall", "session_id": "s1"}"#, expected);
@@ -167,7 +179,7 @@ fn recall() {
     assert_eq!(disk.get("pending_digest"), None);
     assert_eq!(disk["last_digest_shown_at"], json!(NOW));
 
-    let mut expected = reply("WAKE", json!([]), json!([]));
+    let mut expected = reply("WAKE", json!([]), json!([]), Some(NOW));
     expected["first_turn"] = json!(false);
     expected["digest"] = Value::Null;
     assert_eq!(daemon.ask(r#"{"type": "recall", "session_id": "s1"}"#), expected, "only once");
@@ -187,6 +199,7 @@ fn rem_cycle_finished() {
                 step("SLEEP", "WAKE", "cycles_done")
             ]),
             json!([{"effect": "release_lock"}]),
+            Some(AT),
         ),
     );
     let digest = json!({"rem_cycles_completed": 1, "episodes_processed": 2, "schemas_induced_tier0": 1,

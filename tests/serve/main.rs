@@ -1,9 +1,11 @@
 //! The `serve` protocol: the seed project's control messages and the engine messages over the
 //! library's stream API, and the Unix socket.
 
+mod day;
 mod engine;
 mod process;
 mod protocol;
+mod protocol_doc;
 mod socket;
 
 use std::io::Cursor;

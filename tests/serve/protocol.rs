@@ -63,6 +63,7 @@ fn status_echoes_the_state_with_a_truncated_digest() {
                            "schemas_induced_tier0": 3, "claude_call_used": true},
         "daemon_started_at": "2026-04-18T00:00:00+00:00",
         "scheduler_paused": false,
+        "next_deadline": NOW,
     });
     check(&daemon, r#"{"type": "status"}"#, expected);
     assert_eq!(daemon.durable_writes(), 0, "status writes nothing");
@@ -74,7 +75,7 @@ fn status_of_a_fresh_file_has_nulls_and_defaults() {
     let expected = json!({
         "ok": true, "state": "WAKE", "uptime_sec": null, "version": env!("CARGO_PKG_VERSION"),
         "fsm_state": "WAKE", "last_tick_at": null, "quiet_window": null, "pending_digest": null,
-        "daemon_started_at": null, "scheduler_paused": false,
+        "daemon_started_at": null, "scheduler_paused": false, "next_deadline": NOW,
     });
     check(&daemon, r#"{"type": "status"}"#, expected);
     assert!(!daemon.path.exists(), "status creates no file");
@@ -196,12 +197,56 @@ fn invalid_messages_name_the_field() {
         ),
         ("[1, 2]", "object"),
         ("42", "object"),
+        // Engine messages take only their own fields: a misplaced field is not dropped silently.
+        (r#"{"type": "rem_cycle_finished", "summaries_created": 3}"#, "summaries_created"),
+        (r#"{"type": "rem_cycle_finished", "result": {"summary": "x"}}"#, "result.summary"),
+        (r#"{"type": "tick", "storeEmpty": true}"#, "storeEmpty"),
+        (r#"{"type": "boot", "time": "2026-04-18T23:00:00Z"}"#, "time"),
     ];
     for (request, field) in cases {
         check_invalid(&daemon, request, field);
     }
     let error = daemon.ask(r#"{"type": 42}"#)["error"].clone();
     assert_eq!(error, json!("type must be a string"));
+}
+
+#[test]
+fn control_messages_ignore_unknown_fields_as_the_seed_does() {
+    let daemon = Daemon::new(json!({"fsm_state": "WAKE"}));
+    check(
+        &daemon,
+        r#"{"type": "pause", "seconds": 30, "until": "tomorrow"}"#,
+        json!({"ok": true, "paused": true}),
+    );
+    check(
+        &daemon,
+        r#"{"type": "force_rem", "ts": "soon", "why": "testing"}"#,
+        json!({"ok": true, "reason": "rem_queued"}),
+    );
+}
+
+#[test]
+fn a_control_message_happens_at_its_ts_when_it_is_a_moment() {
+    let daemon = Daemon::new(json!({"fsm_state": "WAKE", "daemon_started_at": NOW}));
+    // status at its ts: the uptime and the deadline are counted from it.
+    let reply = daemon.ask(r#"{"type": "status", "ts": "2026-04-18T13:30:00+00:00"}"#);
+    assert_eq!(reply["uptime_sec"], json!(3600.0));
+    assert_eq!(reply["next_deadline"], json!("2026-04-18T13:30:00+00:00"));
+    // A label that is no moment, or a moment out of range: the server's clock, the text stored.
+    for ts in ["after lunch", "10000-01-01T00:00:00Z"] {
+        let request = json!({"type": "session_open", "session_id": "s", "ts": ts});
+        check(&daemon, &request.to_string(), json!({"ok": true, "reason": "session_open_queued"}));
+        let disk = daemon.disk();
+        assert_eq!(disk["last_session_ts"], json!(NOW), "{ts}");
+        assert_eq!(disk["last_session_open"], json!({"session_id": "s", "ts": ts}));
+    }
+    check(
+        &daemon,
+        r#"{"type": "force_wake", "ts": "2026-04-18T09:00:00+02:00"}"#,
+        json!({"ok": true, "reason": "wake_queued"}),
+    );
+    let disk = daemon.disk();
+    assert_eq!(disk["force_wake_request"]["ts"], json!("2026-04-18T09:00:00+02:00"), "as sent");
 }
 
 // acceptance 12.10 dispatcher 8
@@ -277,7 +322,9 @@ fn session_open_marks_the_first_turn_and_raises_the_cascade() {
     );
     let disk = daemon.disk();
     let mark = disk["first_turn_pending"]["sess-abc"].as_str().unwrap();
-    assert_eq!(timestamp::parse(mark), timestamp::parse(NOW), "marked at the server's clock");
+    // The message's ts is a moment: the session opened then, not at the server's clock.
+    let opened = "2026-04-19T12:00:00+00:00";
+    assert_eq!(timestamp::parse(mark), timestamp::parse(opened), "marked at the message's ts");
     assert_eq!(
         disk["hippea_cascade_request"],
         json!({"session_id": "sess-abc", "ts": "2026-04-19T12:00:00Z", "pending": true})
@@ -286,7 +333,7 @@ fn session_open_marks_the_first_turn_and_raises_the_cascade() {
         disk["last_session_open"],
         json!({"session_id": "sess-abc", "ts": "2026-04-19T12:00:00Z"})
     );
-    assert_eq!(disk["last_session_ts"], json!(NOW), "the engine's session start");
+    assert_eq!(disk["last_session_ts"], json!(opened), "the engine's session start");
     let recall = daemon.ask(r#"{"type": "recall", "session_id": "sess-abc"}"#);
     assert_eq!(recall["first_turn"], json!(true));
 }
