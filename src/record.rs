@@ -128,7 +128,13 @@ pub struct Record {
     doc: IndexMap<String, Arc<Value>>,
     /// Members to write back as the file spelled them, by key in `doc`; fixed once read.
     verbatim: Arc<HashMap<String, Verbatim>>,
+    /// The order of the keys of object members, by key in `doc`: as read, or as set by
+    /// [`Record::set_object`]. A key the order does not name is written after the named ones.
+    orders: Arc<HashMap<String, Arc<[String]>>>,
 }
+
+/// An object whose keys keep their order: the first-turn map, the requests, the digest, the night.
+pub type Object = IndexMap<String, Value>;
 
 /// A member as the file spelled it.
 #[derive(Debug, Clone)]
@@ -163,7 +169,7 @@ impl Record {
     /// Wraps an already parsed object.
     pub fn from_map(doc: Map<String, Value>) -> Self {
         let doc = doc.into_iter().map(|(key, value)| (key, Arc::new(value))).collect();
-        Self { doc, verbatim: Arc::default() }
+        Self { doc, verbatim: Arc::default(), orders: Arc::default() }
     }
 
     /// Parses the bytes of a state file: whatever Python's `json.load` reads, nested at most
@@ -177,6 +183,7 @@ impl Record {
         };
         let mut record = Self::new();
         let mut verbatims = HashMap::new();
+        let mut orders = HashMap::new();
         for member in members {
             let key_text = &text[member.key.0..member.key.1];
             let value_text = &text[member.value.0..member.value.1];
@@ -194,6 +201,14 @@ impl Record {
             // A float's spelling is not kept by its value (`1.50`, `1E2`, an integer past 64
             // bits): a known key holding one is written back as read, too, while unchanged.
             let spelling_only = known && parsed && holds_float(&value);
+            match &value {
+                Value::Object(map) if map.len() > 1 => {
+                    orders.insert(key.clone(), key_order(value_text));
+                }
+                _ => {
+                    orders.remove(&key);
+                }
+            }
             let value = Arc::new(value);
             if known && parsed && !spelling_only {
                 verbatims.remove(&key);
@@ -210,6 +225,7 @@ impl Record {
             record.doc.insert(key, value);
         }
         record.verbatim = Arc::new(verbatims);
+        record.orders = Arc::new(orders);
         Ok(record)
     }
 
@@ -232,9 +248,13 @@ impl Record {
                 None => encode::string(&mut out, key),
             }
             out.extend_from_slice(b": ");
-            match verbatim.filter(|v| same(&v.read_as, value)) {
-                Some(v) => out.extend_from_slice(v.value.as_bytes()),
-                None => encode::value(&mut out, value, 1),
+            match (verbatim.filter(|v| same(&v.read_as, value)), value.as_ref()) {
+                (Some(v), _) => out.extend_from_slice(v.value.as_bytes()),
+                (None, Value::Object(map)) if !map.is_empty() => match self.orders.get(key) {
+                    Some(order) => encode::ordered_object(&mut out, map, order, 1),
+                    None => encode::value(&mut out, value, 1),
+                },
+                (None, _) => encode::value(&mut out, value, 1),
             }
         }
         out.extend_from_slice(b"\n}");
@@ -296,8 +316,48 @@ impl Record {
         }
     }
 
+    /// An object member as an ordered object: its keys in the order they are written; `None` when
+    /// the key is missing or does not hold an object.
+    pub fn object(&self, key: &str) -> Option<Object> {
+        let Some(Value::Object(map)) = self.get(key) else {
+            return None;
+        };
+        let mut object = Object::with_capacity(map.len());
+        if let Some(order) = self.orders.get(key) {
+            for name in order.iter() {
+                if let Some(value) = map.get(name) {
+                    object.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        if object.len() < map.len() {
+            for (name, value) in map {
+                if !object.contains_key(name) {
+                    object.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        Some(object)
+    }
+
+    /// Sets a key to an object written with its keys in the object's order, keeping the key's
+    /// position when it exists and appending it otherwise.
+    pub fn set_object(&mut self, key: &str, object: Object) {
+        let order: Arc<[String]> = object.keys().cloned().collect();
+        let map: Map<String, Value> = object.into_iter().collect();
+        self.put(key, Value::Object(map));
+        Arc::make_mut(&mut self.orders).insert(key.to_owned(), order);
+    }
+
     /// Sets a key, keeping its position when it exists and appending it otherwise.
     pub fn set(&mut self, key: &str, value: Value) {
+        if self.orders.contains_key(key) {
+            Arc::make_mut(&mut self.orders).remove(key);
+        }
+        self.put(key, value);
+    }
+
+    fn put(&mut self, key: &str, value: Value) {
         if let Some(slot) = self.doc.get_mut(key) {
             *slot = Arc::new(value);
         } else {
@@ -307,6 +367,9 @@ impl Record {
 
     /// Removes a key without disturbing the order of the others.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
+        if self.orders.contains_key(key) {
+            Arc::make_mut(&mut self.orders).remove(key);
+        }
         self.doc.shift_remove(key).map(Arc::unwrap_or_clone)
     }
 
@@ -362,6 +425,21 @@ pub fn member_text<'a>(object: &'a str, key: &str) -> Option<&'a str> {
         let same = scan::decode_key(key_text).is_ok_and(|decoded| decoded == key);
         same.then(|| &object[member.value.0..member.value.1])
     })
+}
+
+/// The keys of the object spelled by `text`, in order, each once (at its first place, as Python
+/// keeps a duplicate key).
+fn key_order(text: &str) -> Arc<[String]> {
+    let Ok(scan::Scanned::Object(members)) = scan::scan(text) else {
+        return Arc::from([]);
+    };
+    let mut seen = indexmap::IndexSet::with_capacity(members.len());
+    for member in members {
+        if let Ok(key) = scan::decode_key(&text[member.key.0 + 1..member.key.1 - 1]) {
+            seen.insert(key);
+        }
+    }
+    seen.into_iter().collect()
 }
 
 /// Whether a value holds a number that is not a 64-bit integer.
