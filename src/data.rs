@@ -228,9 +228,7 @@ impl Data {
         }
         let mut dropped = Vec::new();
         self.edit_first_turns(|r| {
-            if let Some(Value::Object(map)) = r.get_mut(keys::FIRST_TURN_PENDING) {
-                dropped = sessions::reap(map, at, sessions::REAPER_TTL_SECS);
-            }
+            dropped = sessions::reap_in(r, at, sessions::REAPER_TTL_SECS);
         });
         dropped
     }
@@ -487,13 +485,15 @@ impl Data {
     /// A recall: consumes the first turn and applies the digest gate. Writes only what changed.
     pub fn recall(&mut self, session_id: &str, at: Timestamp) -> (bool, Option<Value>) {
         let mut scratch = self.record.clone();
-        let first_turn = scratch
-            .get_mut(keys::FIRST_TURN_PENDING)
-            .and_then(Value::as_object_mut)
-            .is_some_and(|map| {
-                let id = sessions::clip_session_id(session_id);
-                map.contains_key(id) && sessions::consume(map, id)
-            });
+        let id = sessions::clip_session_id(session_id);
+        let first_turn = match scratch.object(keys::FIRST_TURN_PENDING) {
+            Some(mut map) if map.contains_key(id) => {
+                let counted = sessions::consume(&mut map, id);
+                scratch.set_object(keys::FIRST_TURN_PENDING, map);
+                counted
+            }
+            _ => false,
+        };
         let consumed =
             scratch.get(keys::FIRST_TURN_PENDING) != self.record.get(keys::FIRST_TURN_PENDING);
         let digest = digest::take(&mut scratch, at);

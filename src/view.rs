@@ -190,7 +190,9 @@ impl View {
         };
         let first_turn_expiry = match present(keys::FIRST_TURN_PENDING) {
             _ if expiry.is_some() => expiry.flatten(),
-            Some(Value::Object(map)) => sessions::next_expiry(map, sessions::REAPER_TTL_SECS),
+            Some(Value::Object(map)) => {
+                sessions::next_expiry_of(map.values(), sessions::REAPER_TTL_SECS)
+            }
             Some(v) => {
                 warnings.push(format!(
                     "{} holds {}; read as empty",
