@@ -486,12 +486,8 @@ impl Data {
     pub fn recall(&mut self, session_id: &str, at: Timestamp) -> (bool, Option<Value>) {
         let mut scratch = self.record.clone();
         let id = sessions::clip_session_id(session_id);
-        let first_turn = match scratch.object(keys::FIRST_TURN_PENDING) {
-            Some(mut map) if map.contains_key(id) => {
-                let counted = sessions::consume(&mut map, id);
-                scratch.set_object(keys::FIRST_TURN_PENDING, map);
-                counted
-            }
+        let first_turn = match scratch.object_mut(keys::FIRST_TURN_PENDING) {
+            Some(map) if map.contains_key(id) => sessions::consume(map, id),
             _ => false,
         };
         let consumed =

@@ -13,6 +13,7 @@
 
 mod encode;
 mod scan;
+mod slot;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 pub use scan::MAX_DEPTH;
+use slot::{Ordered, Slot};
 
 use crate::timestamp::{self, Timestamp};
 
@@ -125,12 +127,9 @@ pub enum RecordError {
 /// only the member it changes.
 #[derive(Debug, Clone, Default)]
 pub struct Record {
-    doc: IndexMap<String, Arc<Value>>,
+    doc: IndexMap<String, Slot>,
     /// Members to write back as the file spelled them, by key in `doc`; fixed once read.
     verbatim: Arc<HashMap<String, Verbatim>>,
-    /// The order of the keys of object members, by key in `doc`: as read, or as set by
-    /// [`Record::set_object`]. A key the order does not name is written after the named ones.
-    orders: Arc<HashMap<String, Arc<[String]>>>,
 }
 
 /// An object whose keys keep their order: the first-turn map, the requests, the digest, the night.
@@ -144,7 +143,7 @@ struct Verbatim {
     /// The value's text.
     value: String,
     /// What `doc` held for it when read: the text is written only while `doc` still holds this.
-    read_as: Arc<Value>,
+    read_as: Slot,
     /// A known key kept only for the spelling of its numbers: its value is usable as read.
     spelling_only: bool,
 }
@@ -168,8 +167,8 @@ impl Record {
 
     /// Wraps an already parsed object.
     pub fn from_map(doc: Map<String, Value>) -> Self {
-        let doc = doc.into_iter().map(|(key, value)| (key, Arc::new(value))).collect();
-        Self { doc, verbatim: Arc::default(), orders: Arc::default() }
+        let doc = doc.into_iter().map(|(key, value)| (key, Slot::plain(value))).collect();
+        Self { doc, verbatim: Arc::default() }
     }
 
     /// Parses the bytes of a state file: whatever Python's `json.load` reads, nested at most
@@ -183,7 +182,6 @@ impl Record {
         };
         let mut record = Self::new();
         let mut verbatims = HashMap::new();
-        let mut orders = HashMap::new();
         for member in members {
             let key_text = &text[member.key.0..member.key.1];
             let value_text = &text[member.value.0..member.value.1];
@@ -201,15 +199,13 @@ impl Record {
             // A float's spelling is not kept by its value (`1.50`, `1E2`, an integer past 64
             // bits): a known key holding one is written back as read, too, while unchanged.
             let spelling_only = known && parsed && holds_float(&value);
-            match &value {
-                Value::Object(map) if map.len() > 1 => {
-                    orders.insert(key.clone(), key_order(value_text));
+            let value = match value {
+                // An object keeps its keys in the order the file gives them.
+                Value::Object(map) if !map.is_empty() => {
+                    Slot::Object(Arc::new(Ordered::in_order(map, &key_order(value_text))))
                 }
-                _ => {
-                    orders.remove(&key);
-                }
-            }
-            let value = Arc::new(value);
+                value => Slot::plain(value),
+            };
             if known && parsed && !spelling_only {
                 verbatims.remove(&key);
             } else {
@@ -225,7 +221,6 @@ impl Record {
             record.doc.insert(key, value);
         }
         record.verbatim = Arc::new(verbatims);
-        record.orders = Arc::new(orders);
         Ok(record)
     }
 
@@ -236,8 +231,17 @@ impl Record {
         if self.doc.is_empty() {
             return b"{}".to_vec();
         }
-        let estimate: usize =
-            self.doc.iter().map(|(key, value)| key.len() + encode::size_hint(value)).sum();
+        let estimate: usize = self
+            .doc
+            .iter()
+            .map(|(key, slot)| {
+                key.len()
+                    + match slot {
+                        Slot::Value(value) => encode::size_hint(value),
+                        Slot::Object(ordered) => encode::object_size_hint(ordered.object()),
+                    }
+            })
+            .sum();
         let mut out = Vec::with_capacity(estimate + 8 * self.doc.len());
         out.push(b'{');
         for (i, (key, value)) in self.doc.iter().enumerate() {
@@ -248,13 +252,10 @@ impl Record {
                 None => encode::string(&mut out, key),
             }
             out.extend_from_slice(b": ");
-            match (verbatim.filter(|v| same(&v.read_as, value)), value.as_ref()) {
+            match (verbatim.filter(|v| same(&v.read_as, value)), value) {
                 (Some(v), _) => out.extend_from_slice(v.value.as_bytes()),
-                (None, Value::Object(map)) if !map.is_empty() => match self.orders.get(key) {
-                    Some(order) => encode::ordered_object(&mut out, map, order, 1),
-                    None => encode::value(&mut out, value, 1),
-                },
-                (None, _) => encode::value(&mut out, value, 1),
+                (None, Slot::Value(value)) => encode::value(&mut out, value, 1),
+                (None, Slot::Object(ordered)) => encode::object(&mut out, ordered.object(), 1),
             }
         }
         out.extend_from_slice(b"\n}");
@@ -268,12 +269,12 @@ impl Record {
 
     /// Consumes the record, giving the object.
     pub fn into_map(self) -> Map<String, Value> {
-        self.doc.into_iter().map(|(key, value)| (key, Arc::unwrap_or_clone(value))).collect()
+        self.doc.into_iter().map(|(key, slot)| (key, slot.into_value())).collect()
     }
 
     /// The members in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.doc.iter().map(|(key, value)| (key.as_str(), value.as_ref()))
+        self.doc.iter().map(|(key, slot)| (key.as_str(), slot.value()))
     }
 
     /// The keys in order.
@@ -293,24 +294,33 @@ impl Record {
 
     /// The raw value of a key.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.doc.get(key).map(Arc::as_ref)
+        self.doc.get(key).map(Slot::value)
     }
 
-    /// The raw value of a key, mutably (copied first when a snapshot shares it).
+    /// The raw value of a key, mutably (copied first when a snapshot shares it). An object's
+    /// keys are written in serde_json's order afterwards: [`Record::object_mut`] keeps them in
+    /// theirs.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.doc.get_mut(key).map(Arc::make_mut)
+        let slot = self.doc.get_mut(key)?;
+        if let Slot::Object(ordered) = slot {
+            *slot = Slot::plain(ordered.value().clone());
+        }
+        match slot {
+            Slot::Value(value) => Some(Arc::make_mut(value)),
+            Slot::Object(_) => None,
+        }
     }
 
     /// The value of a key, shared: while it is held, any change of the key gives it a new value.
-    pub(crate) fn shared(&self, key: &str) -> Option<Arc<Value>> {
+    pub(crate) fn shared(&self, key: &str) -> Option<Slot> {
         self.doc.get(key).cloned()
     }
 
     /// Whether the key still holds the very value `held` (or still is missing when `held` is
     /// `None`), as taken by [`Record::shared`].
-    pub(crate) fn still_shares(&self, key: &str, held: Option<&Arc<Value>>) -> bool {
+    pub(crate) fn still_shares(&self, key: &str, held: Option<&Slot>) -> bool {
         match (self.doc.get(key), held) {
-            (Some(now), Some(held)) => Arc::ptr_eq(now, held),
+            (Some(now), Some(held)) => now.ptr_eq(held),
             (None, None) => true,
             _ => false,
         }
@@ -319,58 +329,48 @@ impl Record {
     /// An object member as an ordered object: its keys in the order they are written; `None` when
     /// the key is missing or does not hold an object.
     pub fn object(&self, key: &str) -> Option<Object> {
-        let Some(Value::Object(map)) = self.get(key) else {
-            return None;
-        };
-        let mut object = Object::with_capacity(map.len());
-        if let Some(order) = self.orders.get(key) {
-            for name in order.iter() {
-                if let Some(value) = map.get(name) {
-                    object.insert(name.clone(), value.clone());
-                }
-            }
+        match self.doc.get(key)? {
+            Slot::Object(ordered) => Some(ordered.object().clone()),
+            Slot::Value(value) => value.as_object().map(|map| map.clone().into_iter().collect()),
         }
-        if object.len() < map.len() {
-            for (name, value) in map {
-                if !object.contains_key(name) {
-                    object.insert(name.clone(), value.clone());
-                }
-            }
+    }
+
+    /// An object member as an ordered object, to edit in place (copied first when a snapshot
+    /// shares it); `None` when the key is missing or does not hold an object.
+    pub fn object_mut(&mut self, key: &str) -> Option<&mut Object> {
+        let slot = self.doc.get_mut(key)?;
+        if let Slot::Value(value) = slot {
+            let map = value.as_object()?.clone();
+            *slot = Slot::Object(Arc::new(Ordered::new(map.into_iter().collect())));
         }
-        Some(object)
+        match slot {
+            Slot::Object(ordered) => Some(Arc::make_mut(ordered).object_mut()),
+            Slot::Value(_) => None,
+        }
     }
 
     /// Sets a key to an object written with its keys in the object's order, keeping the key's
     /// position when it exists and appending it otherwise.
     pub fn set_object(&mut self, key: &str, object: Object) {
-        let order: Arc<[String]> = object.keys().cloned().collect();
-        let map: Map<String, Value> = object.into_iter().collect();
-        self.put(key, Value::Object(map));
-        Arc::make_mut(&mut self.orders).insert(key.to_owned(), order);
+        self.put(key, Slot::Object(Arc::new(Ordered::new(object))));
     }
 
     /// Sets a key, keeping its position when it exists and appending it otherwise.
     pub fn set(&mut self, key: &str, value: Value) {
-        if self.orders.contains_key(key) {
-            Arc::make_mut(&mut self.orders).remove(key);
-        }
-        self.put(key, value);
+        self.put(key, Slot::plain(value));
     }
 
-    fn put(&mut self, key: &str, value: Value) {
-        if let Some(slot) = self.doc.get_mut(key) {
-            *slot = Arc::new(value);
+    fn put(&mut self, key: &str, slot: Slot) {
+        if let Some(held) = self.doc.get_mut(key) {
+            *held = slot;
         } else {
-            self.doc.insert(key.to_owned(), Arc::new(value));
+            self.doc.insert(key.to_owned(), slot);
         }
     }
 
     /// Removes a key without disturbing the order of the others.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        if self.orders.contains_key(key) {
-            Arc::make_mut(&mut self.orders).remove(key);
-        }
-        self.doc.shift_remove(key).map(Arc::unwrap_or_clone)
+        self.doc.shift_remove(key).map(Slot::into_value)
     }
 
     /// A string key read as a moment; `None` when missing, not a string, or not a timestamp.
@@ -453,8 +453,8 @@ fn holds_float(value: &Value) -> bool {
 }
 
 /// Whether a member still holds what was read: the very value, or an equal one.
-fn same(read_as: &Arc<Value>, now: &Arc<Value>) -> bool {
-    Arc::ptr_eq(read_as, now) || read_as == now
+fn same(read_as: &Slot, now: &Slot) -> bool {
+    read_as == now
 }
 
 /// The key `doc` holds for a key that is not plain Unicode, from its code points.

@@ -284,22 +284,22 @@ pub fn mark_in(record: &mut Record, id: &str, at: Timestamp) -> Opened {
     if id.is_empty() {
         return Opened { changed: false, marked: false };
     }
-    let held = record.object(keys::FIRST_TURN_PENDING);
-    let was_object = held.is_some();
-    let mut pending = held.unwrap_or_default();
+    let was_object = record.object_mut(keys::FIRST_TURN_PENDING).is_some();
+    if !was_object {
+        record.set_object(keys::FIRST_TURN_PENDING, Object::new());
+    }
+    let Some(pending) = record.object_mut(keys::FIRST_TURN_PENDING) else {
+        return Opened { changed: true, marked: false };
+    };
     let stamp = Value::String(timestamp::format(at));
     let already_last = pending.iter().next_back() == Some((&id.to_owned(), &stamp));
     pending.shift_remove(id);
     pending.insert(id.to_owned(), stamp);
-    let pruned = prune(&mut pending, at, FIRST_TURN_TTL, MAX_FIRST_TURN_ENTRIES);
-    let opened = Opened {
+    let pruned = prune(pending, at, FIRST_TURN_TTL, MAX_FIRST_TURN_ENTRIES);
+    Opened {
         changed: !(was_object && already_last && pruned.removed == 0 && !pruned.rewritten),
         marked: pending.contains_key(id),
-    };
-    if opened.changed {
-        record.set_object(keys::FIRST_TURN_PENDING, pending);
     }
-    opened
 }
 
 /// [`mark_with_expiry`] on a state document: a `first_turn_pending` that is not an object is
@@ -310,10 +310,11 @@ pub(crate) fn mark_in_with_expiry(
     at: Timestamp,
     ttl_secs: f64,
 ) -> Option<Timestamp> {
-    let mut pending = record.object(keys::FIRST_TURN_PENDING).unwrap_or_default();
-    let expiry = mark_with_expiry(&mut pending, id, at, ttl_secs);
-    record.set_object(keys::FIRST_TURN_PENDING, pending);
-    expiry
+    if record.object_mut(keys::FIRST_TURN_PENDING).is_none() {
+        record.set_object(keys::FIRST_TURN_PENDING, Object::new());
+    }
+    let pending = record.object_mut(keys::FIRST_TURN_PENDING)?;
+    mark_with_expiry(pending, id, at, ttl_secs)
 }
 
 /// [`consume`] on a state document. True when the session's mark counted, and then the document
@@ -323,29 +324,23 @@ pub(crate) fn mark_in_with_expiry(
 /// the seed popped it in memory but never saved, so its file kept it too, and this way "true"
 /// and "the document changed" are the same answer.
 pub fn consume_in(record: &mut Record, id: &str) -> bool {
-    let Some(mut pending) = record.object(keys::FIRST_TURN_PENDING) else {
+    let Some(pending) = record.object_mut(keys::FIRST_TURN_PENDING) else {
         return false;
     };
     let id = clip_session_id(id);
     if !pending.get(id).is_some_and(is_truthy) {
         return false;
     }
-    let counted = consume(&mut pending, id);
-    record.set_object(keys::FIRST_TURN_PENDING, pending);
-    counted
+    consume(pending, id)
 }
 
 /// [`reap`] on a state document. A missing or non-object `first_turn_pending` is left alone. The
 /// document changed exactly when the returned list of dropped ids is not empty.
 pub fn reap_in(record: &mut Record, now: Timestamp, ttl_secs: f64) -> Vec<String> {
-    let Some(mut pending) = record.object(keys::FIRST_TURN_PENDING) else {
-        return Vec::new();
-    };
-    let dropped = reap(&mut pending, now, ttl_secs);
-    if !dropped.is_empty() {
-        record.set_object(keys::FIRST_TURN_PENDING, pending);
+    match record.object_mut(keys::FIRST_TURN_PENDING) {
+        Some(pending) => reap(pending, now, ttl_secs),
+        None => Vec::new(),
     }
-    dropped
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! it appends to a `Vec<u8>` and formats numbers and strings itself, so no encoding error can turn a
 //! document into something else. It must not decide what is written: `record` does.
 
-use serde_json::{Map, Value};
+use indexmap::IndexMap;
+use serde_json::Value;
 
 /// Appends `value` as pretty JSON whose nested lines are indented for `depth` enclosing levels.
 pub fn value(out: &mut Vec<u8>, value: &Value, depth: usize) {
@@ -46,16 +47,15 @@ pub fn value(out: &mut Vec<u8>, value: &Value, depth: usize) {
     }
 }
 
-/// Appends a non-empty object as [`value`] does, its keys in `order` first and any other key
-/// after them.
-pub fn ordered_object(out: &mut Vec<u8>, map: &Map<String, Value>, order: &[String], depth: usize) {
-    let named: Vec<(&String, &Value)> =
-        order.iter().filter_map(|key| map.get_key_value(key)).collect();
-    // Keys the order does not name (added by an edit that kept no order) follow the named ones.
-    let unnamed = map.len() - named.len();
-    let rest = map.iter().filter(|(key, _)| !order.contains(key)).take(unnamed);
-    for (i, (key, item)) in named.into_iter().chain(rest).enumerate() {
-        out.extend_from_slice(if i == 0 { b"{\n" } else { b",\n" });
+/// Appends an ordered object as [`value`] appends an object, its keys in their order.
+pub fn object(out: &mut Vec<u8>, object: &IndexMap<String, Value>, depth: usize) {
+    if object.is_empty() {
+        out.extend_from_slice(b"{}");
+        return;
+    }
+    out.push(b'{');
+    for (i, (key, item)) in object.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
         indent(out, depth + 1);
         string(out, key);
         out.extend_from_slice(b": ");
@@ -64,6 +64,11 @@ pub fn ordered_object(out: &mut Vec<u8>, map: &Map<String, Value>, order: &[Stri
     out.push(b'\n');
     indent(out, depth);
     out.push(b'}');
+}
+
+/// [`size_hint`] for an ordered object.
+pub fn object_size_hint(object: &IndexMap<String, Value>) -> usize {
+    object.iter().map(|(key, item)| key.len() + size_hint(item) + 12).sum::<usize>() + 2
 }
 
 /// About how many bytes [`value`] writes for a value, so that the buffer is allocated once.
