@@ -335,6 +335,15 @@ impl Record {
         }
     }
 
+    /// An object member held as an ordered object, where it is (`None` for any other member, even
+    /// one holding an object: [`Record::object`] gives a copy of any).
+    pub fn ordered(&self, key: &str) -> Option<&Object> {
+        match self.doc.get(key)? {
+            Slot::Object(ordered) => Some(ordered.object()),
+            Slot::Value(_) => None,
+        }
+    }
+
     /// An object member as an ordered object, to edit in place (copied first when a snapshot
     /// shares it); `None` when the key is missing or does not hold an object.
     pub fn object_mut(&mut self, key: &str) -> Option<&mut Object> {

@@ -188,21 +188,27 @@ impl View {
                 Night::default()
             }),
         };
-        let first_turn_expiry = match present(keys::FIRST_TURN_PENDING) {
-            _ if expiry.is_some() => expiry.flatten(),
-            Some(Value::Object(map)) => {
-                sessions::next_expiry_of(map.values(), sessions::REAPER_TTL_SECS)
+        let first_turn_expiry = match (expiry, record.ordered(keys::FIRST_TURN_PENDING)) {
+            (Some(known), _) => known,
+            // An ordered map's marks are read where they are, without building its `Value`.
+            (None, Some(marks)) => {
+                sessions::next_expiry_of(marks.values(), sessions::REAPER_TTL_SECS)
             }
-            Some(v) => {
-                warnings.push(format!(
-                    "{} holds {}; read as empty",
-                    keys::FIRST_TURN_PENDING,
-                    spelled(record, keys::FIRST_TURN_PENDING)
-                        .unwrap_or_else(|| kind_of(v).to_owned())
-                ));
-                None
-            }
-            None => None,
+            (None, None) => match present(keys::FIRST_TURN_PENDING) {
+                Some(Value::Object(map)) => {
+                    sessions::next_expiry_of(map.values(), sessions::REAPER_TTL_SECS)
+                }
+                Some(v) => {
+                    warnings.push(format!(
+                        "{} holds {}; read as empty",
+                        keys::FIRST_TURN_PENDING,
+                        spelled(record, keys::FIRST_TURN_PENDING)
+                            .unwrap_or_else(|| kind_of(v).to_owned())
+                    ));
+                    None
+                }
+                None => None,
+            },
         };
         let skip_reason =
             record.get(keys::LAST_TICK_SKIPPED_REASON).and_then(Value::as_str).map(str::to_owned);
