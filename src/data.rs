@@ -490,8 +490,7 @@ impl Data {
             Some(map) if map.contains_key(id) => sessions::consume(map, id),
             _ => false,
         };
-        let consumed =
-            scratch.get(keys::FIRST_TURN_PENDING) != self.record.get(keys::FIRST_TURN_PENDING);
+        let consumed = !scratch.same_member(&self.record, keys::FIRST_TURN_PENDING);
         let digest = digest::take(&mut scratch, at);
         if consumed || digest.is_some() {
             self.edit(|r| *r = scratch);

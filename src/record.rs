@@ -241,6 +241,12 @@ impl Record {
         self.doc.get(key).cloned()
     }
 
+    /// Whether `other` holds an equal value for `key` (or neither holds the key), compared where
+    /// it is held: an ordered object is not turned into a `Value` for it.
+    pub(crate) fn same_member(&self, other: &Record, key: &str) -> bool {
+        self.doc.get(key) == other.doc.get(key)
+    }
+
     /// Whether the key still holds the very value `held` (or still is missing when `held` is
     /// `None`), as taken by [`Record::shared`].
     pub(crate) fn still_shares(&self, key: &str, held: Option<&Slot>) -> bool {
