@@ -8,12 +8,12 @@
 
 use chrono::Duration;
 use chrono_tz::Tz;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::digest::{self, RemResult};
 use crate::event::Settings;
 use crate::quiet_window::{self, SessionStarts};
-use crate::record::{Record, keys};
+use crate::record::{Object, Record, keys};
 use crate::sessions;
 use crate::table::{Guard, StateName};
 use crate::timestamp::{self, Timestamp};
@@ -50,11 +50,11 @@ pub fn clip_ts(ts: &str) -> &str {
 /// clipped as a request's is).
 pub fn note_session_open(record: &mut Record, session_id: Option<&str>, ts: Option<&str>) {
     let (session_id, ts) = (session_id.unwrap_or_default(), clip_ts(ts.unwrap_or_default()));
-    record.set(keys::LAST_SESSION_OPEN, json!({"session_id": session_id, "ts": ts}));
-    record.set(
-        keys::HIPPEA_CASCADE_REQUEST,
-        json!({"session_id": session_id, "ts": ts, "pending": true}),
-    );
+    let field = |name: &str, value: Value| (name.to_owned(), value);
+    let open = [field("session_id", json!(session_id)), field("ts", json!(ts))];
+    record.set_object(keys::LAST_SESSION_OPEN, Object::from_iter(open.clone()));
+    let cascade = open.into_iter().chain([field("pending", json!(true))]);
+    record.set_object(keys::HIPPEA_CASCADE_REQUEST, Object::from_iter(cascade));
 }
 
 /// Writes the persisted state and when it was entered: [`Data::set_fsm`]'s write, and the seed's
@@ -228,9 +228,7 @@ impl Data {
         }
         let mut dropped = Vec::new();
         self.edit_first_turns(|r| {
-            if let Some(Value::Object(map)) = r.get_mut(keys::FIRST_TURN_PENDING) {
-                dropped = sessions::reap(map, at, sessions::REAPER_TTL_SECS);
-            }
+            dropped = sessions::reap_in(r, at, sessions::REAPER_TTL_SECS);
         });
         dropped
     }
@@ -350,7 +348,7 @@ impl Data {
     pub fn back_off(&mut self, at: Timestamp) {
         let mut night = self.view.night.clone();
         night.retry_after = Some(at + LOCK_RETRY_AFTER);
-        self.edit(|r| r.set(keys::NIGHT, night.to_json()));
+        self.edit(|r| r.set_object(keys::NIGHT, night.to_object()));
     }
 
     /// Whether an attempt to sleep is held back after a refused lock (or the clock went back
@@ -395,7 +393,7 @@ impl Data {
             for key in honoured {
                 honour(r, key, at);
             }
-            r.set(keys::NIGHT, night.to_json());
+            r.set_object(keys::NIGHT, night.to_object());
         });
     }
 
@@ -429,7 +427,7 @@ impl Data {
         night.completed = (night.completed + 1).min(night.planned.max(1));
         self.edit(|r| {
             digest::fold(r, result);
-            r.set(keys::NIGHT, night.to_json());
+            r.set_object(keys::NIGHT, night.to_object());
         });
     }
 
@@ -449,7 +447,7 @@ impl Data {
     pub fn remember_lock_lost(&mut self) {
         let mut night = self.view.night.clone();
         night.lock_lost = true;
-        self.edit(|r| r.set(keys::NIGHT, night.to_json()));
+        self.edit(|r| r.set_object(keys::NIGHT, night.to_object()));
     }
 
     /// Remembers client activity: in memory always, durably while a night runs.
@@ -465,7 +463,7 @@ impl Data {
         if night_running && stale {
             let mut night = self.view.night.clone();
             night.activity_at = night.activity_at.max(Some(at));
-            self.edit(|r| r.set(keys::NIGHT, night.to_json()));
+            self.edit(|r| r.set_object(keys::NIGHT, night.to_object()));
         }
     }
 
@@ -487,15 +485,12 @@ impl Data {
     /// A recall: consumes the first turn and applies the digest gate. Writes only what changed.
     pub fn recall(&mut self, session_id: &str, at: Timestamp) -> (bool, Option<Value>) {
         let mut scratch = self.record.clone();
-        let first_turn = scratch
-            .get_mut(keys::FIRST_TURN_PENDING)
-            .and_then(Value::as_object_mut)
-            .is_some_and(|map| {
-                let id = sessions::clip_session_id(session_id);
-                map.contains_key(id) && sessions::consume(map, id)
-            });
-        let consumed =
-            scratch.get(keys::FIRST_TURN_PENDING) != self.record.get(keys::FIRST_TURN_PENDING);
+        let id = sessions::clip_session_id(session_id);
+        let first_turn = match scratch.object_mut(keys::FIRST_TURN_PENDING) {
+            Some(map) if map.contains_key(id) => sessions::consume(map, id),
+            _ => false,
+        };
+        let consumed = !scratch.same_member(&self.record, keys::FIRST_TURN_PENDING);
         let digest = digest::take(&mut scratch, at);
         if consumed || digest.is_some() {
             self.edit(|r| *r = scratch);
@@ -506,14 +501,14 @@ impl Data {
     /// Stores an operator request as pending, replacing an earlier one; `ts` is clipped to
     /// [`MAX_TS_CHARS`] characters and the reason to [`MAX_REASON_CHARS`].
     pub fn queue_request(&mut self, kind: RequestKind, ts: String, reason: Option<&str>) {
-        let mut request = Map::new();
+        let mut request = Object::new();
         if let Some(reason) = reason {
             let clipped: String = reason.chars().take(MAX_REASON_CHARS).collect();
             request.insert("reason".into(), json!(clipped));
         }
         request.insert("ts".into(), json!(clip_ts(&ts)));
         request.insert("pending".into(), json!(true));
-        self.edit(|r| r.set(kind.key(), Value::Object(request)));
+        self.edit(|r| r.set_object(kind.key(), request));
     }
 
     /// Sets or clears the pause flag.
@@ -539,18 +534,12 @@ impl Data {
     }
 }
 
-/// Sets `field` inside the object at `key`, replacing a non-object with a new one.
+/// Sets `field` inside the object at `key` (in its place, or after the others when new),
+/// replacing a non-object with a new one.
 fn set_in(record: &mut Record, key: &str, field: &str, value: Value) {
-    match record.get_mut(key).and_then(Value::as_object_mut) {
-        Some(obj) => {
-            obj.insert(field.to_owned(), value);
-        }
-        None => {
-            let mut obj = Map::new();
-            obj.insert(field.to_owned(), value);
-            record.set(key, Value::Object(obj));
-        }
-    }
+    let mut object = record.object(key).unwrap_or_default();
+    object.insert(field.to_owned(), value);
+    record.set_object(key, object);
 }
 
 /// Marks a request honoured: `pending: false`, `honored_at`.

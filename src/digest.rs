@@ -6,9 +6,9 @@
 
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::record::{Record, is_truthy, keys};
+use crate::record::{Object, Record, is_truthy, keys};
 use crate::timestamp::{self, Timestamp};
 
 /// How long after a shown digest the next one is withheld (exactly this long delivers).
@@ -44,15 +44,15 @@ pub struct RemResult {
 }
 
 /// A fresh `pending_digest`: every counter zero, no model call, no insight.
-fn zeroed_pending_digest() -> Value {
-    json!({
-        REM_CYCLES_COMPLETED: 0,
-        EPISODES_PROCESSED: 0,
-        SCHEMAS_INDUCED_TIER0: 0,
-        CLAUDE_CALL_USED: false,
-        MAIN_INSIGHT_TEXT: null,
-        TIMED_OUT_CYCLES: 0,
-    })
+fn zeroed_pending_digest() -> Object {
+    Object::from_iter([
+        (REM_CYCLES_COMPLETED.to_owned(), Value::from(0)),
+        (EPISODES_PROCESSED.to_owned(), Value::from(0)),
+        (SCHEMAS_INDUCED_TIER0.to_owned(), Value::from(0)),
+        (CLAUDE_CALL_USED.to_owned(), Value::Bool(false)),
+        (MAIN_INSIGHT_TEXT.to_owned(), Value::Null),
+        (TIMED_OUT_CYCLES.to_owned(), Value::from(0)),
+    ])
 }
 
 /// A stored counter; anything but a whole number counts as 0 (a whole number beyond 64 bits
@@ -66,7 +66,7 @@ fn counter(value: Option<&Value>) -> i64 {
     }
 }
 
-fn add(digest: &mut Map<String, Value>, key: &str, amount: u64) {
+fn add(digest: &mut Object, key: &str, amount: u64) {
     let amount = i64::try_from(amount).unwrap_or(i64::MAX);
     let total = counter(digest.get(key)).saturating_add(amount);
     digest.insert(key.to_owned(), Value::from(total));
@@ -77,12 +77,8 @@ fn add(digest: &mut Map<String, Value>, key: &str, amount: u64) {
 /// insight recorded when the cycle made one, one more timed-out cycle when it timed out. Counters
 /// add up across nights until the digest is taken; other keys of the digest are kept.
 pub fn fold(record: &mut Record, result: &RemResult) {
-    if !matches!(record.get(keys::PENDING_DIGEST), Some(Value::Object(_))) {
-        record.set(keys::PENDING_DIGEST, zeroed_pending_digest());
-    }
-    let Some(Value::Object(digest)) = record.get_mut(keys::PENDING_DIGEST) else {
-        return;
-    };
+    let mut object = record.object(keys::PENDING_DIGEST).unwrap_or_else(zeroed_pending_digest);
+    let digest = &mut object;
     add(digest, REM_CYCLES_COMPLETED, 1);
     add(digest, EPISODES_PROCESSED, result.summaries_created);
     add(digest, SCHEMAS_INDUCED_TIER0, result.schema_candidates);
@@ -90,10 +86,11 @@ pub fn fold(record: &mut Record, result: &RemResult) {
         digest.insert(CLAUDE_CALL_USED.to_owned(), Value::Bool(true));
         digest.insert(MAIN_INSIGHT_TEXT.to_owned(), json!(result.main_insight_text));
     } else {
-        digest.entry(CLAUDE_CALL_USED).or_insert(Value::Bool(false));
-        digest.entry(MAIN_INSIGHT_TEXT).or_insert(Value::Null);
+        digest.entry(CLAUDE_CALL_USED.to_owned()).or_insert(Value::Bool(false));
+        digest.entry(MAIN_INSIGHT_TEXT.to_owned()).or_insert(Value::Null);
     }
     add(digest, TIMED_OUT_CYCLES, u64::from(result.timed_out));
+    record.set_object(keys::PENDING_DIGEST, object);
 }
 
 /// The 18 h gate (the seed's `get_pending_digest`). Withholds the digest when less than

@@ -13,6 +13,7 @@
 
 mod encode;
 mod scan;
+mod slot;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,85 +23,11 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 pub use scan::MAX_DEPTH;
+use slot::{Ordered, Slot};
 
 use crate::timestamp::{self, Timestamp};
 
-/// The names of the keys this product knows, spelled as the seed spells them.
-pub mod keys {
-    /// `"WAKE"`, `"TRANSITIONING"`, `"SLEEP"` or `"DREAMING"`.
-    pub const FSM_STATE: &str = "fsm_state";
-    /// When the state last changed.
-    pub const FSM_TRANSITION_AT: &str = "fsm_transition_at";
-    /// When the daemon last booted.
-    pub const DAEMON_STARTED_AT: &str = "daemon_started_at";
-    /// Session id to the moment its first turn was marked.
-    pub const FIRST_TURN_PENDING: &str = "first_turn_pending";
-    /// The morning digest that waits to be shown.
-    pub const PENDING_DIGEST: &str = "pending_digest";
-    /// When a digest was last shown.
-    pub const LAST_DIGEST_SHOWN_AT: &str = "last_digest_shown_at";
-    /// `[start_bucket, duration]` in 30-minute local buckets, or `null`.
-    pub const QUIET_WINDOW: &str = "quiet_window";
-    /// When the quiet window was last learned.
-    pub const QUIET_WINDOW_LEARNED_AT: &str = "quiet_window_learned_at";
-    /// When the last session started.
-    pub const LAST_SESSION_TS: &str = "last_session_ts";
-    /// When the scheduler last ticked.
-    pub const LAST_TICK_AT: &str = "last_tick_at";
-    /// Why the last tick did not start a night.
-    pub const LAST_TICK_SKIPPED_REASON: &str = "last_tick_skipped_reason";
-    /// How many REM cycles the last night completed.
-    pub const LAST_COMPLETED_CYCLES: &str = "last_completed_cycles";
-    /// `true` while the operator has paused the scheduler.
-    pub const SCHEDULER_PAUSED: &str = "scheduler_paused";
-    /// `{reason, ts, pending[, honored_at]}`: the user asked to sleep now.
-    pub const USER_SLEEP_REQUEST: &str = "user_sleep_request";
-    /// `{ts, pending[, honored_at]}`: run one REM cycle now.
-    pub const FORCE_REM_REQUEST: &str = "force_rem_request";
-    /// `{ts, pending[, honored_at]}`: end the night at the next cycle boundary.
-    pub const FORCE_WAKE_REQUEST: &str = "force_wake_request";
-    /// How many REM cycles a night plans (default 4).
-    pub const REM_CYCLE_COUNT: &str = "rem_cycle_count";
-    /// The seed project's record of the last `session_open` control message.
-    pub const LAST_SESSION_OPEN: &str = "last_session_open";
-    /// The seed project's cascade request raised by `session_open`.
-    pub const HIPPEA_CASCADE_REQUEST: &str = "hippea_cascade_request";
-    /// This product's: the IANA time zone the quiet window is learned in.
-    pub const TIMEZONE: &str = "timezone";
-    /// This product's: recent session starts, for learning the quiet window.
-    pub const SESSION_STARTS: &str = "session_starts";
-    /// This product's: the night that is running or last ran.
-    pub const NIGHT: &str = "night";
-    /// This product's: a counter raised by every durable snapshot.
-    pub const GENERATION: &str = "generation";
-
-    /// Every key above: the keys this product gives a meaning to.
-    pub const ALL: [&str; 23] = [
-        FSM_STATE,
-        FSM_TRANSITION_AT,
-        DAEMON_STARTED_AT,
-        FIRST_TURN_PENDING,
-        PENDING_DIGEST,
-        LAST_DIGEST_SHOWN_AT,
-        QUIET_WINDOW,
-        QUIET_WINDOW_LEARNED_AT,
-        LAST_SESSION_TS,
-        LAST_TICK_AT,
-        LAST_TICK_SKIPPED_REASON,
-        LAST_COMPLETED_CYCLES,
-        SCHEDULER_PAUSED,
-        USER_SLEEP_REQUEST,
-        FORCE_REM_REQUEST,
-        FORCE_WAKE_REQUEST,
-        REM_CYCLE_COUNT,
-        LAST_SESSION_OPEN,
-        HIPPEA_CASCADE_REQUEST,
-        TIMEZONE,
-        SESSION_STARTS,
-        NIGHT,
-        GENERATION,
-    ];
-}
+pub mod keys;
 
 /// Why a byte string is not a state document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,10 +52,13 @@ pub enum RecordError {
 /// only the member it changes.
 #[derive(Debug, Clone, Default)]
 pub struct Record {
-    doc: IndexMap<String, Arc<Value>>,
+    doc: IndexMap<String, Slot>,
     /// Members to write back as the file spelled them, by key in `doc`; fixed once read.
     verbatim: Arc<HashMap<String, Verbatim>>,
 }
+
+/// An object whose keys keep their order: the first-turn map, the requests, the digest, the night.
+pub type Object = IndexMap<String, Value>;
 
 /// A member as the file spelled it.
 #[derive(Debug, Clone)]
@@ -138,7 +68,7 @@ struct Verbatim {
     /// The value's text.
     value: String,
     /// What `doc` held for it when read: the text is written only while `doc` still holds this.
-    read_as: Arc<Value>,
+    read_as: Slot,
     /// A known key kept only for the spelling of its numbers: its value is usable as read.
     spelling_only: bool,
 }
@@ -162,7 +92,7 @@ impl Record {
 
     /// Wraps an already parsed object.
     pub fn from_map(doc: Map<String, Value>) -> Self {
-        let doc = doc.into_iter().map(|(key, value)| (key, Arc::new(value))).collect();
+        let doc = doc.into_iter().map(|(key, value)| (key, Slot::plain(value))).collect();
         Self { doc, verbatim: Arc::default() }
     }
 
@@ -194,7 +124,13 @@ impl Record {
             // A float's spelling is not kept by its value (`1.50`, `1E2`, an integer past 64
             // bits): a known key holding one is written back as read, too, while unchanged.
             let spelling_only = known && parsed && holds_float(&value);
-            let value = Arc::new(value);
+            let value = match value {
+                // An object keeps its keys in the order the file gives them.
+                Value::Object(map) if !map.is_empty() => {
+                    Slot::Object(Arc::new(Ordered::in_order(map, &key_order(value_text))))
+                }
+                value => Slot::plain(value),
+            };
             if known && parsed && !spelling_only {
                 verbatims.remove(&key);
             } else {
@@ -220,8 +156,17 @@ impl Record {
         if self.doc.is_empty() {
             return b"{}".to_vec();
         }
-        let estimate: usize =
-            self.doc.iter().map(|(key, value)| key.len() + encode::size_hint(value)).sum();
+        let estimate: usize = self
+            .doc
+            .iter()
+            .map(|(key, slot)| {
+                key.len()
+                    + match slot {
+                        Slot::Value(value) => encode::size_hint(value),
+                        Slot::Object(ordered) => encode::object_size_hint(ordered.object()),
+                    }
+            })
+            .sum();
         let mut out = Vec::with_capacity(estimate + 8 * self.doc.len());
         out.push(b'{');
         for (i, (key, value)) in self.doc.iter().enumerate() {
@@ -232,9 +177,10 @@ impl Record {
                 None => encode::string(&mut out, key),
             }
             out.extend_from_slice(b": ");
-            match verbatim.filter(|v| same(&v.read_as, value)) {
-                Some(v) => out.extend_from_slice(v.value.as_bytes()),
-                None => encode::value(&mut out, value, 1),
+            match (verbatim.filter(|v| same(&v.read_as, value)), value) {
+                (Some(v), _) => out.extend_from_slice(v.value.as_bytes()),
+                (None, Slot::Value(value)) => encode::value(&mut out, value, 1),
+                (None, Slot::Object(ordered)) => encode::object(&mut out, ordered.object(), 1),
             }
         }
         out.extend_from_slice(b"\n}");
@@ -248,12 +194,12 @@ impl Record {
 
     /// Consumes the record, giving the object.
     pub fn into_map(self) -> Map<String, Value> {
-        self.doc.into_iter().map(|(key, value)| (key, Arc::unwrap_or_clone(value))).collect()
+        self.doc.into_iter().map(|(key, slot)| (key, slot.into_value())).collect()
     }
 
     /// The members in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.doc.iter().map(|(key, value)| (key.as_str(), value.as_ref()))
+        self.doc.iter().map(|(key, slot)| (key.as_str(), slot.value()))
     }
 
     /// The keys in order.
@@ -273,41 +219,98 @@ impl Record {
 
     /// The raw value of a key.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.doc.get(key).map(Arc::as_ref)
+        self.doc.get(key).map(Slot::value)
     }
 
-    /// The raw value of a key, mutably (copied first when a snapshot shares it).
+    /// The raw value of a key, mutably (copied first when a snapshot shares it). An object's
+    /// keys are written in serde_json's order afterwards: [`Record::object_mut`] keeps them in
+    /// theirs.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.doc.get_mut(key).map(Arc::make_mut)
+        let slot = self.doc.get_mut(key)?;
+        if let Slot::Object(ordered) = slot {
+            *slot = Slot::plain(ordered.value().clone());
+        }
+        match slot {
+            Slot::Value(value) => Some(Arc::make_mut(value)),
+            Slot::Object(_) => None,
+        }
     }
 
     /// The value of a key, shared: while it is held, any change of the key gives it a new value.
-    pub(crate) fn shared(&self, key: &str) -> Option<Arc<Value>> {
+    pub(crate) fn shared(&self, key: &str) -> Option<Slot> {
         self.doc.get(key).cloned()
+    }
+
+    /// Whether `other` holds an equal value for `key` (or neither holds the key), compared where
+    /// it is held: an ordered object is not turned into a `Value` for it.
+    pub(crate) fn same_member(&self, other: &Record, key: &str) -> bool {
+        self.doc.get(key) == other.doc.get(key)
     }
 
     /// Whether the key still holds the very value `held` (or still is missing when `held` is
     /// `None`), as taken by [`Record::shared`].
-    pub(crate) fn still_shares(&self, key: &str, held: Option<&Arc<Value>>) -> bool {
+    pub(crate) fn still_shares(&self, key: &str, held: Option<&Slot>) -> bool {
         match (self.doc.get(key), held) {
-            (Some(now), Some(held)) => Arc::ptr_eq(now, held),
+            (Some(now), Some(held)) => now.ptr_eq(held),
             (None, None) => true,
             _ => false,
         }
     }
 
+    /// An object member as an ordered object: its keys in the order they are written; `None` when
+    /// the key is missing or does not hold an object.
+    pub fn object(&self, key: &str) -> Option<Object> {
+        match self.doc.get(key)? {
+            Slot::Object(ordered) => Some(ordered.object().clone()),
+            Slot::Value(value) => value.as_object().map(|map| map.clone().into_iter().collect()),
+        }
+    }
+
+    /// An object member held as an ordered object, where it is (`None` for any other member, even
+    /// one holding an object: [`Record::object`] gives a copy of any).
+    pub fn ordered(&self, key: &str) -> Option<&Object> {
+        match self.doc.get(key)? {
+            Slot::Object(ordered) => Some(ordered.object()),
+            Slot::Value(_) => None,
+        }
+    }
+
+    /// An object member as an ordered object, to edit in place (copied first when a snapshot
+    /// shares it); `None` when the key is missing or does not hold an object.
+    pub fn object_mut(&mut self, key: &str) -> Option<&mut Object> {
+        let slot = self.doc.get_mut(key)?;
+        if let Slot::Value(value) = slot {
+            let map = value.as_object()?.clone();
+            *slot = Slot::Object(Arc::new(Ordered::new(map.into_iter().collect())));
+        }
+        match slot {
+            Slot::Object(ordered) => Some(Arc::make_mut(ordered).object_mut()),
+            Slot::Value(_) => None,
+        }
+    }
+
+    /// Sets a key to an object written with its keys in the object's order, keeping the key's
+    /// position when it exists and appending it otherwise.
+    pub fn set_object(&mut self, key: &str, object: Object) {
+        self.put(key, Slot::Object(Arc::new(Ordered::new(object))));
+    }
+
     /// Sets a key, keeping its position when it exists and appending it otherwise.
     pub fn set(&mut self, key: &str, value: Value) {
-        if let Some(slot) = self.doc.get_mut(key) {
-            *slot = Arc::new(value);
+        self.put(key, Slot::plain(value));
+    }
+
+    fn put(&mut self, key: &str, slot: Slot) {
+        if let Some(held) = self.doc.get_mut(key) {
+            *held = slot;
         } else {
-            self.doc.insert(key.to_owned(), Arc::new(value));
+            self.doc.insert(key.to_owned(), slot);
         }
     }
 
     /// Removes a key without disturbing the order of the others.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.doc.shift_remove(key).map(Arc::unwrap_or_clone)
+        self.doc.shift_remove(key).map(Slot::into_value)
     }
 
     /// A string key read as a moment; `None` when missing, not a string, or not a timestamp.
@@ -364,6 +367,21 @@ pub fn member_text<'a>(object: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
+/// The keys of the object spelled by `text`, in order, each once (at its first place, as Python
+/// keeps a duplicate key).
+fn key_order(text: &str) -> Arc<[String]> {
+    let Ok(scan::Scanned::Object(members)) = scan::scan(text) else {
+        return Arc::from([]);
+    };
+    let mut seen = indexmap::IndexSet::with_capacity(members.len());
+    for member in members {
+        if let Ok(key) = scan::decode_key(&text[member.key.0 + 1..member.key.1 - 1]) {
+            seen.insert(key);
+        }
+    }
+    seen.into_iter().collect()
+}
+
 /// Whether a value holds a number that is not a 64-bit integer.
 fn holds_float(value: &Value) -> bool {
     match value {
@@ -375,8 +393,8 @@ fn holds_float(value: &Value) -> bool {
 }
 
 /// Whether a member still holds what was read: the very value, or an equal one.
-fn same(read_as: &Arc<Value>, now: &Arc<Value>) -> bool {
-    Arc::ptr_eq(read_as, now) || read_as == now
+fn same(read_as: &Slot, now: &Slot) -> bool {
+    read_as == now
 }
 
 /// The key `doc` holds for a key that is not plain Unicode, from its code points.

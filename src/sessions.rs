@@ -6,9 +6,9 @@
 //! decides whether to persist.
 
 use chrono::{DateTime, TimeDelta};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::record::{Record, is_truthy, keys};
+use crate::record::{Object, Record, is_truthy, keys};
 use crate::timestamp::{self, Timestamp};
 
 /// How long a mark may wait for its first recall before the prune on session open drops it.
@@ -65,7 +65,7 @@ struct Pruned {
     unreadable: bool,
 }
 
-fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: usize) -> Pruned {
+fn prune(pending: &mut Object, now: Timestamp, ttl: TimeDelta, max: usize) -> Pruned {
     /// Up to this many marks over the cap are removed one by one; more, in one pass.
     const FEW: usize = 8;
     let before = pending.len();
@@ -152,7 +152,7 @@ fn prune(pending: &mut Map<String, Value>, now: Timestamp, ttl: TimeDelta, max: 
 /// ahead do not evict every new mark until that future arrives (as `last_digest_shown_at` in the
 /// future does not block the digest).
 pub fn prune_stale(
-    pending: &mut Map<String, Value>,
+    pending: &mut Object,
     now: Timestamp,
     ttl: TimeDelta,
     max_entries: usize,
@@ -165,7 +165,7 @@ pub fn prune_stale(
 /// how many entries the prune removed.
 ///
 /// **fix**: an empty id marks nothing (the seed's control plane stored `""`).
-pub fn mark(pending: &mut Map<String, Value>, id: &str, at: Timestamp) -> usize {
+pub fn mark(pending: &mut Object, id: &str, at: Timestamp) -> usize {
     let id = clip_session_id(id);
     if id.is_empty() {
         return 0;
@@ -178,7 +178,7 @@ pub fn mark(pending: &mut Map<String, Value>, id: &str, at: Timestamp) -> usize 
 /// [`mark`], giving what [`next_expiry`] with `ttl_secs` then gives, from the moments the prune
 /// already read rather than reading every mark again.
 pub(crate) fn mark_with_expiry(
-    pending: &mut Map<String, Value>,
+    pending: &mut Object,
     id: &str,
     at: Timestamp,
     ttl_secs: f64,
@@ -205,7 +205,7 @@ pub(crate) fn mark_with_expiry(
 /// Takes a session's mark away. True when the mark counted: a timestamp, or a legacy value that
 /// Python holds true (`true`, a non-zero number, a non-empty string, array or object). The id is
 /// clipped as [`mark`] clips it, so a long id finds its own mark.
-pub fn consume(pending: &mut Map<String, Value>, id: &str) -> bool {
+pub fn consume(pending: &mut Object, id: &str) -> bool {
     pending.shift_remove(clip_session_id(id)).is_some_and(|value| is_truthy(&value))
 }
 
@@ -215,7 +215,7 @@ pub fn consume(pending: &mut Map<String, Value>, id: &str) -> bool {
 /// the dropped ids in map order.
 ///
 /// An infinite or not-a-number TTL drops nothing for its age.
-pub fn reap(pending: &mut Map<String, Value>, now: Timestamp, ttl_secs: f64) -> Vec<String> {
+pub fn reap(pending: &mut Object, now: Timestamp, ttl_secs: f64) -> Vec<String> {
     let cutoff = reaper_ttl(ttl_secs).map(|ttl| cutoff(now, ttl));
     let mut dropped = Vec::new();
     pending.retain(|id, value| {
@@ -233,12 +233,20 @@ pub fn reap(pending: &mut Map<String, Value>, now: Timestamp, ttl_secs: f64) -> 
 /// microsecond resolution, so that the host can schedule a tick. An entry the reaper drops at any
 /// time (not a timestamp) makes it [`DateTime::MIN_UTC`], i.e. due now. `None` when nothing will
 /// ever expire.
-pub fn next_expiry(pending: &Map<String, Value>, ttl_secs: f64) -> Option<Timestamp> {
+pub fn next_expiry(pending: &Object, ttl_secs: f64) -> Option<Timestamp> {
+    next_expiry_of(pending.values(), ttl_secs)
+}
+
+/// [`next_expiry`] from the marks' values alone: the order of the marks does not matter to it.
+pub(crate) fn next_expiry_of<'a>(
+    marks: impl Iterator<Item = &'a Value> + Clone,
+    ttl_secs: f64,
+) -> Option<Timestamp> {
     let ttl = reaper_ttl(ttl_secs)?;
     let expiry =
         |at: Timestamp| at.checked_add_signed(ttl)?.checked_add_signed(TimeDelta::microseconds(1));
     let mut oldest: Option<Timestamp> = None;
-    for value in pending.values() {
+    for value in marks.clone() {
         match value.as_str().and_then(timestamp::parse) {
             None => return Some(DateTime::<chrono::Utc>::MIN_UTC),
             Some(at) => oldest = Some(oldest.map_or(at, |oldest| oldest.min(at))),
@@ -250,7 +258,7 @@ pub fn next_expiry(pending: &Map<String, Value>, ttl_secs: f64) -> Option<Timest
         return expiry(oldest?);
     }
     // A negative TTL can carry the oldest marks past the start of time but not the later ones.
-    pending.values().filter_map(|value| expiry(timestamp::parse(value.as_str()?)?)).min()
+    marks.filter_map(|value| expiry(timestamp::parse(value.as_str()?)?)).min()
 }
 
 /// What [`mark_in`] did.
@@ -276,11 +284,11 @@ pub fn mark_in(record: &mut Record, id: &str, at: Timestamp) -> Opened {
     if id.is_empty() {
         return Opened { changed: false, marked: false };
     }
-    let was_object = matches!(record.get(keys::FIRST_TURN_PENDING), Some(Value::Object(_)));
+    let was_object = record.object_mut(keys::FIRST_TURN_PENDING).is_some();
     if !was_object {
-        record.set(keys::FIRST_TURN_PENDING, Value::Object(Map::new()));
+        record.set_object(keys::FIRST_TURN_PENDING, Object::new());
     }
-    let Some(Value::Object(pending)) = record.get_mut(keys::FIRST_TURN_PENDING) else {
+    let Some(pending) = record.object_mut(keys::FIRST_TURN_PENDING) else {
         return Opened { changed: true, marked: false };
     };
     let stamp = Value::String(timestamp::format(at));
@@ -302,13 +310,11 @@ pub(crate) fn mark_in_with_expiry(
     at: Timestamp,
     ttl_secs: f64,
 ) -> Option<Timestamp> {
-    if !matches!(record.get(keys::FIRST_TURN_PENDING), Some(Value::Object(_))) {
-        record.set(keys::FIRST_TURN_PENDING, Value::Object(Map::new()));
+    if record.object_mut(keys::FIRST_TURN_PENDING).is_none() {
+        record.set_object(keys::FIRST_TURN_PENDING, Object::new());
     }
-    match record.get_mut(keys::FIRST_TURN_PENDING) {
-        Some(Value::Object(pending)) => mark_with_expiry(pending, id, at, ttl_secs),
-        _ => None,
-    }
+    let pending = record.object_mut(keys::FIRST_TURN_PENDING)?;
+    mark_with_expiry(pending, id, at, ttl_secs)
 }
 
 /// [`consume`] on a state document. True when the session's mark counted, and then the document
@@ -318,7 +324,7 @@ pub(crate) fn mark_in_with_expiry(
 /// the seed popped it in memory but never saved, so its file kept it too, and this way "true"
 /// and "the document changed" are the same answer.
 pub fn consume_in(record: &mut Record, id: &str) -> bool {
-    let Some(Value::Object(pending)) = record.get_mut(keys::FIRST_TURN_PENDING) else {
+    let Some(pending) = record.object_mut(keys::FIRST_TURN_PENDING) else {
         return false;
     };
     let id = clip_session_id(id);
@@ -331,9 +337,9 @@ pub fn consume_in(record: &mut Record, id: &str) -> bool {
 /// [`reap`] on a state document. A missing or non-object `first_turn_pending` is left alone. The
 /// document changed exactly when the returned list of dropped ids is not empty.
 pub fn reap_in(record: &mut Record, now: Timestamp, ttl_secs: f64) -> Vec<String> {
-    match record.get_mut(keys::FIRST_TURN_PENDING) {
-        Some(Value::Object(pending)) => reap(pending, now, ttl_secs),
-        _ => Vec::new(),
+    match record.object_mut(keys::FIRST_TURN_PENDING) {
+        Some(pending) => reap(pending, now, ttl_secs),
+        None => Vec::new(),
     }
 }
 
@@ -346,8 +352,8 @@ mod tests {
         timestamp::parse(text).unwrap()
     }
 
-    fn object(value: Value) -> Map<String, Value> {
-        value.as_object().unwrap().clone()
+    fn object(value: Value) -> Object {
+        value.as_object().unwrap().clone().into_iter().collect()
     }
 
     #[test]
@@ -389,7 +395,7 @@ mod tests {
         let now = at("1970-01-01T06:00:00Z");
         let mut pending = object(json!({"legacy": true}));
         assert_eq!(prune_stale(&mut pending, now, FIRST_TURN_TTL, 100), 0);
-        assert_eq!(Value::Object(pending), json!({"legacy": "1970-01-01T00:00:00+00:00"}));
+        assert_eq!(pending, object(json!({"legacy": "1970-01-01T00:00:00+00:00"})));
     }
 
     proptest::proptest! {
@@ -401,7 +407,7 @@ mod tests {
             ttl in proptest::prop_oneof![proptest::strategy::Just(3600.0), -1e12f64..1e12],
         ) {
             let now = if near_epoch { at("1970-01-01T06:00:00Z") } else { at("2026-04-27T12:00:00Z") };
-            let mut pending = Map::new();
+            let mut pending = Object::new();
             for (i, (kind, minutes)) in marks.iter().enumerate() {
                 let value = match kind {
                     0 => json!(timestamp::format(now + TimeDelta::minutes(*minutes * 10))),
@@ -429,8 +435,8 @@ mod tests {
         assert!(!open_in(&mut record, "s1", now));
         assert!(open_in(&mut record, "s2", now));
         assert!(open_in(&mut record, "s1", now), "s1 moves to the end");
-        let order: Vec<&String> =
-            record.get(keys::FIRST_TURN_PENDING).unwrap().as_object().unwrap().keys().collect();
+        let order: Vec<String> =
+            record.object(keys::FIRST_TURN_PENDING).unwrap().keys().cloned().collect();
         assert_eq!(order, ["s2", "s1"]);
     }
 }

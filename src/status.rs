@@ -17,10 +17,9 @@ pub fn status(state: StateName, data: &Data, now: Timestamp) -> Value {
     let record = data.record();
     let view = data.view();
     let raw = |key: &str| record.get(key).cloned().unwrap_or(Value::Null);
-    let pending: Vec<&String> = record
-        .get(keys::FIRST_TURN_PENDING)
-        .and_then(Value::as_object)
-        .map(|m| m.keys().collect())
+    let pending: Vec<String> = record
+        .object(keys::FIRST_TURN_PENDING)
+        .map(|m| m.into_keys().collect())
         .unwrap_or_default();
     let night = &view.night;
     json!({

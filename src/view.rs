@@ -6,11 +6,11 @@
 //! writes, this module only reads.
 
 use chrono_tz::Tz;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::data::{DEFAULT_REM_CYCLES, MAX_REM_CYCLES};
 use crate::quiet_window::QuietWindow;
-use crate::record::{Record, is_truthy, keys, kind_of};
+use crate::record::{Object, Record, is_truthy, keys, kind_of};
 use crate::sessions;
 use crate::table::StateName;
 use crate::timestamp::{self, Timestamp};
@@ -50,15 +50,16 @@ impl Night {
     }
 
     /// The `night` object as the state file holds it.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "started_at": self.started_at.map(timestamp::format),
-            "planned": self.planned,
-            "completed": self.completed,
-            "lock_lost": self.lock_lost,
-            "activity_at": self.activity_at.map(timestamp::format),
-            "retry_after": self.retry_after.map(timestamp::format),
-        })
+    pub fn to_object(&self) -> Object {
+        let stamp = |at: Option<Timestamp>| Value::from(at.map(timestamp::format));
+        Object::from_iter([
+            ("started_at".to_owned(), stamp(self.started_at)),
+            ("planned".to_owned(), Value::from(self.planned)),
+            ("completed".to_owned(), Value::from(self.completed)),
+            ("lock_lost".to_owned(), Value::from(self.lock_lost)),
+            ("activity_at".to_owned(), stamp(self.activity_at)),
+            ("retry_after".to_owned(), stamp(self.retry_after)),
+        ])
     }
 }
 
@@ -187,19 +188,27 @@ impl View {
                 Night::default()
             }),
         };
-        let first_turn_expiry = match present(keys::FIRST_TURN_PENDING) {
-            _ if expiry.is_some() => expiry.flatten(),
-            Some(Value::Object(map)) => sessions::next_expiry(map, sessions::REAPER_TTL_SECS),
-            Some(v) => {
-                warnings.push(format!(
-                    "{} holds {}; read as empty",
-                    keys::FIRST_TURN_PENDING,
-                    spelled(record, keys::FIRST_TURN_PENDING)
-                        .unwrap_or_else(|| kind_of(v).to_owned())
-                ));
-                None
+        let first_turn_expiry = match (expiry, record.ordered(keys::FIRST_TURN_PENDING)) {
+            (Some(known), _) => known,
+            // An ordered map's marks are read where they are, without building its `Value`.
+            (None, Some(marks)) => {
+                sessions::next_expiry_of(marks.values(), sessions::REAPER_TTL_SECS)
             }
-            None => None,
+            (None, None) => match present(keys::FIRST_TURN_PENDING) {
+                Some(Value::Object(map)) => {
+                    sessions::next_expiry_of(map.values(), sessions::REAPER_TTL_SECS)
+                }
+                Some(v) => {
+                    warnings.push(format!(
+                        "{} holds {}; read as empty",
+                        keys::FIRST_TURN_PENDING,
+                        spelled(record, keys::FIRST_TURN_PENDING)
+                            .unwrap_or_else(|| kind_of(v).to_owned())
+                    ));
+                    None
+                }
+                None => None,
+            },
         };
         let skip_reason =
             record.get(keys::LAST_TICK_SKIPPED_REASON).and_then(Value::as_str).map(str::to_owned);

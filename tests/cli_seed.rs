@@ -12,6 +12,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod ordered;
+use ordered::Ordered;
+
 const BIN: &str = env!("CARGO_BIN_EXE_daemon-state");
 const VECTORS: &str = include_str!("fixtures/seed-ops.jsonl");
 
@@ -25,7 +28,7 @@ fn field<'a>(object: &'a Value, key: &str) -> &'a Value {
 
 /// Runs one recorded step against the state file and compares it with the seed's.
 #[track_caller]
-fn check(file: &std::path::Path, at: &str, step: &Value) {
+fn check(file: &std::path::Path, at: &str, step: &Value, ordered_step: &Ordered) {
     let now = field(step, "now").as_str().expect("now");
     let command: Vec<&str> = field(step, "command")
         .as_array()
@@ -58,14 +61,15 @@ fn check(file: &std::path::Path, at: &str, step: &Value) {
     if let Some(key) = answer {
         assert_eq!(text(&printed[key]), text(field(step, "output")), "{at}: output");
     }
-    let on_disk: Value =
-        serde_json::from_slice(&fs::read(file).expect("state file")).expect("parses");
-    let Value::Object(expected) = field(step, "state_after") else {
+    // The file and the seed's state compared as text, with the keys of every object in order.
+    let on_disk =
+        Ordered::parse(&String::from_utf8(fs::read(file).expect("state file")).expect("UTF-8"));
+    let Some(expected @ Ordered::Object(_)) = ordered_step.get("state_after") else {
         panic!("{at}: state_after is not an object");
     };
-    for (key, value) in expected {
-        let actual = on_disk.get(key).map(text);
-        assert_eq!(actual.as_deref(), Some(text(value).as_str()), "{at}: key {key:?}");
+    for (key, value) in expected.members() {
+        let actual = on_disk.get(key).map(Ordered::text);
+        assert_eq!(actual.as_deref(), Some(value.text().as_str()), "{at}: key {key:?}");
     }
 }
 
@@ -75,13 +79,19 @@ fn every_recorded_step_matches_the_seed_through_the_binary() {
     let (mut cases, mut steps) = (0, 0);
     for line in VECTORS.lines().filter(|line| !line.trim().is_empty()) {
         let case: Value = serde_json::from_str(line).expect("a JSON line");
+        // The same line with its objects' keys in the seed's order.
+        let ordered_case = Ordered::parse(line);
         let number = field(&case, "case");
         let file = dir.path().join(format!("case-{number}.json"));
-        let initial = serde_json::to_vec_pretty(field(&case, "initial_state")).expect("json");
+        let initial = ordered_case.get("initial_state").expect("an initial state");
+        let initial = serde_json::to_vec_pretty(initial).expect("json");
         fs::write(&file, initial).expect("write the initial state");
         fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod");
-        for (index, step) in field(&case, "steps").as_array().expect("steps").iter().enumerate() {
-            check(&file, &format!("case {number} step {index}"), step);
+        let ordered_steps = ordered_case.get("steps").map_or(&[][..], Ordered::items);
+        let steps_in_case = field(&case, "steps").as_array().expect("steps");
+        assert_eq!(steps_in_case.len(), ordered_steps.len(), "case {number}: steps read twice");
+        for (index, (step, ordered_step)) in steps_in_case.iter().zip(ordered_steps).enumerate() {
+            check(&file, &format!("case {number} step {index}"), step, ordered_step);
             steps += 1;
         }
         cases += 1;

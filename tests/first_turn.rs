@@ -4,13 +4,13 @@
 //! 12.4 (recall against a memory store) has no counterpart in this product.
 
 use chrono::TimeDelta;
-use daemon_state::record::{Record, keys};
+use daemon_state::record::{Object, Record, keys};
 use daemon_state::sessions::{
     self, FIRST_TURN_TTL, MAX_FIRST_TURN_ENTRIES, MAX_SESSION_ID_CHARS, REAPER_TTL_SECS,
 };
 use daemon_state::timestamp::{self, Timestamp};
 use proptest::prelude::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 fn at(text: &str) -> Timestamp {
     timestamp::parse(text).expect("a test timestamp")
@@ -20,23 +20,30 @@ fn iso(moment: Timestamp) -> String {
     timestamp::format(moment)
 }
 
-fn object(value: Value) -> Map<String, Value> {
+fn object(value: Value) -> Object {
     match value {
-        Value::Object(map) => map,
+        Value::Object(map) => map.into_iter().collect(),
         other => panic!("not an object: {other}"),
     }
 }
 
 fn record(value: Value) -> Record {
-    Record::from_map(object(value))
+    match value {
+        Value::Object(map) => Record::from_map(map),
+        other => panic!("not an object: {other}"),
+    }
 }
 
 /// The seed's `prune_stale_first_turn(state, ...)` over a whole state: nothing to prune unless
 /// `first_turn_pending` is an object.
 fn prune_state(state: &mut Record, now: Timestamp, ttl: TimeDelta, max: usize) -> usize {
-    match state.get_mut(keys::FIRST_TURN_PENDING) {
-        Some(Value::Object(pending)) => sessions::prune_stale(pending, now, ttl, max),
-        _ => 0,
+    match state.object(keys::FIRST_TURN_PENDING) {
+        Some(mut pending) => {
+            let removed = sessions::prune_stale(&mut pending, now, ttl, max);
+            state.set_object(keys::FIRST_TURN_PENDING, pending);
+            removed
+        }
+        None => 0,
     }
 }
 
@@ -79,7 +86,8 @@ fn prune_stale_first_turn() {
         json!({"first_turn_pending": {"fresh": ago(60)}}),
     );
     // acceptance 12.1.8: the cap keeps the three newest.
-    let ten: Map<String, Value> = (0..10).map(|i| (format!("sess-{i}"), json!(ago(i)))).collect();
+    let ten: serde_json::Map<String, Value> =
+        (0..10).map(|i| (format!("sess-{i}"), json!(ago(i)))).collect();
     check_prune(
         json!({"first_turn_pending": ten}),
         now,
@@ -104,7 +112,7 @@ fn the_cap_keeps_the_most_recently_opened_on_equal_timestamps() {
     // (fix): the seed's stable sort kept the earliest of equal timestamps, which evicted the
     // session it had just opened. Here the newest opening survives.
     let now = at("2026-04-23T12:00:00Z");
-    let mut pending = Map::new();
+    let mut pending = Object::new();
     for i in 0..MAX_FIRST_TURN_ENTRIES {
         sessions::mark(&mut pending, &format!("old-{i}"), now);
     }
@@ -225,7 +233,7 @@ fn reaper() {
     let now = drain_now();
     // acceptance 12.2.1, acceptance 12.3.3: the default TTL and the helper are public.
     assert_eq!(REAPER_TTL_SECS, 3600.0);
-    let _: fn(&mut Map<String, Value>, Timestamp, f64) -> Vec<String> = sessions::reap;
+    let _: fn(&mut Object, Timestamp, f64) -> Vec<String> = sessions::reap;
 
     // acceptance 12.2.2
     check_reap(
@@ -285,7 +293,7 @@ fn reaper_wire_up_shapes() {
     let now = drain_now();
     let stale: Vec<String> = (0..5).map(|i| format!("sess-stale-{i}")).collect();
     let fresh: Vec<String> = (0..5).map(|i| format!("sess-fresh-{i}")).collect();
-    let mut pending = Map::new();
+    let mut pending = Object::new();
     for (s, f) in stale.iter().zip(&fresh) {
         pending.insert(s.clone(), json!(secs_ago(7200)));
         pending.insert(f.clone(), json!(secs_ago(30)));
@@ -318,7 +326,7 @@ fn next_expiry_is_the_first_moment_the_reaper_drops_something() {
         let mut copy = pending.clone();
         assert_eq!(!sessions::reap(&mut copy, moment, REAPER_TTL_SECS).is_empty(), drops);
     }
-    assert_eq!(sessions::next_expiry(&Map::new(), REAPER_TTL_SECS), None);
+    assert_eq!(sessions::next_expiry(&Object::new(), REAPER_TTL_SECS), None);
     assert_eq!(sessions::next_expiry(&pending, f64::INFINITY), None);
     let legacy = object(json!({"a": secs_ago(10), "b": true}));
     assert_eq!(sessions::next_expiry(&legacy, REAPER_TTL_SECS), Some(Timestamp::MIN_UTC));
@@ -344,7 +352,7 @@ proptest! {
         ttl_secs in 0.0f64..100_000.0,
     ) {
         let now = drain_now();
-        let pending: Map<String, Value> =
+        let pending: Object =
             entries.into_iter().enumerate().map(|(i, v)| (format!("s{i}"), v)).collect();
         let mut kept = pending.clone();
         let dropped = sessions::reap(&mut kept, now, ttl_secs);
@@ -365,7 +373,7 @@ proptest! {
         max in 0usize..30,
     ) {
         let now = drain_now();
-        let pending: Map<String, Value> =
+        let pending: Object =
             entries.into_iter().enumerate().map(|(i, v)| (format!("s{i}"), v)).collect();
         let mut kept = pending.clone();
         let removed = sessions::prune_stale(&mut kept, now, FIRST_TURN_TTL, max);

@@ -5,21 +5,22 @@
 use chrono::{TimeZone, Utc};
 use daemon_state::engine::Engine;
 use daemon_state::event::{Event, EventKind};
+use daemon_state::record::Record;
 use daemon_state::table::StateName;
-use serde_json::{Map, Value};
+use indexmap::IndexMap;
+use serde_json::Value;
 
-fn load(bytes: &[u8]) -> Map<String, Value> {
-    match serde_json::from_slice(bytes).unwrap() {
-        Value::Object(map) => map,
-        other => panic!("not an object: {other}"),
-    }
+/// A state file's members, keys in the file's order.
+fn load(bytes: &[u8]) -> IndexMap<String, Value> {
+    let record = Record::from_slice(bytes).unwrap();
+    record.iter().map(|(key, value)| (key.to_owned(), value.clone())).collect()
 }
 
 /// Opens a copy of `fixture`, sends `event`, and returns the file before and after.
 fn round_trip(
     fixture: &str,
     event: EventKind,
-) -> (Map<String, Value>, Map<String, Value>, String, Engine) {
+) -> (IndexMap<String, Value>, IndexMap<String, Value>, String, Engine) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(".daemon-state.json");
     let original =

@@ -6,6 +6,7 @@
 //! it appends to a `Vec<u8>` and formats numbers and strings itself, so no encoding error can turn a
 //! document into something else. It must not decide what is written: `record` does.
 
+use indexmap::IndexMap;
 use serde_json::Value;
 
 /// Appends `value` as pretty JSON whose nested lines are indented for `depth` enclosing levels.
@@ -44,6 +45,30 @@ pub fn value(out: &mut Vec<u8>, value: &Value, depth: usize) {
             out.push(b'}');
         }
     }
+}
+
+/// Appends an ordered object as [`value`] appends an object, its keys in their order.
+pub fn object(out: &mut Vec<u8>, object: &IndexMap<String, Value>, depth: usize) {
+    if object.is_empty() {
+        out.extend_from_slice(b"{}");
+        return;
+    }
+    out.push(b'{');
+    for (i, (key, item)) in object.iter().enumerate() {
+        out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+        indent(out, depth + 1);
+        string(out, key);
+        out.extend_from_slice(b": ");
+        value(out, item, depth + 1);
+    }
+    out.push(b'\n');
+    indent(out, depth);
+    out.push(b'}');
+}
+
+/// [`size_hint`] for an ordered object.
+pub fn object_size_hint(object: &IndexMap<String, Value>) -> usize {
+    object.iter().map(|(key, item)| key.len() + size_hint(item) + 12).sum::<usize>() + 2
 }
 
 /// About how many bytes [`value`] writes for a value, so that the buffer is allocated once.
