@@ -136,7 +136,7 @@ fn main() -> Result<(), BenchError> {
     common::settle();
     opening_vs_floor_and_seed(&shm, &document, now)?;
     common::settle();
-    serve_over_a_pipe(&shm, &document)
+    serve_over_a_pipe(&shm, &document, now)
 }
 
 /// The maximal document without its foreign keys and with a morning's digest instead of the
@@ -357,8 +357,9 @@ fn opening_vs_floor_and_seed(
 }
 
 /// The same opening sent to `daemon-state serve` over its stdin and answered on its stdout: the
-/// round trip of one `session_open` line, against the floor for the bytes it leaves. No target.
-fn serve_over_a_pipe(shm: &Path, document: &Record) -> Result<(), BenchError> {
+/// round trip of one `session_open` line (each two minutes after the last, by its `ts`), against the
+/// floor for the bytes it leaves. No target.
+fn serve_over_a_pipe(shm: &Path, document: &Record, now: Timestamp) -> Result<(), BenchError> {
     if !shm.is_dir() {
         return Ok(());
     }
@@ -383,9 +384,12 @@ fn serve_over_a_pipe(shm: &Path, document: &Record) -> Result<(), BenchError> {
     let mut n = 0u64;
     let mut open_served = || -> Result<f64, BenchError> {
         n += 1;
-        let request = format!(
-            "{{\"type\": \"session_open\", \"session_id\": \"sess-pipe-{n:07}\", \"ts\": \"2026-04-18T12:00:00+00:00\"}}\n"
-        );
+        // Each opening two minutes after the last, as in the engine's arm: a `ts` that is a moment
+        // is when the message happens.
+        let (event, id) = opening(now, n);
+        let ts = daemon_state::timestamp::format(event.at);
+        let request =
+            format!("{{\"type\": \"session_open\", \"session_id\": \"{id}\", \"ts\": \"{ts}\"}}\n");
         line.clear();
         let start = Instant::now();
         input.write_all(request.as_bytes())?;
