@@ -402,7 +402,7 @@ fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Value {
 
 /// When the host must tick next for something to happen, as Python's `isoformat` writes it, or
 /// `null` when nothing is due.
-fn next_deadline(engine: &Engine, now: Timestamp) -> Value {
+pub(crate) fn next_deadline(engine: &Engine, now: Timestamp) -> Value {
     engine.next_deadline(now).map_or(Value::Null, |at| json!(timestamp::format(at)))
 }
 

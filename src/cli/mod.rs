@@ -446,10 +446,20 @@ fn event_kind(event: EventCommand) -> EventKind {
 /// `event NAME`: prints the reply document; a rejected event prints its reply and fails.
 fn run_event(ctx: &Context, event: EventCommand, out: &mut dyn Write) -> Result<(), CliError> {
     let mut engine = ctx.engine()?;
+    // The reply `serve` gives the same event, `next_deadline` included.
+    let with_deadline = |engine: &Engine, mut reply: Value| {
+        if let Value::Object(fields) = &mut reply {
+            fields.insert("next_deadline".into(), serve::next_deadline(engine, ctx.now));
+        }
+        reply
+    };
     match engine.handle(Event::new(ctx.now, event_kind(event))) {
-        Ok(outcome) => ctx.print(out, &outcome.to_reply(engine.state()), render::reply),
+        Ok(outcome) => {
+            let reply = with_deadline(&engine, outcome.to_reply(engine.state()));
+            ctx.print(out, &reply, render::reply)
+        }
         Err(EngineError::Rejected(rejection)) => {
-            ctx.print(out, &rejection.to_reply(), render::reply)?;
+            ctx.print(out, &with_deadline(&engine, rejection.to_reply()), render::reply)?;
             out.flush().map_err(CliError::Stdout)?;
             Err(EngineError::Rejected(rejection).into())
         }
