@@ -267,7 +267,7 @@ impl Data {
     }
 
     /// Why a night should start now, if it should: a pending request, the quiet window, or 2 h of
-    /// idleness since the last session with no night since.
+    /// idleness (see [`Data::idle_since`]) with no night since the last session.
     pub fn sleep_due(&self, at: Timestamp) -> Option<&'static str> {
         let v = &self.view;
         if self.backing_off(at) {
@@ -285,7 +285,8 @@ impl Data {
         {
             return Some("quiet_window");
         }
-        if quiet_window::idle_long_enough(v.last_session, at) && !self.night_since_last_session() {
+        let idle = quiet_window::idle_long_enough(self.idle_since(), at);
+        if idle && !self.night_since_last_session() {
             return Some("idle");
         }
         None
@@ -314,6 +315,14 @@ impl Data {
         }
         let end = begin + Duration::minutes(30 * i64::from(window.duration));
         (started >= begin && started <= at).then_some(end)
+    }
+
+    /// Where the 2 h idle rule counts from: the later of the last session and the daemon's boot
+    /// (**fix**: the seed counted from the last session alone, so a fresh daemon slept on its
+    /// first tick); `None` when neither is known.
+    pub fn idle_since(&self) -> Option<Timestamp> {
+        let booted = self.record.timestamp(keys::DAEMON_STARTED_AT);
+        self.view.last_session.max(booted)
     }
 
     /// Whether a night has started since the last session: the 2 h idle rule starts at most one

@@ -166,9 +166,10 @@ pub fn should_relearn(learned_at: Option<Timestamp>, now: Timestamp) -> bool {
     learned_at.is_none_or(|learned| now.signed_duration_since(learned) >= RELEARN_AFTER)
 }
 
-/// The seed's `should_bootstrap_trigger`: no session ever, or none for 2 h or more.
-pub fn idle_long_enough(last_session: Option<Timestamp>, now: Timestamp) -> bool {
-    last_session.is_none_or(|last| now.signed_duration_since(last) >= BOOTSTRAP_IDLE)
+/// The seed's `should_bootstrap_trigger`: no activity ever, or none for 2 h or more. `since` is
+/// the last activity (the engine passes the later of the last session and the boot).
+pub fn idle_long_enough(since: Option<Timestamp>, now: Timestamp) -> bool {
+    since.is_none_or(|last| now.signed_duration_since(last) >= BOOTSTRAP_IDLE)
 }
 
 /// How many bucket boundaries and offset changes [`next_window_start`] walks before it gives up:

@@ -86,7 +86,8 @@ impl Guard {
 
 /// The first moment at or after `now` when sleep becomes due by time alone: a pending request at
 /// once, the quiet window's next start (after this occurrence when it already started a night),
-/// the 2 h idle mark (once per idle stretch); none before a refused lock's back-off ends.
+/// the 2 h idle mark counted from the later of the last session and the boot (once per idle
+/// stretch); none before a refused lock's back-off ends.
 fn sleep_due_at(data: &Data, now: Timestamp) -> Option<Timestamp> {
     let view = data.view();
     let mut due = Vec::new();
@@ -98,7 +99,7 @@ fn sleep_due_at(data: &Data, now: Timestamp) -> Option<Timestamp> {
         due.push(quiet_window::next_window_start(window, after, view.tz));
     }
     if !data.night_since_last_session() {
-        due.push(Some(view.last_session.map_or(now, |at| at + quiet_window::BOOTSTRAP_IDLE)));
+        due.push(Some(data.idle_since().map_or(now, |at| at + quiet_window::BOOTSTRAP_IDLE)));
     }
     let not_before = view.night.retry_after.filter(|_| data.backing_off(now)).unwrap_or(now);
     due.into_iter().flatten().min().map(|at| at.max(not_before))
