@@ -94,8 +94,9 @@ pub enum Guard {
     FirstTurnsExpired,
     /// The quiet window was learned 24 h ago or more (or never, or in the future).
     RelearnDue,
-    /// A request is pending, or the quiet window holds now, or 2 h have passed since the later of the last session and the boot
-    /// (at most one night per idle stretch), and no refused lock in the last 5 minutes.
+    /// A request is pending, or the quiet window holds now, or 2 h have passed since the later of
+    /// the last session and the boot (at most one night per idle stretch), and no refused lock in
+    /// the last 5 minutes.
     SleepDue,
     /// A refused or timed-out lock holds the next attempt off.
     BackingOff,
