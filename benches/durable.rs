@@ -7,13 +7,12 @@
 mod common;
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
-use common::{BenchError, Target, arm_line, interleave, ns_since, ratio_line, rounds};
+use common::{BenchError, Python, Target, arm_line, interleave, ns_since, ratio_line, rounds};
 use daemon_state::record::Record;
 use daemon_state::store::Store;
 
@@ -119,54 +118,6 @@ fn snapshot_vs_raw_floor(base: &Path, record: &Record) -> Result<(), BenchError>
     Ok(())
 }
 
-/// The seed's `save_state` in one long-lived `python3` process, driven line by line.
-struct Seed {
-    child: Child,
-    input: ChildStdin,
-    output: BufReader<ChildStdout>,
-    line: String,
-}
-
-impl Seed {
-    fn start(target: &Path, record: &Record) -> Result<Option<Self>, BenchError> {
-        let spawned = Command::new("python3")
-            .arg("-c")
-            .arg(SEED_SAVE)
-            .arg(target)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let (Some(mut input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err("python3 started without pipes".into());
-        };
-        let document = serde_json::to_string(&record.to_map())?;
-        writeln!(input, "{document}")?;
-        Ok(Some(Self { child, input, output: BufReader::new(output), line: String::new() }))
-    }
-
-    fn save(&mut self) -> Result<f64, BenchError> {
-        writeln!(self.input, "save")?;
-        self.input.flush()?;
-        self.line.clear();
-        if self.output.read_line(&mut self.line)? == 0 {
-            return Err("python3 stopped answering".into());
-        }
-        Ok(self.line.trim().parse()?)
-    }
-}
-
-impl Drop for Seed {
-    fn drop(&mut self) {
-        writeln!(self.input, "stop").ok();
-        self.child.wait().ok();
-    }
-}
-
 /// Pair 2: `Store::save` against the seed's `save_state` on tmpfs, where the disk costs nothing
 /// and what remains is the work each protocol does. Python times only its save calls.
 fn snapshot_vs_seed_on_tmpfs(
@@ -181,7 +132,7 @@ fn snapshot_vs_seed_on_tmpfs(
         return Ok(());
     }
     let dir = tempfile::Builder::new().prefix("daemon-state-bench").tempdir_in(shm)?;
-    let Some(mut seed) = Seed::start(&dir.path().join("seed").join(NAME), record)? else {
+    let Some(mut seed) = Python::start(SEED_SAVE, &dir.path().join("seed").join(NAME))? else {
         println!("\npair 2: skipped, python3 is not on PATH");
         return Ok(());
     };
@@ -199,7 +150,8 @@ fn snapshot_vs_seed_on_tmpfs(
         store.save(&mut ours)?;
         Ok(ns_since(start))
     };
-    let mut python = || seed.save();
+    seed.tell(&serde_json::to_string(&record.to_map())?)?;
+    let mut python = || seed.ask("save");
     interleave(n / 10, &mut [&mut snapshot, &mut python])?;
     let [snapshot, python] = interleave(n, &mut [&mut snapshot, &mut python])?;
     arm_line("Store::save", &snapshot);

@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use chrono::TimeDelta;
@@ -25,7 +25,7 @@ use daemon_state::record::{Record, keys};
 use daemon_state::timestamp::Timestamp;
 use serde_json::json;
 
-use common::{BenchError, Target, arm_line, interleave, ns_since, ratio_line, rounds};
+use common::{BenchError, Python, Target, arm_line, interleave, ns_since, ratio_line, rounds};
 
 /// The state file name the seed uses.
 const NAME: &str = ".daemon-state.json";
@@ -237,52 +237,6 @@ fn lock(dir: &File, operation: libc::c_int) -> std::io::Result<()> {
     }
 }
 
-/// The seed's three calls in one long-lived `python3`, driven line by line.
-struct Seed {
-    child: Child,
-    input: ChildStdin,
-    output: BufReader<ChildStdout>,
-    line: String,
-}
-
-impl Seed {
-    fn start(target: &Path) -> Result<Option<Self>, BenchError> {
-        let spawned = Command::new("python3")
-            .arg("-c")
-            .arg(SEED_OPEN)
-            .arg(target)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err("python3 started without pipes".into());
-        };
-        Ok(Some(Self { child, input, output: BufReader::new(output), line: String::new() }))
-    }
-
-    fn open(&mut self, id: &str) -> Result<f64, BenchError> {
-        writeln!(self.input, "open {id}")?;
-        self.input.flush()?;
-        self.line.clear();
-        if self.output.read_line(&mut self.line)? == 0 {
-            return Err("python3 stopped answering".into());
-        }
-        Ok(self.line.trim().parse()?)
-    }
-}
-
-impl Drop for Seed {
-    fn drop(&mut self) {
-        writeln!(self.input, "stop").ok();
-        self.child.wait().ok();
-    }
-}
-
 /// The three arms, interleaved.
 fn opening_vs_floor_and_seed(
     shm: &Path,
@@ -327,7 +281,7 @@ fn opening_vs_floor_and_seed(
         common::fs_type(top.path()),
         bytes.len()
     );
-    match Seed::start(&seed.join(NAME))? {
+    match Python::start(SEED_OPEN, &seed.join(NAME))? {
         None => {
             println!("  note: python3 is not on PATH; the seed's arm is skipped");
             interleave(n / 10, &mut [&mut open_ours, &mut open_floor])?;
@@ -340,7 +294,7 @@ fn opening_vs_floor_and_seed(
             let mut m = 0u64;
             let mut open_seed = || -> Result<f64, BenchError> {
                 m += 1;
-                python.open(&format!("sess-seed-{m:07}"))
+                python.ask(&format!("open sess-seed-{m:07}"))
             };
             let mut arms: [&mut dyn FnMut() -> Result<f64, BenchError>; 3] =
                 [&mut open_ours, &mut open_floor, &mut open_seed];

@@ -6,8 +6,10 @@
 #![allow(dead_code)] // Each bench binary uses its own part of this module.
 
 use std::ffi::CString;
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
@@ -353,5 +355,60 @@ pub fn maximal_record(now: Timestamp) -> Record {
     match doc {
         Value::Object(map) => Record::from_map(map),
         _ => Record::new(),
+    }
+}
+
+/// A long-lived `python3 -c SCRIPT TARGET` that answers each request line with one line holding a
+/// number (the time its own call took), so that only the seed's calls are timed, not a start.
+pub struct Python {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+    line: String,
+}
+
+impl Python {
+    /// Starts the script on `target`; `None` when `python3` is not installed.
+    pub fn start(script: &str, target: &Path) -> Result<Option<Self>, BenchError> {
+        let spawned = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(target)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("python3 started without pipes".into());
+        };
+        Ok(Some(Self { child, input, output: BufReader::new(output), line: String::new() }))
+    }
+
+    /// Writes one line that the script reads without answering (a document to start from).
+    pub fn tell(&mut self, line: &str) -> Result<(), BenchError> {
+        writeln!(self.input, "{line}")?;
+        Ok(())
+    }
+
+    /// Sends one request line and reads the number the script answers.
+    pub fn ask(&mut self, request: &str) -> Result<f64, BenchError> {
+        writeln!(self.input, "{request}")?;
+        self.input.flush()?;
+        self.line.clear();
+        if self.output.read_line(&mut self.line)? == 0 {
+            return Err("python3 stopped answering".into());
+        }
+        Ok(self.line.trim().parse()?)
+    }
+}
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        writeln!(self.input, "stop").ok();
+        self.child.wait().ok();
     }
 }
