@@ -204,6 +204,20 @@ fn snapshot_alone(document: &Record, now: Timestamp) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// The floor's arm: one timed [`floor_save`] of `bytes` (the very bytes the arm it is set against
+/// left) into the directory `floor`.
+fn floor_arm(
+    floor: &Path,
+    bytes: Vec<u8>,
+) -> Result<impl FnMut() -> Result<f64, BenchError> + '_, BenchError> {
+    let dir = File::open(floor)?;
+    Ok(move || {
+        let start = Instant::now();
+        floor_save(&dir, floor, &bytes)?;
+        Ok(ns_since(start))
+    })
+}
+
 /// The full durable-replace protocol for `bytes`, written here: the directory's lock, a fresh
 /// temp file, fsync, the current file kept as `NAME.prev` (hard link, rename), the rename over
 /// the target, the directory's fsync, the lock's release.
@@ -268,18 +282,14 @@ fn opening_vs_floor_and_seed(
         open_ours()?;
     }
     let bytes = std::fs::read(ours.join(NAME))?;
-    let floor_dir = File::open(&floor)?;
-    let mut open_floor = || -> Result<f64, BenchError> {
-        let start = Instant::now();
-        floor_save(&floor_dir, &floor, &bytes)?;
-        Ok(ns_since(start))
-    };
+    let size = bytes.len();
+    let mut open_floor = floor_arm(&floor, bytes)?;
     let n = rounds(2000, 20);
     println!(
         "\nopening: a durable session opening, {} on {}, {} bytes, {n} rounds",
         top.path().display(),
         common::fs_type(top.path()),
-        bytes.len()
+        size
     );
     match Python::start(SEED_OPEN, &seed.join(NAME))? {
         None => {
@@ -358,13 +368,7 @@ fn serve_over_a_pipe(shm: &Path, document: &Record, now: Timestamp) -> Result<()
     for _ in 0..10 {
         open_served()?;
     }
-    let bytes = std::fs::read(served.join(NAME))?;
-    let floor_dir = File::open(&floor)?;
-    let mut open_floor = || -> Result<f64, BenchError> {
-        let start = Instant::now();
-        floor_save(&floor_dir, &floor, &bytes)?;
-        Ok(ns_since(start))
-    };
+    let mut open_floor = floor_arm(&floor, std::fs::read(served.join(NAME))?)?;
     let n = rounds(2000, 20);
     println!("\nserve: the same opening through `daemon-state serve` over a pipe, {n} rounds");
     interleave(n / 10, &mut [&mut open_served, &mut open_floor])?;
