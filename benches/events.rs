@@ -37,8 +37,8 @@ fn main() -> Result<(), BenchError> {
     // One tick settles what a first tick writes (its skip reason), so that none of the timed ones
     // has anything durable to do.
     let settle = Event::new(now, EventKind::Tick { store_empty: false });
-    core.handle(&settle).map_err(|e| e.to_string())?;
-    engine.handle(settle)?;
+    let _ = core.handle(&settle).map_err(|e| e.to_string())?;
+    let _ = engine.handle(settle)?;
     let writes_before = engine.store().durable_writes();
 
     let n = rounds(60, 3);
@@ -53,10 +53,10 @@ fn main() -> Result<(), BenchError> {
             at_core += step;
             let event = Event::new(at_core, EventKind::Tick { store_empty: false });
             let outcome = core.handle(black_box(&event)).map_err(|e| e.to_string())?;
-            if !outcome.snapshots.is_empty() || !outcome.transitions.is_empty() {
+            if !outcome.snapshots().is_empty() || !outcome.transitions.is_empty() {
                 return Err(format!("the core did something durable at {at_core}").into());
             }
-            black_box(outcome);
+            let _ = black_box(outcome);
         }
         Ok(ns_since(start) / f64::from(BATCH))
     };
@@ -69,7 +69,7 @@ fn main() -> Result<(), BenchError> {
             if !outcome.transitions.is_empty() {
                 return Err(format!("the engine moved at {at_engine}").into());
             }
-            black_box(outcome);
+            let _ = black_box(outcome);
         }
         Ok(ns_since(start) / f64::from(BATCH))
     };

@@ -274,7 +274,8 @@ fn opening_vs_floor_and_seed(
         let (event, id) = opening(now, n);
         let ts = format!("2026-04-18T12:00:{:02}+00:00", n % 60);
         let start = Instant::now();
-        engine.handle_with(event, |record| note_session_open(record, Some(&id), Some(&ts)))?;
+        let _ =
+            engine.handle_with(event, |record| note_session_open(record, Some(&id), Some(&ts)))?;
         Ok(ns_since(start))
     };
     // Warm the engine up, then give the floor the very bytes it writes.

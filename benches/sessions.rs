@@ -49,7 +49,7 @@ fn main() -> Result<(), BenchError> {
     let began = Instant::now();
     let (mut core, _) = Core::restore(Record::new());
     for n in 1..=late_from {
-        core.handle(&open(start, n)).map_err(|e| e.to_string())?;
+        let _ = core.handle(&open(start, n)).map_err(|e| e.to_string())?;
     }
     let late = core.data().record().clone();
     let built = began.elapsed();
@@ -74,7 +74,7 @@ fn time_batch(core: &mut Core, start: Timestamp, n: &mut u64) -> Result<f64, Ben
     *n += BATCH;
     let began = Instant::now();
     for event in &events {
-        std::hint::black_box(core.handle(event).map_err(|e| e.to_string())?);
+        let _ = std::hint::black_box(core.handle(event).map_err(|e| e.to_string())?);
     }
     Ok(ns_since(began) / BATCH as f64)
 }
@@ -114,14 +114,14 @@ fn durable(
         early_n += 1;
         let event = open(start, early_n);
         let began = Instant::now();
-        early_engine.handle(event)?;
+        let _ = early_engine.handle(event)?;
         Ok(ns_since(began))
     };
     let mut later = || -> Result<f64, BenchError> {
         late_n += 1;
         let event = open(start, late_n);
         let began = Instant::now();
-        late_engine.handle(event)?;
+        let _ = late_engine.handle(event)?;
         Ok(ns_since(began))
     };
     let n = rounds(TIMED as usize, 50);

@@ -15,8 +15,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::doc::{Doc, ordered};
 use crate::quiet_window::QuietWindow;
 use crate::record::{Record, keys, kind_of};
 use crate::table::StateName;
@@ -66,8 +67,8 @@ pub struct Finding {
 
 impl Finding {
     /// The finding as a JSON object `{level, path, message}`.
-    pub fn to_json(&self) -> Value {
-        json!({"level": self.level.as_str(), "path": self.path.display().to_string(), "message": self.message})
+    pub(crate) fn to_json(&self) -> Doc {
+        ordered! {"level": self.level.as_str(), "path": self.path.display().to_string(), "message": &self.message}
     }
 }
 
@@ -507,6 +508,7 @@ fn check_lock(report: &mut Report, lock: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[track_caller]
     fn check_type(value: Value, expect: Expect, fits: bool) {

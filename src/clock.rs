@@ -25,12 +25,14 @@ impl Clock for SystemClock {
     }
 }
 
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by the command line.
 /// A clock that says what it is told: for tests, `--now` and simulations.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     now: Cell<Timestamp>,
 }
 
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by the command line.
 impl ManualClock {
     /// A clock stopped at `at`.
     pub fn new(at: Timestamp) -> Self {
@@ -42,6 +44,7 @@ impl ManualClock {
         self.now.set(truncate_to_micros(at));
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Moves the time by `by` (which may be negative).
     pub fn advance(&self, by: chrono::Duration) {
         self.now.set(self.now.get() + by);

@@ -10,9 +10,10 @@ use chrono::Duration;
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use crate::digest::{self, RemResult};
+use crate::digest::{self, Digest, RemResult};
 use crate::event::Settings;
 use crate::quiet_window::{self, SessionStarts};
+use crate::reason::Reason;
 use crate::record::{Object, Record, keys};
 use crate::sessions;
 use crate::table::{Guard, StateName};
@@ -45,6 +46,7 @@ pub fn clip_ts(ts: &str) -> &str {
     }
 }
 
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by the command line.
 /// The seed's bookkeeping for a `session_open` message beyond the engine's session start: the last
 /// opening and the cascade request, with an empty id and ts when the message had none (the ts
 /// clipped as a request's is).
@@ -239,7 +241,8 @@ impl Data {
     }
 
     /// Records why a tick did nothing; returns whether the reason is new (and so was written).
-    pub fn set_skip_reason(&mut self, reason: Option<&str>) -> bool {
+    pub fn set_skip_reason(&mut self, reason: Option<Reason>) -> bool {
+        let reason = reason.map(Reason::as_str);
         if self.view.skip_reason.as_deref() == reason {
             return false;
         }
@@ -268,26 +271,26 @@ impl Data {
 
     /// Why a night should start now, if it should: a pending request, the quiet window, or 2 h of
     /// idleness (see [`Data::idle_since`]) with no night since the last session.
-    pub fn sleep_due(&self, at: Timestamp) -> Option<&'static str> {
+    pub fn sleep_due(&self, at: Timestamp) -> Option<Reason> {
         let v = &self.view;
         if self.backing_off(at) {
             return None;
         }
         if v.user_sleep_pending {
-            return Some("user_sleep_request");
+            return Some(Reason::UserSleepRequest);
         }
         if v.force_rem_pending {
-            return Some("force_rem_request");
+            return Some(Reason::ForceRemRequest);
         }
         if let Some(window) = v.window
             && quiet_window::contains(window, quiet_window::bucket_of(at, v.tz))
             && self.slept_this_window(at).is_none()
         {
-            return Some("quiet_window");
+            return Some(Reason::QuietWindow);
         }
         let idle = quiet_window::idle_long_enough(self.idle_since(), at);
         if idle && !self.night_since_last_session() {
-            return Some("idle");
+            return Some(Reason::Idle);
         }
         None
     }
@@ -370,8 +373,8 @@ impl Data {
     }
 
     /// Why a tick that starts no night did nothing.
-    pub fn idle_reason(&self, at: Timestamp) -> &'static str {
-        if self.backing_off(at) { "lock_busy" } else { "outside_window" }
+    pub fn idle_reason(&self, at: Timestamp) -> Reason {
+        if self.backing_off(at) { Reason::LockBusy } else { Reason::OutsideWindow }
     }
 
     /// Whether TRANSITIONING has waited too long for the lock (or the clock jumped).
@@ -408,19 +411,19 @@ impl Data {
 
     /// Why the night should yield at this boundary, in the seed's order, if it should. Only after
     /// a completed cycle with cycles left.
-    pub fn yield_reason(&self, at: Timestamp) -> Option<(Guard, &'static str)> {
+    pub fn yield_reason(&self, at: Timestamp) -> Option<(Guard, Reason)> {
         let night = &self.view.night;
         if night.completed == 0 || night.completed >= night.planned {
             return None;
         }
         if self.view.force_wake_pending {
-            return Some((Guard::ForceWake, "force_wake_requested"));
+            return Some((Guard::ForceWake, Reason::ForceWakeRequested));
         }
         if night.lock_lost {
-            return Some((Guard::LockLost, "mcp_reacquired_mid_night"));
+            return Some((Guard::LockLost, Reason::McpReacquiredMidNight));
         }
         if self.last_activity_at().is_some_and(|seen| at - seen <= RECENT_ACTIVITY) {
-            return Some((Guard::RecentActivity, "mcp_recent_activity"));
+            return Some((Guard::RecentActivity, Reason::McpRecentActivity));
         }
         None
     }
@@ -492,11 +495,11 @@ impl Data {
     }
 
     /// A recall: consumes the first turn and applies the digest gate. Writes only what changed.
-    pub fn recall(&mut self, session_id: &str, at: Timestamp) -> (bool, Option<Value>) {
+    pub fn recall(&mut self, session_id: Option<&str>, at: Timestamp) -> (bool, Option<Digest>) {
         let mut scratch = self.record.clone();
-        let id = sessions::clip_session_id(session_id);
-        let first_turn = match scratch.object_mut(keys::FIRST_TURN_PENDING) {
-            Some(map) if map.contains_key(id) => sessions::consume(map, id),
+        let id = session_id.map(sessions::clip_session_id);
+        let first_turn = match (scratch.object_mut(keys::FIRST_TURN_PENDING), id) {
+            (Some(map), Some(id)) if map.contains_key(id) => sessions::consume(map, id),
             _ => false,
         };
         let consumed = !scratch.same_member(&self.record, keys::FIRST_TURN_PENDING);

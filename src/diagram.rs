@@ -100,6 +100,7 @@ fn dot_edges() -> Vec<Edge> {
     edges
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// How many edges the DOT graph draws between states (the entry arrow left out).
 pub fn dot_edge_count() -> usize {
     dot_edges().len()

@@ -100,7 +100,7 @@ pub fn fold(record: &mut Record, result: &RemResult) {
 /// sets `last_digest_shown_at` to `now` and returns the digest: the caller must persist.
 ///
 /// **fix**: a `last_digest_shown_at` later than `now` (the clock went back) does not block delivery.
-pub fn take(record: &mut Record, now: Timestamp) -> Option<Value> {
+pub fn take(record: &mut Record, now: Timestamp) -> Option<Digest> {
     if let Some(last) = record.timestamp(keys::LAST_DIGEST_SHOWN_AT)
         && last <= now
         && now - last < SHOW_THRESHOLD
@@ -111,7 +111,52 @@ pub fn take(record: &mut Record, now: Timestamp) -> Option<Value> {
         return None;
     }
     record.set(keys::LAST_DIGEST_SHOWN_AT, Value::String(timestamp::format(now)));
-    record.remove(keys::PENDING_DIGEST)
+    let object = record.object(keys::PENDING_DIGEST);
+    let value = record.remove(keys::PENDING_DIGEST)?;
+    Some(Digest(object.map_or(Held::Other(value), Held::Object)))
+}
+
+/// A morning digest as delivered: what `pending_digest` held (an object, keys in their stored
+/// order: the cycles completed, the episodes processed, ...; or whatever else Python held true).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
+pub struct Digest(Held);
+
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "serde", serde(untagged))]
+enum Held {
+    Object(Object),
+    Other(Value),
+}
+
+impl Digest {
+    /// A field of the digest (`rem_cycles_completed`, `main_insight_text`, ...); `None` when it
+    /// is missing or the digest is not an object.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match &self.0 {
+            Held::Object(object) => object.get(key),
+            Held::Other(_) => None,
+        }
+    }
+
+    /// The digest's fields in their stored order (none when it is not an object).
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &Value)> {
+        let object = match &self.0 {
+            Held::Object(object) => Some(object),
+            Held::Other(_) => None,
+        };
+        object.into_iter().flatten().map(|(key, value)| (key.as_str(), value))
+    }
+
+    /// The digest as a JSON value.
+    pub fn to_value(&self) -> Value {
+        match &self.0 {
+            Held::Object(object) => Value::Object(object.clone().into_iter().collect()),
+            Held::Other(value) => value.clone(),
+        }
+    }
 }
 
 /// The ten keys of the recall's `overnight_digest`, each with its default.
@@ -130,36 +175,34 @@ fn overnight_defaults() -> [(&'static str, Value); 10] {
     ]
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// The `overnight_digest` a recall shows when no digest is delivered: the ten keys, zeroed.
-pub fn zeroed_overnight_digest() -> Value {
-    Value::Object(
-        overnight_defaults().into_iter().map(|(key, value)| (key.to_owned(), value)).collect(),
-    )
+pub fn zeroed_overnight_digest() -> Object {
+    overnight_defaults().into_iter().map(|(key, value)| (key.to_owned(), value)).collect()
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// The `overnight_digest` a recall shows for a delivered digest: exactly the ten keys, each taken
 /// from the digest when present and defaulted otherwise; other keys are dropped. Anything but an
 /// object (including `null` for "nothing delivered") gives [`zeroed_overnight_digest`].
-pub fn overnight_view(digest: &Value) -> Value {
+pub fn overnight_view(digest: &Value) -> Object {
     let Value::Object(digest) = digest else {
         return zeroed_overnight_digest();
     };
-    Value::Object(
-        overnight_defaults()
-            .into_iter()
-            .map(|(key, default)| (key.to_owned(), digest.get(key).cloned().unwrap_or(default)))
-            .collect(),
-    )
+    overnight_defaults()
+        .into_iter()
+        .map(|(key, default)| (key.to_owned(), digest.get(key).cloned().unwrap_or(default)))
+        .collect()
 }
 
-/// The digest summary `status` shows: `null` unless the digest is an object, else its four
+/// The digest summary `status` shows: none unless the digest is an object, else its four
 /// counters (`rem_cycles_completed`, `episodes_processed`, `schemas_induced_tier0`,
 /// `claude_call_used`) with defaults 0, 0, 0 and false.
-pub fn status_view(digest: Option<&Value>) -> Value {
+pub fn status_view(digest: Option<&Value>) -> Option<Object> {
     let Some(Value::Object(digest)) = digest else {
-        return Value::Null;
+        return None;
     };
-    Value::Object(
+    Some(
         overnight_defaults()
             .into_iter()
             .take(4)

@@ -7,19 +7,19 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-
 use crate::data::Data;
 use crate::event::Event;
 use crate::kernel::{Core, Outcome};
 use crate::machine::Rejection;
 use crate::record::Record;
 use crate::store::{Loaded, Peeked, Recovery, Store, StoreError};
+use crate::status::Status;
 use crate::table::{IllegalTransition, StateName, check_edge};
-use crate::timestamp::Timestamp;
+use crate::timestamp::{self, Timestamp};
 
 /// Why an engine call failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// The event has no row in the current state; nothing changed.
     #[error(transparent)]
@@ -34,6 +34,7 @@ pub enum EngineError {
 
 /// What opening an engine found worth telling.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct OpenReport {
     /// The file was corrupt and was moved aside; what was used instead.
     pub recovery: Option<Recovery>,
@@ -42,6 +43,15 @@ pub struct OpenReport {
 }
 
 /// The lifecycle engine over its state file.
+///
+/// One engine owns one state file; other processes may share the file (every call takes the
+/// file's lock and re-reads it when another process wrote it). An engine is `Send` and `Sync`:
+/// a threaded host keeps it behind a `Mutex`, since [`Engine::handle`] takes `&mut self`.
+///
+/// [`Engine::handle`] blocks: it takes the file's lock (waiting for another process that holds
+/// it) and `fsync`s each snapshot before it returns, typically tens of microseconds on tmpfs and
+/// a few milliseconds on a disk.
+#[derive(Debug)]
 pub struct Engine {
     core: Core,
     store: Store,
@@ -71,6 +81,7 @@ impl Engine {
 
     /// Opens the engine on a store, reading it under its lock; a store opened read-only is read
     /// without it, as [`Engine::open_read_only`] does.
+    #[doc(hidden)]
     pub fn with_store(mut store: Store) -> Result<(Self, OpenReport), EngineError> {
         let loaded = if store.is_read_only() {
             let path = store.path().to_owned();
@@ -102,11 +113,13 @@ impl Engine {
     }
 
     /// The document as it stands in memory.
+    #[doc(hidden)]
     pub fn record(&self) -> &Record {
         self.core.data().record()
     }
 
     /// The working data (typed view and guards).
+    #[doc(hidden)]
     pub fn data(&self) -> &Data {
         self.core.data()
     }
@@ -117,12 +130,17 @@ impl Engine {
     }
 
     /// The store, for its path and its count of durable writes.
+    #[doc(hidden)]
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    /// Handles one event to completion, persisting each snapshot before reporting it.
-    pub fn handle(&mut self, event: Event) -> Result<Outcome, EngineError> {
+    /// Handles one event to completion, persisting each snapshot before reporting it: when it
+    /// returns `Ok`, every transition is durable, and the host performs the outcome's effects in
+    /// order. The event's moment is kept to the microsecond. A rejected event, or a failed save,
+    /// changes nothing (the engine is back at the last durable state).
+    pub fn handle(&mut self, mut event: Event) -> Result<Outcome, EngineError> {
+        event.at = timestamp::truncate_to_micros(event.at);
         let _lock = self.store.lock()?;
         self.refresh()?;
         let mut outcome = self.core.handle(&event)?;
@@ -132,6 +150,7 @@ impl Engine {
 
     /// Handles one event and then applies `change` to the document, in one locked cycle and one
     /// write (the seed's `session_open` bookkeeping rides along with the session start).
+    #[doc(hidden)]
     pub fn handle_with(
         &mut self,
         event: Event,
@@ -159,6 +178,7 @@ impl Engine {
     /// A locked read-modify-write of the document outside the machine (the `sessions` and
     /// `digest` commands). `change` returns its answer and whether it changed the document; the
     /// answer is given only once the change is durable.
+    #[doc(hidden)]
     pub fn update<R>(
         &mut self,
         change: impl FnOnce(&mut Record) -> (R, bool),
@@ -177,6 +197,7 @@ impl Engine {
     /// A file found corrupt is never replaced by a `NAME.prev` older than the document this engine
     /// holds: the held document is written again, with a new generation, and the store reports it
     /// on stderr ([`Store::reload`]).
+    #[doc(hidden)]
     pub fn refresh(&mut self) -> Result<(), EngineError> {
         if self.store.changed_on_disk()? {
             let Loaded { record, .. } = self.store.reload(&self.durable_record())?;
@@ -189,6 +210,7 @@ impl Engine {
     /// disk (serve's `status`): a document that parses replaces the one held, a missing file is a
     /// fresh state (as a locked read would find it), and a corrupt one leaves the held document in
     /// place for the next locked write to deal with.
+    #[doc(hidden)]
     pub fn reread(&mut self) -> Result<(), EngineError> {
         if !self.store.changed_on_disk()? {
             return Ok(());
@@ -247,13 +269,20 @@ impl Engine {
     }
 
     /// A read-only summary of the state for people and tools.
-    pub fn status(&self, now: Timestamp) -> Value {
+    pub fn status(&self, now: Timestamp) -> Status {
         crate::status::status(self.core.state(), self.core.data(), now)
     }
 
-    /// The earliest moment the host must tick for something to happen; `None` when nothing is
-    /// scheduled.
+    /// The earliest moment the host must tick for something to happen (rounded up to the
+    /// microsecond, and never before `now`); `None` when nothing is scheduled until another event
+    /// arrives.
     pub fn next_deadline(&self, now: Timestamp) -> Option<Timestamp> {
         crate::status::next_deadline(self.core.state(), self.core.data(), now)
     }
 }
+
+/// A host may share an engine between threads and print it: checked when the crate builds.
+const _: () = {
+    const fn shareable<T: Send + Sync + std::fmt::Debug>() {}
+    shareable::<Engine>();
+};

@@ -4,69 +4,56 @@
 //! the engine's own `Continue` steps to completion, and gathering transitions, effects and the
 //! snapshots to persist. It must not touch the disk or read the clock: `engine` does both.
 
-use serde_json::{Value, json};
 use statig::prelude::*;
 
 use crate::data::Data;
+use crate::digest::Digest;
 use crate::effects::Effect;
 use crate::event::{Event, Input};
 use crate::machine::{Ctx, Lifecycle, Output, Rejection, Transition, name_of, state_of};
 use crate::record::Record;
-use crate::table::{Action, Row, StateName};
-use crate::timestamp::{self, Timestamp};
+use crate::table::{Row, StateName};
+#[cfg(any(test, feature = "testing"))]
+use crate::{table::Action, timestamp::Timestamp};
 
-/// What one accepted event did.
+/// What one accepted event did, in the order the host must act on it.
+///
+/// With the `serde` feature: `{"transitions": [...], "effects": [...]}`, plus `first_turn` and
+/// `digest` for a recall.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[must_use = "an outcome's effects are for the host to perform"]
+#[non_exhaustive]
 pub struct Outcome {
     /// The transitions taken, in order.
     pub transitions: Vec<Transition>,
     /// The effects for the host, in order.
     pub effects: Vec<Effect>,
     /// The rows of the table taken, in order (the event's, then each `Continue`).
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub rows: Vec<&'static Row>,
     /// For a `Recall`: whether this was the session's first turn.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub first_turn: Option<bool>,
     /// For a `Recall`: the digest, when the gate delivered one.
-    pub digest: Option<Value>,
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    pub digest: Option<Digest>,
     /// The documents to persist, in order (one per transition, plus one for other durable
     /// changes). Empty when nothing durable changed.
-    pub snapshots: Vec<Record>,
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub(crate) snapshots: Vec<Record>,
 }
 
 impl Outcome {
-    /// The reply document of the `serve` protocol and of the `event` command:
-    /// `{"ok": true, "state", "transitions": [{"from", "to", "reason", "at"}], "effects": [...]}`,
-    /// plus `first_turn` and `digest` for a recall.
-    pub fn to_reply(&self, state: StateName) -> Value {
-        let transitions: Vec<Value> = self
-            .transitions
-            .iter()
-            .map(|t| {
-                json!({
-                    "from": t.from.as_str(),
-                    "to": t.to.as_str(),
-                    "reason": t.reason,
-                    "at": timestamp::format(t.at),
-                })
-            })
-            .collect();
-        let effects: Vec<Value> = self.effects.iter().map(Effect::to_json).collect();
-        let mut reply = json!({"ok": true, "state": state.as_str(), "transitions": transitions, "effects": effects});
-        if let Some(first_turn) = self.first_turn {
-            reply["first_turn"] = json!(first_turn);
-            reply["digest"] = self.digest.clone().unwrap_or(Value::Null);
-        }
-        reply
+    /// The documents this outcome persisted, in order. For the crate's tests.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn snapshots(&self) -> &[Record] {
+        &self.snapshots
     }
 }
 
-impl Rejection {
-    /// The reply document for a refused event: `{"ok": false, "reason": "rejected", "state", "error"}`.
-    pub fn to_reply(&self) -> Value {
-        json!({"ok": false, "reason": "rejected", "state": self.state.as_str(), "error": self.to_string()})
-    }
-}
-
+#[cfg(any(test, feature = "testing"))]
 /// One step of the machine alone, as the table tests see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
@@ -81,7 +68,7 @@ pub struct Step {
     /// The transitions taken, with their reasons.
     pub transitions: Vec<Transition>,
     /// For a `Recall`: whether this was the session's first turn, and the digest if delivered.
-    pub recall: Option<(bool, Option<Value>)>,
+    pub recall: Option<(bool, Option<Digest>)>,
     /// Set when the event was refused.
     pub rejection: Option<Rejection>,
 }
@@ -90,6 +77,12 @@ pub struct Step {
 pub struct Core {
     machine: InitializedStateMachine<Lifecycle>,
     data: Data,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("state", &self.state()).finish_non_exhaustive()
+    }
 }
 
 impl Core {
@@ -172,6 +165,7 @@ impl Core {
         })
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Runs exactly one machine step for `input` at `at` (no `Continue` follows), with
     /// `winding_down` preset as a boot recovery or shutdown would leave it. For the table tests.
     #[doc(hidden)]

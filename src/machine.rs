@@ -7,34 +7,50 @@
 //! `data`.
 #![allow(missing_docs)] // statig generates the `State` enum and its constructors.
 
-use serde_json::Value;
 use statig::prelude::*;
 
 use crate::data::Data;
+use crate::digest::Digest;
 use crate::effects::Effect;
 use crate::event::{Input, Trigger};
+use crate::reason::Reason;
 use crate::table::{self, Action, Row, StateName, Target};
 use crate::timestamp::Timestamp;
 
 mod rules;
 
 /// One transition the machine took.
+///
+/// With the `serde` feature, as the protocol's replies spell it: `{"from": "WAKE", "to":
+/// "TRANSITIONING", "reason": "idle", "at": "2026-04-18T11:00:00+00:00"}` (the trigger stays out
+/// of the wire, and reads back as `continue`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Transition {
     /// The state left.
     pub from: StateName,
     /// The state entered.
     pub to: StateName,
-    /// The event that caused it.
+    /// The event that caused it (`continue` for the engine's own step at a cycle boundary).
+    #[cfg_attr(feature = "serde", serde(skip_serializing, default = "off_the_wire"))]
     pub trigger: Trigger,
-    /// Why, in a word (`quiet_window`, `lock_denied`, `cycles_done`, ...): the row's reason.
-    pub reason: &'static str,
-    /// When.
+    /// Why (`quiet_window`, `lock_denied`, `cycles_done`, ...): the row's reason.
+    pub reason: Reason,
+    /// When, to the microsecond.
+    #[cfg_attr(feature = "serde", serde(with = "crate::timestamp::wire"))]
     pub at: Timestamp,
+}
+
+/// The trigger of a transition read from the wire, which does not carry it.
+#[cfg(feature = "serde")]
+fn off_the_wire() -> Trigger {
+    Trigger::Continue
 }
 
 /// Why an event was refused: it has no row in the current state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 #[error("{trigger} is not accepted in {state}: {why}")]
 pub struct Rejection {
     /// The state the machine is in (and stays in).
@@ -61,13 +77,13 @@ pub struct Output {
     /// Set when the event was refused.
     pub rejection: Option<Rejection>,
     /// The answer to a `Recall`: whether this was the first turn, and the digest if delivered.
-    pub recall: Option<(bool, Option<Value>)>,
+    pub recall: Option<(bool, Option<Digest>)>,
     /// Entering SLEEP asks for one more step within the same `handle` call.
     pub continue_pending: bool,
     /// Boot recovery or shutdown is walking the night back to WAKE.
     pub winding_down: bool,
     /// The trigger and reason of the transition a row just asked for.
-    pub moving: Option<(Trigger, &'static str)>,
+    pub moving: Option<(Trigger, Reason)>,
     /// Snapshots are taken after each transition (off while table tests step the machine alone).
     pub snapshot_transitions: bool,
 }
@@ -109,7 +125,8 @@ impl Ctx<'_> {
                 Target::As(other) => rows = table::rows_for(state, other).peekable(),
                 Target::Stay => return Handled,
                 Target::Go(to) => {
-                    self.out.moving = Some((trigger, reason));
+                    // Every moving row has a reason: the table's checks say so at compile time.
+                    self.out.moving = reason.map(|reason| (trigger, reason));
                     return Transition(state_of(to));
                 }
             }
@@ -166,16 +183,17 @@ impl Lifecycle {
 
     fn after_transition(&mut self, source: &State, target: &State, context: &mut Ctx<'_>) {
         let (from, to) = (name_of(source), name_of(target));
-        let (trigger, reason) = context.out.moving.take().unwrap_or((Trigger::Continue, ""));
-        tracing::info!(
-            from = from.as_str(),
-            to = to.as_str(),
-            event = trigger.as_str(),
-            reason,
-            "transition"
-        );
         context.data.set_fsm(to, context.at);
-        context.out.transitions.push(Transition { from, to, trigger, reason, at: context.at });
+        if let Some((trigger, reason)) = context.out.moving.take() {
+            tracing::info!(
+                from = from.as_str(),
+                to = to.as_str(),
+                event = trigger.as_str(),
+                reason = reason.as_str(),
+                "transition"
+            );
+            context.out.transitions.push(Transition { from, to, trigger, reason, at: context.at });
+        }
         if context.out.snapshot_transitions {
             let snapshot = context.data.snapshot();
             context.out.snapshots.push(snapshot);

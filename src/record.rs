@@ -22,6 +22,7 @@ use indexmap::IndexMap;
 
 use serde_json::{Map, Value};
 
+#[cfg(any(test, feature = "testing"))]
 pub use scan::MAX_DEPTH;
 use slot::{Ordered, Slot};
 
@@ -354,6 +355,7 @@ impl Record {
     }
 }
 
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by the command line.
 /// The text of the value of `key` in the text of a JSON object (of its last occurrence, as Python
 /// takes duplicates); `None` when the text is not an object or has no such key.
 pub fn member_text<'a>(object: &'a str, key: &str) -> Option<&'a str> {

@@ -25,10 +25,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
 use chrono_tz::Tz;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
 use crate::data;
+use crate::doc::Doc;
+use crate::kernel::Outcome;
+use crate::machine::Rejection;
+use crate::table::StateName;
 use crate::digest;
 use crate::engine::{Engine, EngineError};
 use crate::event::{Event, EventKind, Settings, Trigger};
@@ -226,7 +230,7 @@ fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), ServeEr
 fn configure_timezone(engine: &mut Engine, zone: Tz, at: Timestamp) -> Result<(), EngineError> {
     if engine.data().view().tz != zone {
         let settings = Settings { timezone: Some(zone.name().into()), ..Settings::default() };
-        engine.handle(Event::new(at, EventKind::Configure(settings)))?;
+        let _configured = engine.handle(Event::new(at, EventKind::Configure(settings)))?;
     }
     Ok(())
 }
@@ -281,12 +285,13 @@ impl Server {
         std::mem::forget(self.engine());
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Answers one message.
     pub fn reply(&self, message: &Value) -> Value {
-        self.answer_request(Request::parse(message))
+        self.answer_request(Request::parse(message)).to_value()
     }
 
-    fn answer_request(&self, request: Result<Request, Refusal>) -> Value {
+    fn answer_request(&self, request: Result<Request, Refusal>) -> Doc {
         match request {
             Err(refusal) => refusal.to_reply(),
             Ok(request) => {
@@ -297,8 +302,14 @@ impl Server {
         }
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Answers one line (without its newline). A blank line is no request and gets no reply.
     pub fn reply_to_line(&self, line: &[u8]) -> Option<Value> {
+        self.answer_line(line).map(|doc| doc.to_value())
+    }
+
+    /// [`Server::reply_to_line`]'s reply as it is written, members in order.
+    fn answer_line(&self, line: &[u8]) -> Option<Doc> {
         let text = match std::str::from_utf8(line) {
             Ok(text) => text,
             Err(e) => {
@@ -340,7 +351,7 @@ impl Server {
                     let error = format!("line is longer than {MAX_LINE_BYTES} bytes");
                     Refusal::Invalid(error).to_reply()
                 }
-                lines::Frame::Line | lines::Frame::End => match self.reply_to_line(&line) {
+                lines::Frame::Line | lines::Frame::End => match self.answer_line(&line) {
                     Some(reply) => reply,
                     None => continue,
                 },
@@ -353,7 +364,7 @@ impl Server {
 }
 
 /// Runs one validated request on the engine.
-fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Value {
+fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Doc {
     let mut run = |kind| engine.handle(Event::new(now, kind));
     match request {
         Request::Status { .. } => status(engine, now),
@@ -362,22 +373,22 @@ fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Value {
                 Err(EngineError::Rejected(rejection))
                     if rejection.trigger == Trigger::UserSleepRequested =>
                 {
-                    json!({"ok": false, "reason": "already_sleeping"})
+                    Doc::ok(false).with("reason", "already_sleeping")
                 }
-                result => control(engine, result, json!({"ok": true, "state": "TRANSITIONING"})),
+                result => control(engine, result, Doc::ok(true).with("state", "TRANSITIONING")),
             }
         }
         Request::ForceWake { ts } => {
             let result = run(EventKind::ForceWakeRequested { ts: Some(ts) });
-            control(engine, result, json!({"ok": true, "reason": "wake_queued"}))
+            control(engine, result, Doc::ok(true).with("reason", "wake_queued"))
         }
         Request::ForceRem { ts } => {
             let result = run(EventKind::ForceRemRequested { ts: Some(ts) });
-            control(engine, result, json!({"ok": true, "reason": "rem_queued"}))
+            control(engine, result, Doc::ok(true).with("reason", "rem_queued"))
         }
         Request::Pause { paused, .. } => {
             let result = run(if paused { EventKind::Pause } else { EventKind::Resume });
-            control(engine, result, json!({"ok": true, "paused": paused}))
+            control(engine, result, Doc::ok(true).with("paused", paused))
         }
         Request::SessionOpen { session_id, ts } => {
             let event =
@@ -385,29 +396,48 @@ fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Value {
             let result = engine.handle_with(event, |record| {
                 data::note_session_open(record, session_id.as_deref(), ts.as_deref());
             });
-            control(engine, result, json!({"ok": true, "reason": "session_open_queued"}))
+            control(engine, result, Doc::ok(true).with("reason", "session_open_queued"))
         }
         Request::Engine { kind, .. } => {
-            let mut reply = match engine.handle(Event::new(now, kind)) {
-                Ok(outcome) => outcome.to_reply(engine.state()),
+            let reply = match engine.handle(Event::new(now, kind)) {
+                Ok(outcome) => outcome_reply(engine.state(), &outcome),
                 Err(error) => failure(engine, &error),
             };
-            if let Value::Object(fields) = &mut reply {
-                fields.insert("next_deadline".into(), next_deadline(engine, now));
-            }
-            reply
+            reply.with("next_deadline", next_deadline(engine, now))
         }
     }
 }
 
+/// The reply to an accepted engine event (without its `next_deadline`): `{"ok": true, "state",
+/// "transitions", "effects"}`, plus `first_turn` and `digest` (`null` when none was delivered) for
+/// a recall.
+pub(crate) fn outcome_reply(state: StateName, outcome: &Outcome) -> Doc {
+    let reply = Doc::ok(true)
+        .with("state", state)
+        .with("transitions", &outcome.transitions)
+        .with("effects", &outcome.effects);
+    match outcome.first_turn {
+        Some(first_turn) => reply.with("first_turn", first_turn).with("digest", &outcome.digest),
+        None => reply,
+    }
+}
+
+/// The reply to a refused event: `{"ok": false, "reason": "rejected", "state", "error"}`.
+pub(crate) fn rejection_reply(rejection: &Rejection) -> Doc {
+    Doc::ok(false)
+        .with("reason", "rejected")
+        .with("state", rejection.state)
+        .with("error", rejection.to_string())
+}
+
 /// When the host must tick next for something to happen, as Python's `isoformat` writes it, or
-/// `null` when nothing is due.
-pub(crate) fn next_deadline(engine: &Engine, now: Timestamp) -> Value {
-    engine.next_deadline(now).map_or(Value::Null, |at| json!(timestamp::format(at)))
+/// `None` (`null`) when nothing is due.
+pub(crate) fn next_deadline(engine: &Engine, now: Timestamp) -> Option<String> {
+    engine.next_deadline(now).map(timestamp::format)
 }
 
 /// A control message's reply: `done` when the engine ran it, else the failure.
-fn control<T>(engine: &Engine, result: Result<T, EngineError>, done: Value) -> Value {
+fn control<T>(engine: &Engine, result: Result<T, EngineError>, done: Doc) -> Doc {
     match result {
         Ok(_) => done,
         Err(error) => failure(engine, &error),
@@ -416,28 +446,26 @@ fn control<T>(engine: &Engine, result: Result<T, EngineError>, done: Value) -> V
 
 /// The reply for a failed engine call: the rejection's own reply, or the seed's
 /// `state_write_failed` when the state file could not be read or written (nothing changed).
-fn failure(engine: &Engine, error: &EngineError) -> Value {
+fn failure(engine: &Engine, error: &EngineError) -> Doc {
     match error {
-        EngineError::Rejected(rejection) => rejection.to_reply(),
-        EngineError::Illegal(illegal) => json!({
-            "ok": false,
-            "reason": "rejected",
-            "state": engine.state().as_str(),
-            "error": illegal.to_string(),
-        }),
+        EngineError::Rejected(rejection) => rejection_reply(rejection),
+        EngineError::Illegal(illegal) => Doc::ok(false)
+            .with("reason", "rejected")
+            .with("state", engine.state())
+            .with("error", illegal.to_string()),
         EngineError::Store(store) => {
             // The client hears of it in the reply; the operator, on stderr.
             tracing::error!(%store, "request failed; nothing changed");
-            json!({"ok": false, "reason": "state_write_failed", "error": clip_error(store)})
+            Doc::ok(false).with("reason", "state_write_failed").with("error", clip_error(store))
         }
     }
 }
 
 /// The seed's `status` reply, from the file as it stands (re-read when another process wrote it).
-fn status(engine: &mut Engine, now: Timestamp) -> Value {
+fn status(engine: &mut Engine, now: Timestamp) -> Doc {
     // A read without the lock that changes nothing.
     if let Err(error) = engine.reread() {
-        return json!({"ok": false, "reason": "control_plane_error", "error": clip_error(&error)});
+        return Doc::ok(false).with("reason", "control_plane_error").with("error", clip_error(&error));
     }
     let record = engine.record();
     let raw = |key: &str| record.get(key).cloned().unwrap_or(Value::Null);
@@ -448,21 +476,19 @@ fn status(engine: &mut Engine, now: Timestamp) -> Value {
     let last_tick_at = engine
         .data()
         .last_tick_at()
-        .map_or_else(|| raw(keys::LAST_TICK_AT), |at| json!(timestamp::format(at)));
-    let state = engine.state().as_str();
-    json!({
-        "ok": true,
-        "state": state,
-        "uptime_sec": uptime_sec,
-        "version": VERSION,
-        "fsm_state": state,
-        "last_tick_at": last_tick_at,
-        "quiet_window": raw(keys::QUIET_WINDOW),
-        "pending_digest": digest::status_view(record.get(keys::PENDING_DIGEST)),
-        "daemon_started_at": raw(keys::DAEMON_STARTED_AT),
-        "scheduler_paused": record.get(keys::SCHEDULER_PAUSED).is_some_and(is_truthy),
-        "next_deadline": next_deadline(engine, now),
-    })
+        .map_or_else(|| raw(keys::LAST_TICK_AT), |at| Value::from(timestamp::format(at)));
+    let state = engine.state();
+    Doc::ok(true)
+        .with("state", state)
+        .with("uptime_sec", uptime_sec)
+        .with("version", VERSION)
+        .with("fsm_state", state)
+        .with("last_tick_at", last_tick_at)
+        .with("quiet_window", raw(keys::QUIET_WINDOW))
+        .with("pending_digest", digest::status_view(record.get(keys::PENDING_DIGEST)))
+        .with("daemon_started_at", raw(keys::DAEMON_STARTED_AT))
+        .with("scheduler_paused", record.get(keys::SCHEDULER_PAUSED).is_some_and(is_truthy))
+        .with("next_deadline", next_deadline(engine, now))
 }
 
 fn clip_error(error: &dyn std::error::Error) -> String {

@@ -54,6 +54,7 @@ fn reaper_ttl(ttl_secs: f64) -> Option<TimeDelta> {
     }
 }
 
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by the command line.
 /// What one pass of [`prune_stale`] did.
 struct Pruned {
     removed: usize,
@@ -140,6 +141,7 @@ fn prune(pending: &mut Object, now: Timestamp, ttl: TimeDelta, max: usize) -> Pr
     Pruned { removed: before - pending.len(), rewritten, oldest, unreadable }
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// The seed's `prune_stale_first_turn`: drops every entry whose timestamp is strictly older than
 /// `now - ttl` (legacy booleans, other non-strings and unparseable strings count as the epoch), then
 /// keeps the `max_entries` newest by timestamp. Returns how many entries it removed.
@@ -160,6 +162,7 @@ pub fn prune_stale(
     prune(pending, now, ttl, max_entries).removed
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// Marks a session as owing its first recall: stores `at` under the clipped id, moves the id to
 /// the end of the map, then prunes with [`FIRST_TURN_TTL`] and [`MAX_FIRST_TURN_ENTRIES`]. Returns
 /// how many entries the prune removed.
@@ -261,6 +264,7 @@ pub(crate) fn next_expiry_of<'a>(
     marks.filter_map(|value| expiry(timestamp::parse(value.as_str()?)?)).min()
 }
 
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by the command line.
 /// What [`mark_in`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Opened {
@@ -271,12 +275,14 @@ pub struct Opened {
     pub marked: bool,
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// [`mark`] on a state document: a `first_turn_pending` that is not an object is replaced by `{}`
 /// first. Returns whether the document changed (false for an empty id).
 pub fn open_in(record: &mut Record, id: &str, at: Timestamp) -> bool {
     mark_in(record, id, at).changed
 }
 
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by the command line.
 /// [`open_in`], also saying whether the new mark survived the prune, so that a caller never
 /// reports a mark that is not there.
 pub fn mark_in(record: &mut Record, id: &str, at: Timestamp) -> Opened {
@@ -317,6 +323,7 @@ pub(crate) fn mark_in_with_expiry(
     mark_with_expiry(pending, id, at, ttl_secs)
 }
 
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by the command line.
 /// [`consume`] on a state document. True when the session's mark counted, and then the document
 /// changed; a `first_turn_pending` that is not an object gives false and is left alone.
 ///

@@ -19,8 +19,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{Duration, TimeZone, Utc};
-use serde_json::{Value, json};
 
+use crate::doc::Doc;
 use crate::engine::EngineError;
 use crate::timestamp::Timestamp;
 
@@ -164,13 +164,10 @@ fn simulate(options: &SimulateOptions, out: &mut dyn Write) -> Result<(), Simula
         write_plot(plot, &host.trace, &title)?;
     }
     if options.json {
-        let mut doc = json!({"ok": true});
-        if let (Some(doc), Value::Object(fields)) = (doc.as_object_mut(), summary::to_json(&report))
-        {
-            doc.extend(fields);
-        }
-        doc["state_file"] = json!(path.display().to_string());
-        doc["plot"] = json!(options.plot.as_ref().map(|p| p.display().to_string()));
+        let doc = Doc::ok(true)
+            .extend(summary::to_json(&report))
+            .with("state_file", path.display().to_string())
+            .with("plot", options.plot.as_ref().map(|p| p.display().to_string()));
         writeln!(out, "{doc}")?;
     } else {
         summary::write_text(out, &report)?;

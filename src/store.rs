@@ -12,6 +12,8 @@
 mod fs;
 mod load;
 mod save;
+// The simulated file system serves `simulate`; the rest of it serves the crate's own tests.
+#[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
 mod sim;
 
 use std::ffi::{OsStr, OsString};
@@ -22,7 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-pub use fs::{DirHandle, FileKind, Fs, FsFile, Interposed, Meta, RealFs};
+#[cfg(any(feature = "cli", feature = "testing"))]
+pub use fs::Interposed;
+pub use fs::{DirHandle, FileKind, Fs, FsFile, Meta, RealFs};
 pub use load::{Loaded, Peeked, Recovery};
 pub use sim::{Call, SimFs};
 
@@ -92,7 +96,7 @@ pub enum StoreError {
         /// Why it cannot be read.
         problem: crate::record::RecordError,
     },
-    /// The store was opened read-only ([`Store::open_read_only`]): it never locks nor writes.
+    /// The store was opened read-only (`Store::open_read_only`): it never locks nor writes.
     #[error("state file {} was opened read-only", .path.display())]
     ReadOnly {
         /// The state file.
@@ -104,7 +108,7 @@ pub enum StoreError {
         /// The state file.
         path: PathBuf,
     },
-    /// Another holder kept the lock for longer than [`LockWait::timeout`].
+    /// Another holder kept the lock for longer than `LockWait::timeout`.
     #[error(
         "gave up after {} s: the lock on directory {} (state file {}) is held by another process",
         .timeout.as_secs_f64(), .dir.display(), .path.display()

@@ -8,10 +8,13 @@
 
 use std::fmt;
 
-use crate::event::Trigger;
+pub use crate::event::Trigger;
+pub use crate::reason::Reason;
 
-/// The four states, spelled on disk exactly as the seed spells them.
+/// The four states, spelled on disk (and on the wire) exactly as the seed spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "UPPERCASE"))]
 pub enum StateName {
     /// Awake: clients use the memory store; the scheduler ticks.
     Wake,
@@ -184,7 +187,7 @@ pub enum Action {
     /// Record how many cycles the night completed.
     FinishNight,
     /// Emit `daemon_yielded` with this reason and the cycles the night completed.
-    EmitYielded(&'static str),
+    EmitYielded(Reason),
     /// Hold off the next attempt for 5 minutes after a refused or timed-out lock.
     BackOff,
     /// Emit `fsm_recovered` with the state found at boot.
@@ -261,25 +264,26 @@ impl fmt::Display for Action {
     }
 }
 
-/// Why a row moved the machine or skipped a tick: the word recorded with the transition
-/// (`lock_acquired`, `next_cycle`, ...) or as the tick's skip reason.
+/// Why a row moved the machine or skipped a tick, as the table's reason column says it: the
+/// [`Reason`] recorded with the transition (`lock_acquired`, `next_cycle`, ...) or as the tick's
+/// skip reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
+pub enum Because {
     /// The row records no reason.
     None,
-    /// This word.
-    Is(&'static str),
+    /// This reason.
+    Is(Reason),
     /// Why sleep is due, as the guard found it: `user_sleep_request`, `force_rem_request`,
     /// `quiet_window` or `idle`.
     SleepDue,
 }
 
-impl Reason {
+impl Because {
     /// The reason's text in diagrams (empty for `None`).
     pub fn label(self) -> &'static str {
         match self {
             Self::None => "",
-            Self::Is(word) => word,
+            Self::Is(reason) => reason.as_str(),
             Self::SleepDue => "why sleep is due",
         }
     }
@@ -312,7 +316,7 @@ pub struct Row {
     /// What it does, in order, the target's entry action last.
     pub actions: &'static [Action],
     /// The reason recorded with the transition or the skipped tick.
-    pub reason: Reason,
+    pub reason: Because,
 }
 
 impl Row {

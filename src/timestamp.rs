@@ -11,6 +11,7 @@ use chrono::{
 /// A moment in UTC with microsecond precision, the resolution Python's `datetime` keeps.
 pub type Timestamp = DateTime<Utc>;
 
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by the command line.
 /// Why a text is not a moment this product takes as input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum MomentError {
@@ -46,6 +47,7 @@ pub fn in_range(at: Timestamp) -> bool {
     }
 }
 
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by the command line.
 /// Parses a moment given as input (`--now`, a serve message's `ts`): what [`parse`] reads, and
 /// only inside [`earliest`] ..= [`latest`] once taken to UTC.
 pub fn parse_moment(text: &str) -> Result<Timestamp, MomentError> {
@@ -95,6 +97,48 @@ pub fn write(out: &mut Vec<u8>, at: Timestamp) {
         digits(out, micros % 100);
     }
     out.extend_from_slice(b"+00:00");
+}
+
+/// Rounds a moment up to whole microseconds: a deadline given at the precision moments leave the
+/// engine with is never before the moment it stands for.
+pub fn ceil_to_micros(at: Timestamp) -> Timestamp {
+    let cut = truncate_to_micros(at);
+    if cut < at { cut + chrono::TimeDelta::microseconds(1) } else { cut }
+}
+
+/// A moment on the wire: [`format()`]'s text out, [`parse_moment`]'s reading in (for serde's
+/// `with`).
+#[cfg(feature = "serde")]
+pub(crate) mod wire {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use super::Timestamp;
+
+    pub(crate) fn serialize<S: Serializer>(at: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format(*at))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_moment(&text).map_err(|e| D::Error::custom(format_args!("{text:?}: {e}")))
+    }
+
+    /// The same for an optional moment, `null` when absent.
+    pub(crate) mod option {
+        use serde::Serializer;
+
+        use super::Timestamp;
+
+        pub(crate) fn serialize<S: Serializer>(
+            at: &Option<Timestamp>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match at {
+                Some(at) => super::serialize(at, s),
+                None => s.serialize_none(),
+            }
+        }
+    }
 }
 
 /// Appends a number below 100 as two digits.

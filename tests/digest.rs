@@ -36,6 +36,11 @@ fn assert_same(actual: &Value, expected: &Value) {
 }
 
 /// The full digest of 12.7.2 and 12.8.
+/// An ordered object as a value.
+fn object(object: daemon_state::record::Object) -> Value {
+    Value::Object(object.into_iter().collect())
+}
+
 fn full_digest() -> Value {
     json!({
         "rem_cycles_completed": 4,
@@ -70,7 +75,7 @@ fn zeroed() -> Value {
 #[track_caller]
 fn check_take(before: Value, now: Timestamp, taken: Option<Value>, after: Value) {
     let mut state = record(before);
-    assert_eq!(digest::take(&mut state, now), taken);
+    assert_eq!(digest::take(&mut state, now).map(|d| d.to_value()), taken);
     assert_same(&document(&state), &after);
 }
 
@@ -151,13 +156,14 @@ fn a_last_shown_in_the_future_does_not_block() {
 
 /// What a recall shows as `overnight_digest` for a state: the gate's digest through the view.
 fn overnight(state: &mut Record) -> Value {
-    digest::overnight_view(&digest::take(state, now()).unwrap_or(Value::Null))
+    let taken = digest::take(state, now()).map_or(Value::Null, |d| d.to_value());
+    object(digest::overnight_view(&taken))
 }
 
 #[test]
 fn the_overnight_digest() {
     // acceptance 12.7.1, acceptance 12.8.3: nothing saved gives the zeroed default.
-    assert_same(&digest::zeroed_overnight_digest(), &zeroed());
+    assert_same(&object(digest::zeroed_overnight_digest()), &zeroed());
     assert_eq!(overnight(&mut Record::new()), zeroed());
 
     // acceptance 12.7.2, acceptance 12.8.1: every field of a delivered digest comes back.
@@ -188,9 +194,9 @@ fn the_overnight_digest() {
     assert_eq!(state.get("existing"), Some(&json!(true)));
 
     // Extra keys are dropped and missing ones defaulted; a present null stays null.
-    let view = digest::overnight_view(
+    let view = object(digest::overnight_view(
         &json!({"rem_cycles_completed": 2, "extra": 1, "daemon_uptime_hours": null}),
-    );
+    ));
     let mut expected = zeroed();
     expected["rem_cycles_completed"] = json!(2);
     expected["daemon_uptime_hours"] = Value::Null;
@@ -203,17 +209,17 @@ fn the_status_summary() {
     let stored = json!({"rem_cycles_completed": 2, "episodes_processed": 15, "schemas_induced_tier0": 3,
         "claude_call_used": true, "main_insight_text": "long text"});
     assert_eq!(
-        digest::status_view(Some(&stored)),
+        digest::status_view(Some(&stored)).map(object).unwrap_or_default(),
         json!({"rem_cycles_completed": 2, "episodes_processed": 15, "schemas_induced_tier0": 3,
             "claude_call_used": true})
     );
     assert_eq!(
-        digest::status_view(Some(&json!({}))),
+        digest::status_view(Some(&json!({}))).map(object).unwrap_or_default(),
         json!({"rem_cycles_completed": 0, "episodes_processed": 0, "schemas_induced_tier0": 0,
             "claude_call_used": false})
     );
     for not_object in [None, Some(json!(null)), Some(json!("x")), Some(json!([1]))] {
-        assert_eq!(digest::status_view(not_object.as_ref()), Value::Null);
+        assert_eq!(digest::status_view(not_object.as_ref()), None);
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use daemon_state::effects::Effect;
+use daemon_state::effects::{Audit, Effect};
 use daemon_state::engine::{Engine, EngineError};
 use daemon_state::event::{Event, EventKind};
 use daemon_state::store::{Call, SimFs, Store};
@@ -12,6 +12,11 @@ use daemon_state::timestamp::format;
 use serde_json::{Value, json};
 
 const PATH: &str = "/state/.daemon-state.json";
+
+/// An audit's payload as the wire spells it.
+fn effect_payload(audit: &Audit) -> Value {
+    serde_json::to_value(Effect::Emit(audit.clone())).unwrap()["payload"].clone()
+}
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 4, 27, 12, 0, 0).unwrap()
@@ -41,8 +46,8 @@ fn expired_events(effects: &[Effect]) -> Vec<Value> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Emit { kind: "first_turn_pending_expired", payload, .. } => {
-                Some(payload.clone())
+            Effect::Emit(audit @ Audit::FirstTurnPendingExpired { .. }) => {
+                Some(effect_payload(audit))
             }
             _ => None,
         })
@@ -106,9 +111,10 @@ fn recall_delivers_the_digest_after_18_hours_and_the_disk_agrees() {
         &fs,
         json!({"pending_digest": full_digest(), "last_digest_shown_at": format(now() - Duration::hours(20))}),
     );
-    let outcome =
-        engine.handle(Event::new(now(), EventKind::Recall { session_id: "s".into() })).unwrap();
-    assert_eq!(outcome.digest, Some(full_digest()));
+    let outcome = engine
+        .handle(Event::new(now(), EventKind::Recall { session_id: Some("s".into()) }))
+        .unwrap();
+    assert_eq!(outcome.digest.map(|d| d.to_value()), Some(full_digest()));
     let disk = on_disk(&fs);
     assert!(disk.get("pending_digest").is_none());
     assert_eq!(disk["last_digest_shown_at"], format(now()));
@@ -122,8 +128,9 @@ fn recall_withholds_the_digest_before_18_hours() {
     let mut engine =
         engine_on(&fs, json!({"pending_digest": full_digest(), "last_digest_shown_at": last}));
     let writes = engine.store().durable_writes();
-    let outcome =
-        engine.handle(Event::new(now(), EventKind::Recall { session_id: "s".into() })).unwrap();
+    let outcome = engine
+        .handle(Event::new(now(), EventKind::Recall { session_id: Some("s".into()) }))
+        .unwrap();
     assert_eq!(outcome.digest, None);
     assert_eq!(engine.store().durable_writes(), writes);
     assert_eq!(on_disk(&fs)["pending_digest"], full_digest());
@@ -134,8 +141,9 @@ fn recall_withholds_the_digest_before_18_hours() {
 fn recall_without_a_digest_gives_nothing() {
     let fs = SimFs::new();
     let mut engine = engine_on(&fs, json!({}));
-    let outcome =
-        engine.handle(Event::new(now(), EventKind::Recall { session_id: "s".into() })).unwrap();
+    let outcome = engine
+        .handle(Event::new(now(), EventKind::Recall { session_id: Some("s".into()) }))
+        .unwrap();
     assert_eq!(outcome.digest, None);
     assert_eq!(outcome.first_turn, Some(false));
 }
@@ -147,14 +155,16 @@ fn a_failed_save_does_not_lose_the_digest() {
     let fs = SimFs::new();
     let mut engine = engine_on(&fs, json!({"pending_digest": full_digest()}));
     fs.fail_at(Call::Sync, 0, libc::ENOSPC);
-    let err =
-        engine.handle(Event::new(now(), EventKind::Recall { session_id: "s".into() })).unwrap_err();
+    let err = engine
+        .handle(Event::new(now(), EventKind::Recall { session_id: Some("s".into()) }))
+        .unwrap_err();
     assert!(matches!(err, EngineError::Store(_)), "{err}");
     assert_eq!(engine.record().get("pending_digest"), Some(&full_digest()));
     assert_eq!(on_disk(&fs)["pending_digest"], full_digest());
-    let outcome =
-        engine.handle(Event::new(now(), EventKind::Recall { session_id: "s".into() })).unwrap();
-    assert_eq!(outcome.digest, Some(full_digest()));
+    let outcome = engine
+        .handle(Event::new(now(), EventKind::Recall { session_id: Some("s".into()) }))
+        .unwrap();
+    assert_eq!(outcome.digest.map(|d| d.to_value()), Some(full_digest()));
     assert!(on_disk(&fs).get("pending_digest").is_none());
 }
 
@@ -177,14 +187,14 @@ fn another_writers_change_is_never_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(".daemon-state.json");
     let (mut daemon, _) = Engine::open(&path).unwrap();
-    daemon
+    let _ = daemon
         .handle(Event::new(now(), EventKind::SessionStarted { session_id: Some("a".into()) }))
         .unwrap();
     {
         let (mut cli, _) = Engine::open(&path).unwrap();
-        cli.handle(Event::new(now(), EventKind::Pause)).unwrap();
+        let _ = cli.handle(Event::new(now(), EventKind::Pause)).unwrap();
     }
-    daemon
+    let _ = daemon
         .handle(Event::new(now(), EventKind::SessionStarted { session_id: Some("b".into()) }))
         .unwrap();
     let disk: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -201,7 +211,7 @@ fn an_event_and_its_bookkeeping_cost_one_write() {
     let mut engine = engine_on(&fs, json!({"fsm_state": "WAKE"}));
     let writes = engine.store().durable_writes();
     let event = Event::new(now(), EventKind::SessionStarted { session_id: Some("s".into()) });
-    engine
+    let _ = engine
         .handle_with(event, |record| record.set("last_session_open", json!({"session_id": "s"})))
         .unwrap();
     assert_eq!(engine.store().durable_writes(), writes + 1);
@@ -216,11 +226,12 @@ fn a_long_session_id_is_found_again_at_recall() {
     let fs = SimFs::new();
     let mut engine = engine_on(&fs, json!({}));
     let long = "a".repeat(1000);
-    engine
+    let _ = engine
         .handle(Event::new(now(), EventKind::SessionStarted { session_id: Some(long.clone()) }))
         .unwrap();
     assert!(on_disk(&fs)["first_turn_pending"][&"a".repeat(128)].is_string());
-    let outcome = engine.handle(Event::new(now(), EventKind::Recall { session_id: long })).unwrap();
+    let outcome =
+        engine.handle(Event::new(now(), EventKind::Recall { session_id: Some(long) })).unwrap();
     assert_eq!(outcome.first_turn, Some(true));
 }
 
@@ -251,7 +262,7 @@ fn a_night_stuck_in_sleep_by_a_failed_save_goes_on_at_the_next_tick() {
         &fs,
         json!({"fsm_state": "WAKE", "force_rem_request": {"ts": "t", "pending": true}}),
     );
-    engine.handle(Event::new(now(), EventKind::Tick { store_empty: false })).unwrap();
+    let _ = engine.handle(Event::new(now(), EventKind::Tick { store_empty: false })).unwrap();
     assert_eq!(engine.state().as_str(), "TRANSITIONING");
     fs.fail_at(Call::Create, 1, libc::ENOSPC);
     assert!(engine.handle(Event::new(now(), EventKind::LockAcquired)).is_err());

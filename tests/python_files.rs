@@ -46,7 +46,7 @@ fn write_through_engine(text: &str) -> (String, Vec<String>) {
     assert!(report.recovery.is_none(), "{:?}", report.recovery);
     let at = Utc.with_ymd_and_hms(2026, 4, 18, 12, 0, 0).unwrap();
     let event = EventKind::SessionStarted { session_id: Some("sess-1".into()) };
-    engine.handle(Event::new(at, event)).unwrap();
+    let _ = engine.handle(Event::new(at, event)).unwrap();
     (std::fs::read_to_string(&path).unwrap(), report.warnings)
 }
 

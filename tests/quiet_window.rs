@@ -74,11 +74,13 @@ fn check_learn(starts: &[Timestamp], now: Timestamp, tz: Tz, expected: Option<(u
     let mut sorted = starts.to_vec();
     sorted.sort();
     let settings = Settings { rem_cycle_count: None, timezone: Some(tz.name().to_owned()) };
-    engine.handle(Event::new(sorted[0], EventKind::Configure(settings))).unwrap();
+    let _ = engine.handle(Event::new(sorted[0], EventKind::Configure(settings))).unwrap();
     for &start in &sorted {
-        engine.handle(Event::new(start, EventKind::SessionStarted { session_id: None })).unwrap();
+        let _ = engine
+            .handle(Event::new(start, EventKind::SessionStarted { session_id: None }))
+            .unwrap();
     }
-    engine.handle(Event::new(now, EventKind::Tick { store_empty: false })).unwrap();
+    let _ = engine.handle(Event::new(now, EventKind::Tick { store_empty: false })).unwrap();
     let view = engine.data().view();
     assert_eq!(view.window.map(<(u8, u8)>::from), expected, "through the engine");
     assert_eq!(view.learned_at, Some(now));

@@ -121,7 +121,7 @@ fn status_of_a_good_file_leaves_no_lock_file() {
 /// are recorded.
 fn read_only_mount(
     calls: Arc<Mutex<Vec<Call>>>,
-) -> Interposed<impl Fn(Call, &Path) -> Option<io::Error> + Send> {
+) -> Interposed<impl Fn(Call, &Path) -> Option<io::Error> + Send + Sync> {
     Interposed::new(move |call, _: &Path| {
         calls.lock().expect("calls").push(call);
         let reads = [Call::Stat, Call::Read, Call::ListDir];

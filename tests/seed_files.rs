@@ -29,7 +29,7 @@ fn round_trip(
     let (mut engine, report) = Engine::open(&path).unwrap();
     assert!(report.recovery.is_none());
     let at = Utc.with_ymd_and_hms(2026, 4, 18, 12, 0, 0).unwrap();
-    engine.handle(Event::new(at, event)).unwrap();
+    let _ = engine.handle(Event::new(at, event)).unwrap();
     let raw = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
     (load(&original), load(raw.as_bytes()), raw, engine)
 }
@@ -76,10 +76,13 @@ fn legacy_values_are_read_as_the_spec_says() {
     let mut engine = engine;
     let at = Utc.with_ymd_and_hms(2026, 4, 18, 12, 0, 0).unwrap();
     let outcome = engine
-        .handle(Event::new(at, EventKind::Recall { session_id: "sess-legacy-true".into() }))
+        .handle(Event::new(at, EventKind::Recall { session_id: Some("sess-legacy-true".into()) }))
         .unwrap();
     assert_eq!(outcome.first_turn, Some(true), "a legacy `true` counts as marked");
-    assert_eq!(outcome.digest.unwrap()["main_insight_text"], "today's unifying insight é☃");
+    assert_eq!(
+        outcome.digest.unwrap().get("main_insight_text").unwrap(),
+        "today's unifying insight é☃"
+    );
 }
 
 #[test]

@@ -38,7 +38,7 @@ fn run(state: &mut Record, command: &[&str], now: Timestamp) -> (Value, bool) {
         ["digest", "take"] => {
             let taken = digest::take(state, now);
             let delivered = taken.is_some();
-            (taken.unwrap_or(Value::Null), delivered)
+            (taken.map_or(Value::Null, |d| d.to_value()), delivered)
         }
         other => panic!("unknown command {other:?}"),
     }

@@ -5,11 +5,12 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use daemon_state::digest::RemResult;
-use daemon_state::effects::Effect;
+use daemon_state::effects::{Audit, Effect};
 use daemon_state::event::{Event, EventKind, Input, Settings, Trigger};
 use daemon_state::kernel::{Core, Step};
+use daemon_state::reason::Reason;
 use daemon_state::record::Record;
-use daemon_state::table::{Action, Guard, Reason, Row, StateName, TABLE, Target, rows_for};
+use daemon_state::table::{Action, Because, Guard, Row, StateName, TABLE, Target, rows_for};
 use serde_json::{Value, json};
 
 fn now() -> DateTime<Utc> {
@@ -26,7 +27,7 @@ fn event_for(trigger: Trigger, store_empty: bool) -> Option<Event> {
         Trigger::Boot => EventKind::Boot,
         Trigger::Tick => EventKind::Tick { store_empty },
         Trigger::SessionStarted => EventKind::SessionStarted { session_id: Some("s1".into()) },
-        Trigger::Recall => EventKind::Recall { session_id: "s1".into() },
+        Trigger::Recall => EventKind::Recall { session_id: Some("s1".into()) },
         Trigger::LockAcquired => EventKind::LockAcquired,
         Trigger::LockDenied => EventKind::LockDenied,
         Trigger::LockLost => EventKind::LockLost,
@@ -43,7 +44,8 @@ fn event_for(trigger: Trigger, store_empty: bool) -> Option<Event> {
             EventKind::Configure(Settings { rem_cycle_count: Some(3), timezone: None })
         }
         Trigger::Shutdown => EventKind::Shutdown,
-        Trigger::Continue => return None,
+        // `Continue`, the engine's own.
+        _ => return None,
     };
     Some(Event::new(now(), kind))
 }
@@ -155,7 +157,7 @@ fn behaviour(state: StateName, trigger: Trigger, guard: Guard) -> String {
         line.push_str(&format!("; {} -> {} ({})", t.from, t.to, t.reason));
     }
     for effect in &step.effects {
-        line.push_str(&format!("; effect {}", effect.to_json()));
+        line.push_str(&format!("; effect {}", serde_json::to_string(effect).unwrap()));
     }
     if let Some(recall) = &step.recall {
         line.push_str(&format!("; recall {recall:?}"));
@@ -253,12 +255,17 @@ fn check(state: StateName, trigger: Trigger, guard: Guard) -> Vec<&'static Row> 
     let actions: Vec<Action> = step.rows.iter().flat_map(|r| r.actions.iter().copied()).collect();
     assert_eq!(step.actions, actions, "{case}: the rows' actions, in order");
     match (last.to, last.reason) {
-        (Target::Go(_), Reason::Is(word)) => {
+        (Target::Go(_), Because::Is(reason)) => {
             assert_eq!(step.transitions.len(), 1, "{case}");
-            assert_eq!(step.transitions[0].reason, word, "{case}: row {name}");
+            assert_eq!(step.transitions[0].reason, reason, "{case}: row {name}");
         }
-        (Target::Go(_), Reason::SleepDue) => {
-            let reasons = ["user_sleep_request", "force_rem_request", "quiet_window", "idle"];
+        (Target::Go(_), Because::SleepDue) => {
+            let reasons = [
+                Reason::UserSleepRequest,
+                Reason::ForceRemRequest,
+                Reason::QuietWindow,
+                Reason::Idle,
+            ];
             assert!(
                 reasons.contains(&step.transitions[0].reason),
                 "{case}: {:?}",
@@ -280,20 +287,20 @@ fn check(state: StateName, trigger: Trigger, guard: Guard) -> Vec<&'static Row> 
     );
     assert_eq!(
         count(Action::EmitRecovered),
-        count_effects(effects, |e| matches!(e, Effect::Emit { kind: "fsm_recovered", .. })),
+        count_effects(effects, |e| matches!(e, Effect::Emit(Audit::FsmRecovered { .. }))),
         "{case}"
     );
-    let yielded: Vec<&str> = actions
+    let yielded: Vec<Reason> = actions
         .iter()
         .filter_map(|a| match a {
             Action::EmitYielded(why) => Some(*why),
             _ => None,
         })
         .collect();
-    let emitted: Vec<&str> = effects
+    let emitted: Vec<Reason> = effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Emit { kind: "daemon_yielded", payload, .. } => payload["reason"].as_str(),
+            Effect::Emit(Audit::DaemonYielded { reason, .. }) => Some(*reason),
             _ => None,
         })
         .collect();

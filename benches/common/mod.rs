@@ -216,7 +216,7 @@ pub fn drive(core: &mut Core, event: Event) -> Option<Record> {
     while let Some(event) = queue.pop() {
         let at = event.at;
         let Ok(outcome) = core.handle(&event) else { continue };
-        last = outcome.snapshots.last().cloned().or(last);
+        last = outcome.snapshots().last().cloned().or(last);
         for effect in &outcome.effects {
             match effect {
                 Effect::AcquireLock => queue.push(Event::new(at, EventKind::LockAcquired)),
@@ -261,7 +261,7 @@ pub fn realistic_record() -> Record {
             let opened = Event::new(at, EventKind::SessionStarted { session_id: Some(id.clone()) });
             last = drive(&mut core, opened).or(last);
             if !session.is_multiple_of(3) {
-                let recall = Event::new(at, EventKind::Recall { session_id: id });
+                let recall = Event::new(at, EventKind::Recall { session_id: Some(id) });
                 last = drive(&mut core, recall).or(last);
             }
         }

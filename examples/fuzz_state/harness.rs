@@ -123,7 +123,7 @@ pub fn events_for(bytes: &[u8]) -> Vec<Event> {
             3 | 4 => EventKind::SessionStarted {
                 session_id: Some(id(&mut rng)).filter(|_| !rng.one_in(8)),
             },
-            5 | 6 => EventKind::Recall { session_id: id(&mut rng) },
+            5 | 6 => EventKind::Recall { session_id: Some(id(&mut rng)) },
             7 => EventKind::LockAcquired,
             8 => EventKind::RemCycleFinished {
                 result: RemResult {

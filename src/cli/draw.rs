@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 
-use serde_json::json;
+use crate::doc::Doc;
 
 use super::args::{DiagramArgs, Format};
 use super::{CliError, Context, printable, warn};
@@ -47,7 +47,7 @@ pub(super) fn run(ctx: &Context, args: &DiagramArgs, out: &mut dyn Write) -> Res
             .map_err(|source| CliError::Write { path: path.clone(), source })?;
         written.push(path.display().to_string());
     }
-    ctx.print(out, &json!({"ok": true, "files": written}), |_| {
+    ctx.print(out, &Doc::ok(true).with("files", &written), |_| {
         written.iter().map(|path| format!("{}\n", printable(path))).collect()
     })
 }

@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use clap::FromArgMatches;
 use clap::error::ErrorKind;
-use serde_json::{Value, json};
 
 use crate::check;
 use crate::clock::{Clock, SystemClock};
 use crate::digest::{self, RemResult};
+use crate::doc::{Doc, ordered};
 use crate::engine::{Engine, EngineError, OpenReport};
 use crate::event::{Event, EventKind};
 use crate::serve::{self, ServeError, ServeOptions};
@@ -280,8 +280,8 @@ impl Context {
     fn print(
         &self,
         out: &mut dyn Write,
-        doc: &Value,
-        human: impl FnOnce(&Value) -> String,
+        doc: &Doc,
+        human: impl FnOnce(&Doc) -> String,
     ) -> Result<(), CliError> {
         let text = if self.json { format!("{doc}\n") } else { human(doc) };
         out.write_all(text.as_bytes()).map_err(CliError::Stdout)
@@ -330,12 +330,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Status { .. } => {
             let (path, _) = ctx.located()?;
             let engine = ctx.engine_with(|path| Engine::open_read_only(path))?;
-            let mut doc = json!({"ok": true, "file": path.display().to_string()});
-            if let (Some(doc), Value::Object(fields)) =
-                (doc.as_object_mut(), engine.status(ctx.now))
-            {
-                doc.extend(fields);
-            }
+            let doc = Doc::ok(true)
+                .with("file", path.display().to_string())
+                .extend(engine.status(ctx.now));
             ctx.print(out, &doc, render::status)?;
         }
         Command::Event { event, .. } => run_event(&ctx, event, out)?,
@@ -345,10 +342,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let taken = engine.update(|record| {
                 let taken = digest::take(record, ctx.now);
                 let changed = taken.is_some();
-                (taken.unwrap_or(Value::Null), changed)
+                (taken, changed)
             })?;
-            ctx.print(out, &json!({"ok": true, "digest": taken}), |doc| {
-                render::digest(&doc["digest"])
+            ctx.print(out, &Doc::ok(true).with("digest", taken), |doc| {
+                render::digest(&doc.get("digest"))
             })?;
         }
         Command::Completions { shell } => {
@@ -392,13 +389,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Check { .. } => {
             let path = ctx.state_file()?;
             let report = check::check(&path);
-            let doc = json!({
+            let doc = ordered! {
                 "path": path.display().to_string(),
                 "ok": report.errors() == 0,
                 "errors": report.errors(),
                 "warnings": report.warnings(),
                 "findings": report.findings.iter().map(check::Finding::to_json).collect::<Vec<_>>(),
-            });
+            };
             ctx.print(out, &doc, |_| render::findings(&report))?;
             if report.errors() > 0 {
                 out.flush().map_err(CliError::Stdout)?;
@@ -415,7 +412,7 @@ fn event_kind(event: EventCommand) -> EventKind {
         EventCommand::Boot => EventKind::Boot,
         EventCommand::Tick { store_empty } => EventKind::Tick { store_empty },
         EventCommand::SessionStarted { id } => EventKind::SessionStarted { session_id: Some(id) },
-        EventCommand::Recall { id } => EventKind::Recall { session_id: id },
+        EventCommand::Recall { id } => EventKind::Recall { session_id: Some(id) },
         EventCommand::LockAcquired => EventKind::LockAcquired,
         EventCommand::LockDenied => EventKind::LockDenied,
         EventCommand::LockLost => EventKind::LockLost,
@@ -447,19 +444,17 @@ fn event_kind(event: EventCommand) -> EventKind {
 fn run_event(ctx: &Context, event: EventCommand, out: &mut dyn Write) -> Result<(), CliError> {
     let mut engine = ctx.engine()?;
     // The reply `serve` gives the same event, `next_deadline` included.
-    let with_deadline = |engine: &Engine, mut reply: Value| {
-        if let Value::Object(fields) = &mut reply {
-            fields.insert("next_deadline".into(), serve::next_deadline(engine, ctx.now));
-        }
-        reply
+    let with_deadline = |engine: &Engine, reply: Doc| {
+        reply.with("next_deadline", serve::next_deadline(engine, ctx.now))
     };
     match engine.handle(Event::new(ctx.now, event_kind(event))) {
         Ok(outcome) => {
-            let reply = with_deadline(&engine, outcome.to_reply(engine.state()));
-            ctx.print(out, &reply, render::reply)
+            let reply = with_deadline(&engine, serve::outcome_reply(engine.state(), &outcome));
+            ctx.print(out, &reply, |doc| render::reply(&doc.to_value()))
         }
         Err(EngineError::Rejected(rejection)) => {
-            ctx.print(out, &with_deadline(&engine, rejection.to_reply()), render::reply)?;
+            let reply = with_deadline(&engine, serve::rejection_reply(&rejection));
+            ctx.print(out, &reply, |doc| render::reply(&doc.to_value()))?;
             out.flush().map_err(CliError::Stdout)?;
             Err(EngineError::Rejected(rejection).into())
         }
@@ -481,7 +476,7 @@ fn run_sessions(
                 let opened = sessions::mark_in(record, &id, now);
                 (opened, opened.changed)
             })?;
-            ctx.print(out, &json!({"ok": true}), |_| {
+            ctx.print(out, &Doc::ok(true), |_| {
                 if opened.marked {
                     format!("first turn marked for {}\n", printable(sessions::clip_session_id(&id)))
                 } else if sessions::clip_session_id(&id).is_empty() {
@@ -496,7 +491,7 @@ fn run_sessions(
                 let first = sessions::consume_in(record, &id);
                 (first, first)
             })?;
-            ctx.print(out, &json!({"ok": true, "first_turn": first}), |_| {
+            ctx.print(out, &Doc::ok(true).with("first_turn", first), |_| {
                 let id = printable(&id);
                 if first {
                     format!("first turn of {id}\n")
@@ -511,7 +506,7 @@ fn run_sessions(
                 let changed = !dropped.is_empty();
                 (dropped, changed)
             })?;
-            ctx.print(out, &json!({"ok": true, "dropped": dropped}), |_| match dropped.len() {
+            ctx.print(out, &Doc::ok(true).with("dropped", &dropped), |_| match dropped.len() {
                 0 => "dropped none\n".to_owned(),
                 n => format!("dropped {n}: {}\n", printable(&dropped.join(", "))),
             })

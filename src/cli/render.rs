@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::check::Report;
+use crate::doc::Doc;
 
 /// `text` with its control characters (newlines, terminal escapes, ...) escaped as Rust writes
 /// them (`\n`, `\u{1b}`), so that what a user or a file put in it cannot move the cursor, recolour
@@ -87,13 +88,11 @@ fn window_text(window: &Value) -> String {
 }
 
 /// The status document, a line per field (the first names the file read), without its `ok`.
-pub fn status(status: &Value) -> String {
+pub fn status(status: &Doc) -> String {
     let mut lines = Lines::default();
-    let Some(fields) = status.as_object() else {
-        return value_text(status) + "\n";
-    };
-    for (key, value) in fields.iter().filter(|(key, _)| key.as_str() != "ok") {
-        let text = match key.as_str() {
+    for (key, value) in status.members().filter(|(key, _)| *key != "ok") {
+        let value = &value;
+        let text = match key {
             "quiet_window" if !value.is_null() => window_text(value),
             "pending_sessions" => {
                 let count = value.get("count").map(value_text).unwrap_or_default();

@@ -5,15 +5,14 @@
 //! written over `Data`'s predicates and edits. It must not choose rows: `Ctx::run` does, in table
 //! order.
 
-use serde_json::json;
-
 use super::Ctx;
 use crate::data::{Data, RequestKind};
-use crate::effects::{Effect, Severity};
+use crate::effects::{Audit, Effect, ReapPhase};
 use crate::event::{EventKind, Input};
 use crate::quiet_window;
 use crate::sessions;
-use crate::table::{Action, Guard, Reason, StateName};
+use crate::reason::Reason;
+use crate::table::{Action, Because, Guard, StateName};
 use crate::timestamp::{self, Timestamp};
 
 impl Guard {
@@ -105,13 +104,14 @@ fn sleep_due_at(data: &Data, now: Timestamp) -> Option<Timestamp> {
     due.into_iter().flatten().min().map(|at| at.max(not_before))
 }
 
-impl Reason {
-    /// The reason's word at `at`, read before the row's actions apply (empty for `None`).
-    pub fn resolve(self, data: &Data, at: Timestamp) -> &'static str {
+impl Because {
+    /// The row's reason at `at`, read before the row's actions apply (`None` for a row that
+    /// records none).
+    pub(crate) fn resolve(self, data: &Data, at: Timestamp) -> Option<Reason> {
         match self {
-            Self::None => "",
-            Self::Is(word) => word,
-            Self::SleepDue => data.sleep_due(at).unwrap_or_default(),
+            Self::None => None,
+            Self::Is(reason) => Some(reason),
+            Self::SleepDue => data.sleep_due(at),
         }
     }
 }
@@ -124,21 +124,21 @@ impl Action {
         ctx: &mut Ctx<'_>,
         input: &Input<'_>,
         from: StateName,
-        reason: &'static str,
+        reason: Option<Reason>,
     ) {
         let at = ctx.at;
         let night_running = from != StateName::Wake;
         match (self, input.kind()) {
             (Self::NoteTick, _) => ctx.data.note_tick(at),
-            (Self::ReapFirstTurns, _) => reap_first_turns(ctx, "tick"),
+            (Self::ReapFirstTurns, _) => reap_first_turns(ctx, ReapPhase::Tick),
             (Self::RelearnQuietWindow, _) => ctx.data.relearn(at),
             (Self::StampBoot, _) => {
                 ctx.data.stamp_boot(at);
-                reap_first_turns(ctx, "startup");
+                reap_first_turns(ctx, ReapPhase::Startup);
             }
             (Self::SkipTick, _) => {
-                if ctx.data.set_skip_reason(Some(reason)) && reason == "paused" {
-                    emit(ctx, Effect::emit("daemon_tick_skipped", json!({"reason": reason})));
+                if ctx.data.set_skip_reason(reason) && reason == Some(Reason::Paused) {
+                    emit(ctx, Effect::Emit(Audit::DaemonTickSkipped { reason: Reason::Paused }));
                 }
             }
             (Self::ClearSkipReason, _) => ctx.data.clear_skip_reason(),
@@ -155,28 +155,23 @@ impl Action {
                 ctx.data.finish_cycle(result);
             }
             (Self::FinishNight, _) => ctx.data.finish_night(at),
-            (Self::EmitYielded(why), _) => {
+            (Self::EmitYielded(reason), _) => {
                 // A lock that never came started no night: it completed no cycle.
-                let completed = match from {
+                let completed_cycles = match from {
                     StateName::Transitioning => 0,
                     _ => ctx.data.view().night.completed,
                 };
-                let payload = json!({"reason": why, "completed_cycles": completed});
-                emit(ctx, Effect::emit("daemon_yielded", payload));
+                emit(ctx, Effect::Emit(Audit::DaemonYielded { reason, completed_cycles }));
             }
             (Self::BackOff, _) => ctx.data.back_off(at),
-            (Self::EmitRecovered, _) => {
-                let payload = json!({"found": from.as_str(), "at": timestamp::format(at)});
-                let kind = "fsm_recovered";
-                emit(ctx, Effect::Emit { kind, payload, severity: Severity::Warning });
-            }
+            (Self::EmitRecovered, _) => emit(ctx, Effect::Emit(Audit::FsmRecovered { found: from, at })),
             (Self::WindDown, _) => ctx.out.winding_down = true,
             (Self::OpenSession, Some(EventKind::SessionStarted { session_id })) => {
                 ctx.data.open_session(session_id.as_deref(), at);
                 ctx.data.record_activity(at, night_running);
             }
             (Self::Recall, Some(EventKind::Recall { session_id })) => {
-                ctx.out.recall = Some(ctx.data.recall(session_id, at));
+                ctx.out.recall = Some(ctx.data.recall(session_id.as_deref(), at));
             }
             (Self::RecordActivity, _) => ctx.data.record_activity(at, night_running),
             (Self::RememberLockLost, _) => ctx.data.remember_lock_lost(),
@@ -218,15 +213,17 @@ fn emit(ctx: &mut Ctx<'_>, effect: Effect) {
 }
 
 /// The 1 h first-turn reaper, reporting the sessions it dropped with the phase it ran in.
-fn reap_first_turns(ctx: &mut Ctx<'_>, phase: &'static str) {
-    let dropped = ctx.data.reap_first_turns(ctx.at);
-    if !dropped.is_empty() {
-        let payload = json!({
-            "dropped_count": dropped.len(),
-            "session_ids": dropped,
-            "ttl_sec": sessions::REAPER_TTL_SECS,
-            "phase": phase,
-        });
-        emit(ctx, Effect::emit("first_turn_pending_expired", payload));
+fn reap_first_turns(ctx: &mut Ctx<'_>, phase: ReapPhase) {
+    let session_ids = ctx.data.reap_first_turns(ctx.at);
+    if !session_ids.is_empty() {
+        emit(
+            ctx,
+            Effect::Emit(Audit::FirstTurnPendingExpired {
+                dropped_count: session_ids.len(),
+                session_ids,
+                ttl_sec: sessions::REAPER_TTL_SECS,
+                phase,
+            }),
+        );
     }
 }

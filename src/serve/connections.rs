@@ -10,9 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde_json::json;
 
 use super::{Server, SocketListener};
+use crate::doc::Doc;
 
 impl Server {
     /// Serves every connection to `socket` on a thread of its own, for as long as the process
@@ -58,11 +58,9 @@ impl Server {
 
     /// Answers a client beyond the cap with one error line, without waiting for it, and closes it.
     fn turn_away(&self, stream: &UnixStream, path: &Path) {
-        let reply = json!({
-            "ok": false,
-            "reason": "too_many_connections",
-            "error": format!("the server is serving its maximum of {} connections", self.max_connections),
-        });
+        let error =
+            format!("the server is serving its maximum of {} connections", self.max_connections);
+        let reply = Doc::ok(false).with("reason", "too_many_connections").with("error", error);
         let line = format!("{reply}\n");
         let written =
             stream.set_nonblocking(true).and_then(|()| (&*stream).write_all(line.as_bytes()));

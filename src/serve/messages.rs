@@ -5,9 +5,10 @@
 //! and the refusal replies (`invalid_message`, `unknown_message_type`). It must not touch the
 //! engine or read the clock: a message either becomes a [`Request`] or is refused here.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::fields::Fields;
+use crate::doc::Doc;
 use crate::digest::RemResult;
 use crate::event::EventKind;
 use crate::sessions::clip_session_id;
@@ -77,13 +78,13 @@ pub enum Refusal {
 impl Refusal {
     /// The reply: `{"ok": false, "reason": "invalid_message", "error"}` or
     /// `{"ok": false, "reason": "unknown_message_type", "type"}`.
-    pub fn to_reply(&self) -> Value {
+    pub(crate) fn to_reply(&self) -> Doc {
         match self {
             Self::Invalid(error) => {
-                json!({"ok": false, "reason": "invalid_message", "error": error})
+                Doc::ok(false).with("reason", "invalid_message").with("error", error)
             }
             Self::UnknownType(kind) => {
-                json!({"ok": false, "reason": "unknown_message_type", "type": kind})
+                Doc::ok(false).with("reason", "unknown_message_type").with("type", kind)
             }
         }
     }
@@ -105,6 +106,7 @@ impl Request {
         }
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Validates one message.
     pub fn parse(message: &Value) -> Result<Request, Refusal> {
         Self::parse_spelled(message, None)
@@ -157,7 +159,7 @@ impl Request {
             "tick" => engine(EventKind::Tick { store_empty: fields.flag("store_empty")? }),
             "recall" => {
                 let session_id = clip_session_id(&fields.required_string("session_id")?).to_owned();
-                engine(EventKind::Recall { session_id })
+                engine(EventKind::Recall { session_id: Some(session_id) })
             }
             "rem_cycle_finished" => {
                 let result = match fields.present("result") {
@@ -289,7 +291,7 @@ mod tests {
         let long = format!(r#"{{"type": "session_open", "session_id": "{}"}}"#, "a".repeat(1000));
         check(&long, Ok(Request::SessionOpen { session_id: Some("a".repeat(128)), ts: None }));
         let recall = format!(r#"{{"type": "recall", "session_id": "{}"}}"#, "b".repeat(200));
-        check(&recall, engine(EventKind::Recall { session_id: "b".repeat(128) }, None));
+        check(&recall, engine(EventKind::Recall { session_id: Some("b".repeat(128)) }, None));
     }
 
     #[test]

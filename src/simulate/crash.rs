@@ -42,7 +42,7 @@ impl Fault {
 
 /// The real file system with a [`Fault`] in front of the creation of temp files (the first step
 /// of every save).
-pub fn faulty_fs(fault: Fault) -> Interposed<impl Fn(Call, &Path) -> Option<io::Error> + Send> {
+pub fn faulty_fs(fault: Fault) -> Interposed<impl Fn(Call, &Path) -> Option<io::Error> + Send + Sync> {
     Interposed::new(move |call, _: &Path| {
         (call == Call::Create && fault.fires())
             .then(|| io::Error::other("simulated fault: the save never happened"))

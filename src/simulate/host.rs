@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use chrono::Duration;
 
 use crate::clock::{Clock, ManualClock};
-use crate::effects::Effect;
+use crate::effects::{Audit, Effect};
 use crate::engine::{Engine, EngineError};
 use crate::event::{Event, EventKind};
 use crate::kernel::Outcome;
@@ -265,7 +265,7 @@ impl Host {
         self.tally.recalls += 1;
         let day = self.trace.day_of(at);
         self.tally.day(day).recalls += 1;
-        let outcome = self.send(EventKind::Recall { session_id })?;
+        let outcome = self.send(EventKind::Recall { session_id: Some(session_id) })?;
         let first_turn = outcome.as_ref().and_then(|o| o.first_turn) == Some(true);
         let digest = outcome.as_ref().is_some_and(|o| o.digest.is_some());
         self.tally.first_turns += u64::from(first_turn);
@@ -432,19 +432,18 @@ impl Host {
                         self.plan(plan);
                     }
                 }
-                Effect::Emit { kind, payload, .. } => match *kind {
-                    "daemon_yielded" => {
-                        let reason = payload["reason"].as_str().unwrap_or("unknown").to_owned();
+                Effect::Emit(audit) => match audit {
+                    Audit::DaemonYielded { reason, .. } => {
+                        let reason = reason.as_str().to_owned();
                         let at = self.now();
                         self.trace.mark(at, MarkKind::Yield, short_reason(&reason));
                         let day = self.trace.day_of(at);
                         self.tally.day(day).yields.push(reason.clone());
                         *self.tally.yields.entry(reason).or_default() += 1;
                     }
-                    "fsm_recovered" => self.tally.recoveries += 1,
-                    "first_turn_pending_expired" => {
-                        self.tally.expired_first_turns +=
-                            payload["dropped_count"].as_u64().unwrap_or(0);
+                    Audit::FsmRecovered { .. } => self.tally.recoveries += 1,
+                    Audit::FirstTurnPendingExpired { session_ids, .. } => {
+                        self.tally.expired_first_turns += session_ids.len() as u64;
                     }
                     _ => {}
                 },

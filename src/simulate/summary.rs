@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use chrono::{Datelike, Duration};
-use serde_json::{Value, json};
 
+use crate::doc::{Doc, ordered};
 use crate::table::StateName;
 
 use super::rows::{Coverage, describe};
@@ -192,18 +192,18 @@ pub fn write_text(out: &mut dyn Write, report: &Report<'_>) -> io::Result<()> {
 }
 
 /// The summary as one JSON document (without the state file's path, which the caller adds).
-pub fn to_json(report: &Report<'_>) -> Value {
+pub fn to_json(report: &Report<'_>) -> Doc {
     let t = report.tally;
-    let moving: Vec<Value> =
-        report.rows.moving().map(|(row, n)| json!({"row": describe(row), "taken": n})).collect();
+    let moving: Vec<Doc> =
+        report.rows.moving().map(|(row, n)| ordered! {"row": describe(row), "taken": n}).collect();
     let never: Vec<String> = report.rows.moving_never_taken().into_iter().map(describe).collect();
-    let days: Vec<Value> = t
+    let days: Vec<Doc> = t
         .days
         .iter()
         .enumerate()
         .map(|(i, d)| {
             let span = report.trace.day(i as u32);
-            json!({
+            ordered! {
                 "day": i + 1,
                 "date": span.from.format("%Y-%m-%d").to_string(),
                 "sessions": d.sessions,
@@ -213,10 +213,10 @@ pub fn to_json(report: &Report<'_>) -> Value {
                 "asleep_minutes": report.trace.asleep(span).num_minutes(),
                 "yields": d.yields,
                 "events": d.events,
-            })
+            }
         })
         .collect();
-    json!({
+    ordered! {
         "days": report.days,
         "seed": report.seed,
         "ticks": t.ticks,
@@ -237,7 +237,7 @@ pub fn to_json(report: &Report<'_>) -> Value {
         "early_ticks": t.early_ticks,
         "durable_writes": t.durable_writes,
         "final_state": report.final_state.as_str(),
-        "rows": {
+        "rows": ordered! {
             "moving": moving,
             "moving_never_taken": never,
             "taken_in_all": report.rows.rows_taken(),
@@ -246,5 +246,5 @@ pub fn to_json(report: &Report<'_>) -> Value {
             "unmatched": report.rows.unmatched(),
         },
         "per_day": days,
-    })
+    }
 }

@@ -53,7 +53,7 @@ pub trait FsFile: Send {
 
 /// The calls the store makes. Every path is absolute or relative to the working directory, and every
 /// file the store writes lives in one directory, the state file's.
-pub trait Fs: Send {
+pub trait Fs: Send + Sync {
     /// Creates the directory and any missing parents, each with mode 0700, durably.
     fn create_dir(&self, dir: &Path) -> io::Result<()>;
     /// `lstat`: the metadata of what the path names, without following a symbolic link; `None` when
@@ -294,6 +294,7 @@ fn meta_of(meta: &std::fs::Metadata) -> Meta {
     }
 }
 
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by the command line.
 /// The real file system with a hook in front of every call on paths (not the writes, syncs and
 /// locks of an open file or directory; opening a directory counts as [`Call::SyncDir`]): when
 /// `fault` returns an error for a call (its kind and its target path), that error is returned
@@ -303,7 +304,8 @@ pub struct Interposed<F> {
     fault: F,
 }
 
-impl<F: Fn(Call, &Path) -> Option<io::Error> + Send> Interposed<F> {
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by the command line.
+impl<F: Fn(Call, &Path) -> Option<io::Error> + Send + Sync> Interposed<F> {
     /// The real file system behind `fault`.
     pub fn new(fault: F) -> Self {
         Self { fault }
@@ -314,7 +316,7 @@ impl<F: Fn(Call, &Path) -> Option<io::Error> + Send> Interposed<F> {
     }
 }
 
-impl<F: Fn(Call, &Path) -> Option<io::Error> + Send> Fs for Interposed<F> {
+impl<F: Fn(Call, &Path) -> Option<io::Error> + Send + Sync> Fs for Interposed<F> {
     fn create_dir(&self, dir: &Path) -> io::Result<()> {
         self.check(Call::CreateDir, dir)?;
         RealFs.create_dir(dir)

@@ -39,7 +39,7 @@ pub enum Peeked {
     Corrupt(RecordError),
 }
 
-/// What [`Store::load`] did about a state file that could not be used.
+/// What `Store::load` did about a state file that could not be used.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recovery {
     /// The state file was corrupt: a copy was kept aside and the previous generation's bytes were
@@ -55,7 +55,7 @@ pub enum Recovery {
         generation: u64,
     },
     /// The state file was corrupt under a process that holds a document at least as new as the
-    /// previous generation ([`Store::reload`]): a copy was kept aside and the held document was
+    /// previous generation (`Store::reload`): a copy was kept aside and the held document was
     /// written in its place with a new generation.
     RewroteHeld {
         /// Why the state file could not be read.

@@ -55,6 +55,7 @@ pub enum Call {
 }
 
 impl Call {
+    #[cfg(any(test, feature = "testing"))]
     /// Every kind of call.
     pub const ALL: [Call; 13] = [
         Call::CreateDir,

@@ -2,7 +2,7 @@
 //!
 //! Owns the `const` checks that `rows` runs on the assembled table. It must not hold rows.
 
-use super::{Action, Reason, Row, StateName, Target};
+use super::{Action, Because, Row, StateName, Target};
 use crate::event::Trigger;
 
 /// Checks every invariant of the assembled table and of its shared rows; panics (at compile time)
@@ -14,7 +14,7 @@ pub(super) const fn check(table: &[Row], shared: &[Row]) {
             matches!(shared[i].to, Target::Stay | Target::Next),
             "a row every state shares does not move"
         );
-        assert!(matches!(shared[i].reason, Reason::None), "a shared row records no reason");
+        assert!(matches!(shared[i].reason, Because::None), "a shared row records no reason");
         i += 1;
     }
     let mut i = 0;
@@ -22,7 +22,7 @@ pub(super) const fn check(table: &[Row], shared: &[Row]) {
         let row = &table[i];
         if let Target::Go(to) = row.to {
             assert!(allowed(row.from, to), "every row moves along one of the seed's edges");
-            assert!(!matches!(row.reason, Reason::None), "every row that moves has a reason");
+            assert!(!matches!(row.reason, Because::None), "every row that moves has a reason");
         }
         check_actions(row);
         assert!(
@@ -65,9 +65,9 @@ const fn check_actions(row: &Row) {
         );
     }
     if skips {
-        assert!(matches!(row.reason, Reason::Is(_)), "a skipped tick records why");
+        assert!(matches!(row.reason, Because::Is(_)), "a skipped tick records why");
     } else if !matches!(row.to, Target::Go(_)) {
-        assert!(matches!(row.reason, Reason::None), "a reason goes with a move or a skip");
+        assert!(matches!(row.reason, Because::None), "a reason goes with a move or a skip");
     }
 }
 

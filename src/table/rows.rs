@@ -3,9 +3,10 @@
 //! Owns the content of `TABLE` and its assembly. It must not give rows meaning: `machine` applies
 //! them, `checks` holds them to the table's invariants at compile time.
 
-use super::{Action as A, Guard as G, Reason, Row, StateName, Target};
+use super::{Action as A, Because, Guard as G, Row, StateName, Target};
 use crate::event::Trigger as T;
-use Reason::Is;
+use crate::reason::Reason as R;
+use Because::Is;
 use StateName::{Dreaming, Sleep, Transitioning, Wake};
 use Target::{As, Go, Next, Stay};
 
@@ -16,14 +17,14 @@ const fn row(
     guard: G,
     to: Target,
     actions: &'static [A],
-    reason: Reason,
+    reason: Because,
 ) -> Row {
     Row { from, trigger, guard, to, actions, reason }
 }
 
 /// A row every state has (its `from` is set when the table is assembled).
 const fn every(trigger: T, guard: G, to: Target, actions: &'static [A]) -> Row {
-    row(Wake, trigger, guard, to, actions, Reason::None)
+    row(Wake, trigger, guard, to, actions, Because::None)
 }
 
 /// The rows every state shares: the work every tick does first, then bookkeeping that does not
@@ -42,22 +43,22 @@ pub(super) const SHARED: &[Row] = &[
 ];
 
 const WAKE: &[Row] = &[
-    row(Wake, T::Boot, G::Always, Stay, &[A::StampBoot], Reason::None),
-    row(Wake, T::Tick, G::Paused, Stay, &[A::SkipTick], Is("paused")),
-    row(Wake, T::Tick, G::StoreEmpty, Stay, &[A::SkipTick], Is("empty_store")),
-    row(Wake, T::Tick, G::RelearnDue, Next, &[A::RelearnQuietWindow], Reason::None),
+    row(Wake, T::Boot, G::Always, Stay, &[A::StampBoot], Because::None),
+    row(Wake, T::Tick, G::Paused, Stay, &[A::SkipTick], Is(R::Paused)),
+    row(Wake, T::Tick, G::StoreEmpty, Stay, &[A::SkipTick], Is(R::EmptyStore)),
+    row(Wake, T::Tick, G::RelearnDue, Next, &[A::RelearnQuietWindow], Because::None),
     row(
         Wake,
         T::Tick,
         G::SleepDue,
         Go(Transitioning),
         &[A::DiscardStaleForceWake, A::ClearSkipReason, A::AcquireLock],
-        Reason::SleepDue,
+        Because::SleepDue,
     ),
-    row(Wake, T::Tick, G::BackingOff, Stay, &[A::SkipTick], Is("lock_busy")),
-    row(Wake, T::Tick, G::OutsideWindow, Stay, &[A::SkipTick], Is("outside_window")),
-    row(Wake, T::UserSleepRequested, G::Always, Stay, &[A::QueueRequest], Reason::None),
-    row(Wake, T::Shutdown, G::Always, Stay, &[A::Flush], Reason::None),
+    row(Wake, T::Tick, G::BackingOff, Stay, &[A::SkipTick], Is(R::LockBusy)),
+    row(Wake, T::Tick, G::OutsideWindow, Stay, &[A::SkipTick], Is(R::OutsideWindow)),
+    row(Wake, T::UserSleepRequested, G::Always, Stay, &[A::QueueRequest], Because::None),
+    row(Wake, T::Shutdown, G::Always, Stay, &[A::Flush], Because::None),
 ];
 
 const TRANSITIONING: &[Row] = &[
@@ -67,27 +68,27 @@ const TRANSITIONING: &[Row] = &[
         G::Always,
         Go(Wake),
         &[A::StampBoot, A::EmitRecovered, A::ReleaseLock],
-        Is("recovered"),
+        Is(R::Recovered),
     ),
     row(
         Transitioning,
         T::Tick,
         G::LockWaitExpired,
         Go(Wake),
-        &[A::EmitYielded("lock_timeout"), A::BackOff, A::ReleaseLock],
-        Is("lock_timeout"),
+        &[A::EmitYielded(R::LockTimeout), A::BackOff, A::ReleaseLock],
+        Is(R::LockTimeout),
     ),
-    row(Transitioning, T::Tick, G::LockWaitPending, Stay, &[], Reason::None),
-    row(Transitioning, T::LockAcquired, G::Always, Go(Sleep), &[A::PlanNight], Is("lock_acquired")),
+    row(Transitioning, T::Tick, G::LockWaitPending, Stay, &[], Because::None),
+    row(Transitioning, T::LockAcquired, G::Always, Go(Sleep), &[A::PlanNight], Is(R::LockAcquired)),
     row(
         Transitioning,
         T::LockDenied,
         G::Always,
         Go(Wake),
-        &[A::EmitYielded("mcp_active"), A::BackOff, A::ReleaseLock],
-        Is("lock_denied"),
+        &[A::EmitYielded(R::McpActive), A::BackOff, A::ReleaseLock],
+        Is(R::LockDenied),
     ),
-    row(Transitioning, T::Shutdown, G::Always, Go(Wake), &[A::ReleaseLock], Is("shutdown")),
+    row(Transitioning, T::Shutdown, G::Always, Go(Wake), &[A::ReleaseLock], Is(R::Shutdown)),
 ];
 
 /// SLEEP decides at once what comes next (`Continue`). It rests here only when a save failed
@@ -99,50 +100,57 @@ const SLEEP: &[Row] = &[
         G::Always,
         Go(Wake),
         &[A::StampBoot, A::EmitRecovered, A::FinishNight, A::ReleaseLock],
-        Is("recovered"),
+        Is(R::Recovered),
     ),
-    row(Sleep, T::Shutdown, G::Always, Go(Wake), &[A::FinishNight, A::ReleaseLock], Is("shutdown")),
-    row(Sleep, T::Tick, G::Always, As(T::Continue), &[], Reason::None),
+    row(
+        Sleep,
+        T::Shutdown,
+        G::Always,
+        Go(Wake),
+        &[A::FinishNight, A::ReleaseLock],
+        Is(R::Shutdown),
+    ),
+    row(Sleep, T::Tick, G::Always, As(T::Continue), &[], Because::None),
     row(
         Sleep,
         T::Continue,
         G::WindingDown,
         Go(Wake),
         &[A::FinishNight, A::ReleaseLock],
-        Is("wound_down"),
+        Is(R::WoundDown),
     ),
     row(
         Sleep,
         T::Continue,
         G::ForceWake,
         Go(Wake),
-        &[A::EmitYielded("force_wake_requested"), A::FinishNight, A::ReleaseLock],
-        Is("force_wake_requested"),
+        &[A::EmitYielded(R::ForceWakeRequested), A::FinishNight, A::ReleaseLock],
+        Is(R::ForceWakeRequested),
     ),
     row(
         Sleep,
         T::Continue,
         G::LockLost,
         Go(Wake),
-        &[A::EmitYielded("mcp_reacquired_mid_night"), A::FinishNight, A::ReleaseLock],
-        Is("mcp_reacquired_mid_night"),
+        &[A::EmitYielded(R::McpReacquiredMidNight), A::FinishNight, A::ReleaseLock],
+        Is(R::McpReacquiredMidNight),
     ),
     row(
         Sleep,
         T::Continue,
         G::RecentActivity,
         Go(Wake),
-        &[A::EmitYielded("mcp_recent_activity"), A::FinishNight, A::ReleaseLock],
-        Is("mcp_recent_activity"),
+        &[A::EmitYielded(R::McpRecentActivity), A::FinishNight, A::ReleaseLock],
+        Is(R::McpRecentActivity),
     ),
-    row(Sleep, T::Continue, G::CyclesLeft, Go(Dreaming), &[A::RunRemCycle], Is("next_cycle")),
+    row(Sleep, T::Continue, G::CyclesLeft, Go(Dreaming), &[A::RunRemCycle], Is(R::NextCycle)),
     row(
         Sleep,
         T::Continue,
         G::CyclesDone,
         Go(Wake),
         &[A::FinishNight, A::ReleaseLock],
-        Is("cycles_done"),
+        Is(R::CyclesDone),
     ),
 ];
 
@@ -153,19 +161,19 @@ const DREAMING: &[Row] = &[
         G::Always,
         Go(Sleep),
         &[A::StampBoot, A::EmitRecovered, A::WindDown],
-        Is("recovered"),
+        Is(R::Recovered),
     ),
-    row(Dreaming, T::Tick, G::Always, Stay, &[], Reason::None),
+    row(Dreaming, T::Tick, G::Always, Stay, &[], Because::None),
     row(
         Dreaming,
         T::RemCycleFinished,
         G::Always,
         Go(Sleep),
         &[A::FoldDigest],
-        Is("rem_cycle_finished"),
+        Is(R::RemCycleFinished),
     ),
-    row(Dreaming, T::LockLost, G::Always, Stay, &[A::RememberLockLost], Reason::None),
-    row(Dreaming, T::Shutdown, G::Always, Go(Sleep), &[A::WindDown], Is("shutdown")),
+    row(Dreaming, T::LockLost, G::Always, Stay, &[A::RememberLockLost], Because::None),
+    row(Dreaming, T::Shutdown, G::Always, Go(Sleep), &[A::WindDown], Is(R::Shutdown)),
 ];
 
 /// Each state's own rows, in lifecycle order.

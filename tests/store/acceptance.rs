@@ -44,7 +44,7 @@ fn round_trip_and_mode() {
 /// the seed's test.
 fn fail_rename_onto(
     target: Option<PathBuf>,
-) -> Interposed<impl Fn(Call, &Path) -> Option<io::Error> + Send> {
+) -> Interposed<impl Fn(Call, &Path) -> Option<io::Error> + Send + Sync> {
     Interposed::new(move |call, to: &Path| {
         (call == Call::Rename && target.as_deref().is_none_or(|target| target == to))
             .then(|| io::Error::other("simulated swap failure"))
