@@ -123,8 +123,9 @@ impl Record {
             };
             let known = plain_key && keys::ALL.contains(&key.as_str());
             // A float's spelling is not kept by its value (`1.50`, `1E2`, an integer past 64
-            // bits): a known key holding one is written back as read, too, while unchanged.
-            let spelling_only = known && parsed && holds_float(&value);
+            // bits), nor the key order of an object nested in a member's value (serde_json's map
+            // sorts): a known key holding either is written back as read, too, while unchanged.
+            let spelling_only = known && parsed && (holds_float(&value) || nests_object(&value));
             let value = match value {
                 // An object keeps its keys in the order the file gives them.
                 Value::Object(map) if !map.is_empty() => {
@@ -394,6 +395,22 @@ fn holds_float(value: &Value) -> bool {
     }
 }
 
+/// Whether an object or array holds an object somewhere inside it.
+fn nests_object(value: &Value) -> bool {
+    fn holds_object(value: &Value) -> bool {
+        match value {
+            Value::Object(_) => true,
+            Value::Array(items) => items.iter().any(holds_object),
+            _ => false,
+        }
+    }
+    match value {
+        Value::Object(map) => map.values().any(holds_object),
+        Value::Array(items) => items.iter().any(holds_object),
+        _ => false,
+    }
+}
+
 /// Whether a member still holds what was read: the very value, or an equal one.
 fn same(read_as: &Slot, now: &Slot) -> bool {
     read_as == now
@@ -494,6 +511,16 @@ mod tests {
                 .unwrap()
                 .ends_with("\"last_completed_cycles\": 3\n}")
         );
+    }
+
+    #[test]
+    fn a_known_key_keeps_the_order_of_objects_nested_in_it_while_unchanged() {
+        let text = "{\n  \"pending_digest\": {\"z\": {\"b\": 1, \"a\": [{\"y\": 2, \"x\": 3}]}},\n  \"fsm_state\": \"WAKE\"\n}";
+        let mut record = Record::from_slice(text.as_bytes()).unwrap();
+        assert_eq!(String::from_utf8(record.to_vec()).unwrap(), text);
+        record.set(keys::FSM_STATE, json!("SLEEP"));
+        assert!(String::from_utf8(record.to_vec()).unwrap().contains(r#"{"b": 1, "a": [{"y": 2, "x": 3}]}"#));
+        assert_eq!(record.verbatim(keys::PENDING_DIGEST), None, "usable as read");
     }
 
     #[test]
