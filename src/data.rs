@@ -178,6 +178,12 @@ impl Data {
         self.record.clone()
     }
 
+    /// Records the generation a save of this document was written as, so that the document in
+    /// memory says what the file says; it is no change to persist.
+    pub fn note_generation(&mut self, generation: u64) {
+        self.record.set(keys::GENERATION, Value::from(generation));
+    }
+
     /// Applies a change made outside the machine (the seed's own bookkeeping keys) and refreshes
     /// the view.
     pub fn edit_record(&mut self, change: impl FnOnce(&mut Record)) {

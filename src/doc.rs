@@ -5,6 +5,9 @@
 //! the order a `serde_json::Value` keeps. It must not decide what a document says: `serve` and the
 //! command line fill it.
 
+// Some of `Doc` (reading members back, the literal macro) serves the command line only.
+#![cfg_attr(not(feature = "cli"), allow(dead_code, unused_imports, unused_macros))]
+
 use std::fmt;
 
 use indexmap::IndexMap;

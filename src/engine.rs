@@ -255,7 +255,10 @@ impl Engine {
     fn persist(&mut self, snapshots: &mut [Record]) -> Result<(), EngineError> {
         for snapshot in snapshots.iter_mut() {
             match self.store.save_giving_bytes(snapshot) {
-                Ok((_, bytes)) => self.durable = bytes,
+                Ok((generation, bytes)) => {
+                    self.durable = bytes;
+                    self.core.note_generation(generation);
+                }
                 Err(error) => {
                     // The caller reports the error; the log says only what the engine did about it.
                     tracing::debug!(path = %self.store.path().display(), %error, "save failed; back to the last durable state");

@@ -109,6 +109,11 @@ impl Core {
         self.data.override_zone(zone);
     }
 
+    /// Records the generation the last save was written as (see [`Data::note_generation`]).
+    pub fn note_generation(&mut self, generation: u64) {
+        self.data.note_generation(generation);
+    }
+
     /// Replaces the data (and the state it names), as a reload after another process wrote does.
     pub fn replace_data(&mut self, data: Data) {
         self.machine = restored_machine(data.view().fsm);

@@ -68,6 +68,7 @@ internal!(
     reason,
     record,
     sessions,
+    state_file,
     status,
     store,
     timestamp,
@@ -76,13 +77,17 @@ internal!(
     check,
     #[cfg(feature = "cli")]
     diagram,
-    #[cfg(feature = "cli")]
+    #[cfg(feature = "serde")]
     doc,
     #[cfg(feature = "cli")]
     serve,
     #[cfg(feature = "cli")]
     simulate,
 );
+
+/// The `serve` protocol in-process: one message in, its reply out, on an engine a host holds.
+#[cfg(feature = "serde")]
+pub mod protocol;
 
 /// The command line, for the `daemon-state` binary. Not an API.
 #[cfg(feature = "cli")]
@@ -103,6 +108,7 @@ pub use event::{Event, EventKind, Settings};
 pub use kernel::Outcome;
 pub use machine::{Rejection, Transition};
 pub use reason::Reason;
+pub use state_file::{Contents, FileLock, SaveError, StateFile};
 pub use status::Status;
 pub use store::{Recovery, StoreError};
 pub use table::StateName;

@@ -61,6 +61,12 @@ pub struct Record {
 /// An object whose keys keep their order: the first-turn map, the requests, the digest, the night.
 pub type Object = IndexMap<String, Value>;
 
+/// A member's value as first parsed.
+enum Parsed {
+    Object(Object),
+    Value(Value),
+}
+
 /// A member as the file spelled it.
 #[derive(Debug, Clone)]
 struct Verbatim {
@@ -117,21 +123,29 @@ impl Record {
                 Ok(key) => (escaped_key(&key.chars().map(u32::from).collect::<Vec<_>>()), false),
                 Err(points) => (escaped_key(&points), false),
             };
-            let (value, parsed) = match serde_json::from_str::<Value>(value_text) {
-                Ok(value) => (value, true),
-                Err(_) => (Value::String(value_text.to_owned()), false),
+            // An object is read straight into an ordered object: its keys keep the file's order
+            // (a duplicate key keeps its first place and its last value, as Python's `dict`).
+            let parsed = if value_text.starts_with('{') {
+                serde_json::from_str::<Object>(value_text).map(Parsed::Object)
+            } else {
+                serde_json::from_str::<Value>(value_text).map(Parsed::Value)
             };
             let known = plain_key && keys::ALL.contains(&key.as_str());
             // A float's spelling is not kept by its value (`1.50`, `1E2`, an integer past 64
             // bits), nor the key order of an object nested in a member's value (serde_json's map
             // sorts): a known key holding either is written back as read, too, while unchanged.
-            let spelling_only = known && parsed && (holds_float(&value) || nests_object(&value));
-            let value = match value {
-                // An object keeps its keys in the order the file gives them.
-                Value::Object(map) if !map.is_empty() => {
-                    Slot::Object(Arc::new(Ordered::in_order(map, &key_order(value_text))))
+            let (value, parsed, spelling_only) = match parsed {
+                Ok(Parsed::Object(object)) if !object.is_empty() => {
+                    let inside = |v: &Value| holds_float(v) || holds_object(v);
+                    let spelling_only = known && object.values().any(inside);
+                    (Slot::Object(Arc::new(Ordered::new(object))), true, spelling_only)
                 }
-                value => Slot::plain(value),
+                Ok(Parsed::Object(_)) => (Slot::plain(Value::Object(Map::new())), true, false),
+                Ok(Parsed::Value(value)) => {
+                    let spelling_only = known && (holds_float(&value) || nests_object(&value));
+                    (Slot::plain(value), true, spelling_only)
+                }
+                Err(_) => (Slot::plain(Value::String(value_text.to_owned())), false, false),
             };
             if known && parsed && !spelling_only {
                 verbatims.remove(&key);
@@ -356,6 +370,43 @@ impl Record {
     }
 }
 
+/// The bytes of the JSON object `text` with its `generation` member set to `generation`: the
+/// member's value replaced where the object has one (its last, as Python reads duplicates), else
+/// the member appended in the seed's layout. Nothing else of the text changes, so a document
+/// already written in the seed's format is saved as it would be encoded, without being parsed
+/// into a record first.
+pub(crate) fn with_generation(text: &str, generation: u64) -> Result<Vec<u8>, RecordError> {
+    let members = match scan::scan(text).map_err(RecordError::NotJson)? {
+        scan::Scanned::Object(members) => members,
+        scan::Scanned::Other(kind) => return Err(RecordError::NotObject(kind)),
+    };
+    let number = generation.to_string();
+    let mut out = Vec::with_capacity(text.len() + 32);
+    let held = members.iter().rev().find(|member| {
+        let key = &text[member.key.0 + 1..member.key.1 - 1];
+        scan::decode_key(key).is_ok_and(|key| key == keys::GENERATION)
+    });
+    match (held, members.last()) {
+        (Some(member), _) => {
+            out.extend_from_slice(&text.as_bytes()[..member.value.0]);
+            out.extend_from_slice(number.as_bytes());
+            out.extend_from_slice(&text.as_bytes()[member.value.1..]);
+        }
+        (None, Some(last)) => {
+            out.extend_from_slice(&text.as_bytes()[..last.value.1]);
+            out.extend_from_slice(b",\n  \"generation\": ");
+            out.extend_from_slice(number.as_bytes());
+            out.extend_from_slice(&text.as_bytes()[last.value.1..]);
+        }
+        (None, None) => {
+            out.extend_from_slice(b"{\n  \"generation\": ");
+            out.extend_from_slice(number.as_bytes());
+            out.extend_from_slice(b"\n}");
+        }
+    }
+    Ok(out)
+}
+
 #[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by the command line.
 /// The text of the value of `key` in the text of a JSON object (of its last occurrence, as Python
 /// takes duplicates); `None` when the text is not an object or has no such key.
@@ -370,21 +421,6 @@ pub fn member_text<'a>(object: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
-/// The keys of the object spelled by `text`, in order, each once (at its first place, as Python
-/// keeps a duplicate key).
-fn key_order(text: &str) -> Arc<[String]> {
-    let Ok(scan::Scanned::Object(members)) = scan::scan(text) else {
-        return Arc::from([]);
-    };
-    let mut seen = indexmap::IndexSet::with_capacity(members.len());
-    for member in members {
-        if let Ok(key) = scan::decode_key(&text[member.key.0 + 1..member.key.1 - 1]) {
-            seen.insert(key);
-        }
-    }
-    seen.into_iter().collect()
-}
-
 /// Whether a value holds a number that is not a 64-bit integer.
 fn holds_float(value: &Value) -> bool {
     match value {
@@ -395,15 +431,17 @@ fn holds_float(value: &Value) -> bool {
     }
 }
 
+/// Whether a value is an object or an array holding one somewhere inside it.
+fn holds_object(value: &Value) -> bool {
+    match value {
+        Value::Object(_) => true,
+        Value::Array(items) => items.iter().any(holds_object),
+        _ => false,
+    }
+}
+
 /// Whether an object or array holds an object somewhere inside it.
 fn nests_object(value: &Value) -> bool {
-    fn holds_object(value: &Value) -> bool {
-        match value {
-            Value::Object(_) => true,
-            Value::Array(items) => items.iter().any(holds_object),
-            _ => false,
-        }
-    }
     match value {
         Value::Object(map) => map.values().any(holds_object),
         Value::Array(items) => items.iter().any(holds_object),
@@ -521,6 +559,26 @@ mod tests {
         record.set(keys::FSM_STATE, json!("SLEEP"));
         assert!(String::from_utf8(record.to_vec()).unwrap().contains(r#"{"b": 1, "a": [{"y": 2, "x": 3}]}"#));
         assert_eq!(record.verbatim(keys::PENDING_DIGEST), None, "usable as read");
+    }
+
+    #[test]
+    fn the_generation_is_set_in_the_text_as_the_record_would_set_it() {
+        for text in [
+            "{}",
+            "{\n  \"fsm_state\": \"WAKE\"\n}",
+            "{\n  \"generation\": 3,\n  \"a\": {\n    \"b\": [\n      1\n    ]\n  }\n}",
+            "{\n  \"a\": 1,\n  \"generation\": 1,\n  \"generation\": 2\n}",
+        ] {
+            let mut record = Record::from_slice(text.as_bytes()).unwrap();
+            record.set(keys::GENERATION, json!(7));
+            let spliced = with_generation(text, 7).unwrap();
+            assert_eq!(Record::from_slice(&spliced).unwrap(), record, "{text}");
+            if !text.contains("\"generation\": 2") {
+                assert_eq!(String::from_utf8(spliced).unwrap(), String::from_utf8(record.to_vec()).unwrap());
+            }
+        }
+        assert_eq!(with_generation("[1]", 1), Err(RecordError::NotObject("an array")));
+        assert!(matches!(with_generation("{\"a\": }", 1), Err(RecordError::NotJson(_))));
     }
 
     #[test]

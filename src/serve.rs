@@ -12,9 +12,7 @@
 //! next (`next_deadline`). PROTOCOL.md is the reference, checked against this code by a test.
 
 mod connections;
-mod fields;
 mod lines;
-mod messages;
 mod socket;
 mod stop;
 
@@ -25,29 +23,21 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
 use chrono_tz::Tz;
-use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
-use crate::data;
 use crate::doc::Doc;
-use crate::kernel::Outcome;
-use crate::machine::Rejection;
-use crate::table::StateName;
-use crate::digest;
+use crate::protocol;
 use crate::engine::{Engine, EngineError};
-use crate::event::{Event, EventKind, Settings, Trigger};
-use crate::record::{is_truthy, keys};
+use crate::event::{Event, EventKind, Settings};
 use crate::store::{LockWait, Store};
-use crate::timestamp::{self, Timestamp};
+use crate::timestamp::Timestamp;
 
 pub use lines::MAX_LINE_BYTES;
-pub use messages::{Refusal, Request};
+pub use crate::protocol::{Refusal, Request};
+pub(crate) use crate::protocol::{next_deadline, outcome_reply, rejection_reply};
 pub use socket::{SocketError, SocketListener};
 
 use stop::{BlockedSignals, InFlight};
-
-/// The version `status` reports: this crate's.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// How many socket connections are served at once unless `--max-connections` says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
@@ -56,8 +46,6 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 /// it goes on. A save in progress is always waited for.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// How many characters of an error a failure reply carries (the seed's clip).
-const MAX_ERROR_CHARS: usize = 200;
 
 /// How `serve` runs.
 #[derive(Debug, Clone)]
@@ -287,7 +275,7 @@ impl Server {
 
     #[cfg(any(test, feature = "testing"))]
     /// Answers one message.
-    pub fn reply(&self, message: &Value) -> Value {
+    pub fn reply(&self, message: &serde_json::Value) -> serde_json::Value {
         self.answer_request(Request::parse(message)).to_value()
     }
 
@@ -297,34 +285,20 @@ impl Server {
             Ok(request) => {
                 let mut engine = self.engine();
                 let now = request.at().unwrap_or_else(|| (self.clock)());
-                answer(&mut engine, request, now)
+                protocol::answer(&mut engine, request, now)
             }
         }
     }
 
     #[cfg(any(test, feature = "testing"))]
     /// Answers one line (without its newline). A blank line is no request and gets no reply.
-    pub fn reply_to_line(&self, line: &[u8]) -> Option<Value> {
+    pub fn reply_to_line(&self, line: &[u8]) -> Option<serde_json::Value> {
         self.answer_line(line).map(|doc| doc.to_value())
     }
 
     /// [`Server::reply_to_line`]'s reply as it is written, members in order.
     fn answer_line(&self, line: &[u8]) -> Option<Doc> {
-        let text = match std::str::from_utf8(line) {
-            Ok(text) => text,
-            Err(e) => {
-                let error = format!("line is not UTF-8 (byte {})", e.valid_up_to());
-                return Some(Refusal::Invalid(error).to_reply());
-            }
-        };
-        let text = text.trim();
-        if text.is_empty() {
-            return None;
-        }
-        Some(match serde_json::from_str::<Value>(text) {
-            Ok(message) => self.answer_request(Request::parse_text(text, &message)),
-            Err(e) => Refusal::Invalid(format!("line is not JSON: {e}")).to_reply(),
-        })
+        protocol::parse_line(line).map(|request| self.answer_request(request))
     }
 
     /// Answers every line of `reader` on `writer`, in order, until the input ends or the server
@@ -363,134 +337,3 @@ impl Server {
     }
 }
 
-/// Runs one validated request on the engine.
-fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> Doc {
-    let mut run = |kind| engine.handle(Event::new(now, kind));
-    match request {
-        Request::Status { .. } => status(engine, now),
-        Request::UserSleep { reason, ts } => {
-            match run(EventKind::UserSleepRequested { reason, ts: Some(ts) }) {
-                Err(EngineError::Rejected(rejection))
-                    if rejection.trigger == Trigger::UserSleepRequested =>
-                {
-                    Doc::ok(false).with("reason", "already_sleeping")
-                }
-                result => control(engine, result, Doc::ok(true).with("state", "TRANSITIONING")),
-            }
-        }
-        Request::ForceWake { ts } => {
-            let result = run(EventKind::ForceWakeRequested { ts: Some(ts) });
-            control(engine, result, Doc::ok(true).with("reason", "wake_queued"))
-        }
-        Request::ForceRem { ts } => {
-            let result = run(EventKind::ForceRemRequested { ts: Some(ts) });
-            control(engine, result, Doc::ok(true).with("reason", "rem_queued"))
-        }
-        Request::Pause { paused, .. } => {
-            let result = run(if paused { EventKind::Pause } else { EventKind::Resume });
-            control(engine, result, Doc::ok(true).with("paused", paused))
-        }
-        Request::SessionOpen { session_id, ts } => {
-            let event =
-                Event::new(now, EventKind::SessionStarted { session_id: session_id.clone() });
-            let result = engine.handle_with(event, |record| {
-                data::note_session_open(record, session_id.as_deref(), ts.as_deref());
-            });
-            control(engine, result, Doc::ok(true).with("reason", "session_open_queued"))
-        }
-        Request::Engine { kind, .. } => {
-            let reply = match engine.handle(Event::new(now, kind)) {
-                Ok(outcome) => outcome_reply(engine.state(), &outcome),
-                Err(error) => failure(engine, &error),
-            };
-            reply.with("next_deadline", next_deadline(engine, now))
-        }
-    }
-}
-
-/// The reply to an accepted engine event (without its `next_deadline`): `{"ok": true, "state",
-/// "transitions", "effects"}`, plus `first_turn` and `digest` (`null` when none was delivered) for
-/// a recall.
-pub(crate) fn outcome_reply(state: StateName, outcome: &Outcome) -> Doc {
-    let reply = Doc::ok(true)
-        .with("state", state)
-        .with("transitions", &outcome.transitions)
-        .with("effects", &outcome.effects);
-    match outcome.first_turn {
-        Some(first_turn) => reply.with("first_turn", first_turn).with("digest", &outcome.digest),
-        None => reply,
-    }
-}
-
-/// The reply to a refused event: `{"ok": false, "reason": "rejected", "state", "error"}`.
-pub(crate) fn rejection_reply(rejection: &Rejection) -> Doc {
-    Doc::ok(false)
-        .with("reason", "rejected")
-        .with("state", rejection.state)
-        .with("error", rejection.to_string())
-}
-
-/// When the host must tick next for something to happen, as Python's `isoformat` writes it, or
-/// `None` (`null`) when nothing is due.
-pub(crate) fn next_deadline(engine: &Engine, now: Timestamp) -> Option<String> {
-    engine.next_deadline(now).map(timestamp::format)
-}
-
-/// A control message's reply: `done` when the engine ran it, else the failure.
-fn control<T>(engine: &Engine, result: Result<T, EngineError>, done: Doc) -> Doc {
-    match result {
-        Ok(_) => done,
-        Err(error) => failure(engine, &error),
-    }
-}
-
-/// The reply for a failed engine call: the rejection's own reply, or the seed's
-/// `state_write_failed` when the state file could not be read or written (nothing changed).
-fn failure(engine: &Engine, error: &EngineError) -> Doc {
-    match error {
-        EngineError::Rejected(rejection) => rejection_reply(rejection),
-        EngineError::Illegal(illegal) => Doc::ok(false)
-            .with("reason", "rejected")
-            .with("state", engine.state())
-            .with("error", illegal.to_string()),
-        EngineError::Store(store) => {
-            // The client hears of it in the reply; the operator, on stderr.
-            tracing::error!(%store, "request failed; nothing changed");
-            Doc::ok(false).with("reason", "state_write_failed").with("error", clip_error(store))
-        }
-    }
-}
-
-/// The seed's `status` reply, from the file as it stands (re-read when another process wrote it).
-fn status(engine: &mut Engine, now: Timestamp) -> Doc {
-    // A read without the lock that changes nothing.
-    if let Err(error) = engine.reread() {
-        return Doc::ok(false).with("reason", "control_plane_error").with("error", clip_error(&error));
-    }
-    let record = engine.record();
-    let raw = |key: &str| record.get(key).cloned().unwrap_or(Value::Null);
-    let uptime_sec = record.timestamp(keys::DAEMON_STARTED_AT).map(|started| {
-        let up = now - started;
-        up.num_microseconds().map_or(up.num_seconds() as f64, |micros| micros as f64 / 1e6)
-    });
-    let last_tick_at = engine
-        .data()
-        .last_tick_at()
-        .map_or_else(|| raw(keys::LAST_TICK_AT), |at| Value::from(timestamp::format(at)));
-    let state = engine.state();
-    Doc::ok(true)
-        .with("state", state)
-        .with("uptime_sec", uptime_sec)
-        .with("version", VERSION)
-        .with("fsm_state", state)
-        .with("last_tick_at", last_tick_at)
-        .with("quiet_window", raw(keys::QUIET_WINDOW))
-        .with("pending_digest", digest::status_view(record.get(keys::PENDING_DIGEST)))
-        .with("daemon_started_at", raw(keys::DAEMON_STARTED_AT))
-        .with("scheduler_paused", record.get(keys::SCHEDULER_PAUSED).is_some_and(is_truthy))
-        .with("next_deadline", next_deadline(engine, now))
-}
-
-fn clip_error(error: &dyn std::error::Error) -> String {
-    error.to_string().chars().take(MAX_ERROR_CHARS).collect()
-}

@@ -41,6 +41,7 @@ const LOCK_POLL_MAX: Duration = Duration::from_millis(20);
 
 /// Why the store could not do what it was asked; every message names the path.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The state file path does not end in a file name.
     #[error("state file path {} has no file name", .path.display())]

@@ -272,3 +272,17 @@ fn a_night_stuck_in_sleep_by_a_failed_save_goes_on_at_the_next_tick() {
     assert_eq!(engine.state().as_str(), "DREAMING");
     assert!(outcome.effects.contains(&Effect::RunRemCycle { cycle: 1, of: 1, is_last: true }));
 }
+
+#[test]
+fn status_and_the_record_tell_the_generation_the_file_holds() {
+    let fs = SimFs::new();
+    let mut engine = engine_on(&fs, json!({"fsm_state": "WAKE", "generation": 5}));
+    for id in ["a", "b", "c"] {
+        let event = EventKind::SessionStarted { session_id: Some(id.into()) };
+        let _ = engine.handle(Event::new(now(), event)).unwrap();
+    }
+    let written = on_disk(&fs)["generation"].as_u64().unwrap();
+    assert_eq!(written, 8, "three durable writes after generation 5");
+    assert_eq!(engine.status(now()).generation, written);
+    assert_eq!(engine.record().generation(), written);
+}

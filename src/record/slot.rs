@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::Object;
 
@@ -38,18 +38,6 @@ impl Ordered {
     /// Holds `object`.
     pub(crate) fn new(object: Object) -> Self {
         Self { object, value: OnceLock::new() }
-    }
-
-    /// The members of `map` in `order` (then any member `order` does not name).
-    pub(crate) fn in_order(mut map: Map<String, Value>, order: &[String]) -> Self {
-        let mut object = Object::with_capacity(map.len());
-        for key in order {
-            if let Some(value) = map.remove(key) {
-                object.insert(key.clone(), value);
-            }
-        }
-        object.extend(map);
-        Self::new(object)
     }
 
     /// The object, keys in order.

@@ -41,6 +41,7 @@ pub enum Peeked {
 
 /// What `Store::load` did about a state file that could not be used.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Recovery {
     /// The state file was corrupt: a copy was kept aside and the previous generation's bytes were
     /// put back in its place.

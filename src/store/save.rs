@@ -11,7 +11,7 @@ use std::sync::{Arc, PoisonError};
 use serde_json::Value;
 
 use super::{Broken, FsFile, Seen, Store, StoreError, io_error};
-use crate::record::{Record, keys};
+use crate::record::{self, Record, RecordError, keys};
 
 /// Whether a write keeps the file it replaces as `NAME.prev`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,28 @@ impl Store {
         };
         tracing::debug!(path = %self.path.display(), generation, "state saved");
         Ok((generation, bytes))
+    }
+
+    /// Saves `text`, a JSON object, durably as [`Store::save`] saves a record, setting its
+    /// `generation` member in the text itself (see `record::with_generation`): a document already
+    /// in the seed's layout is written as the record's encoder would write it, without being
+    /// parsed into a record. Text that is not a JSON object is refused before anything is written.
+    pub fn save_text(&mut self, text: &str) -> Result<Result<u64, RecordError>, StoreError> {
+        let generation = self.highest_generation.saturating_add(1);
+        let bytes = match record::with_generation(text, generation) {
+            Ok(bytes) => bytes,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.highest_generation = generation;
+        let _lock = self.lock_unless_held()?;
+        self.write_durably(&bytes, Previous::Keep)?;
+        self.durable_writes += 1;
+        self.seen = match self.fs.stat(&self.path) {
+            Ok(Some(meta)) => Seen::File(meta),
+            _ => Seen::Nothing,
+        };
+        tracing::debug!(path = %self.path.display(), generation, "state saved");
+        Ok(Ok(generation))
     }
 
     /// The one write path: every byte that reaches the state file goes through here. With

@@ -8,8 +8,8 @@
 use serde_json::Value;
 
 use super::fields::Fields;
-use crate::doc::Doc;
 use crate::digest::RemResult;
+use crate::doc::Doc;
 use crate::event::EventKind;
 use crate::sessions::clip_session_id;
 use crate::timestamp::{self, Timestamp};
