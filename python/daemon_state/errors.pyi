@@ -1,0 +1,16 @@
+__all__ = ["DaemonStateError", "Rejected", "StateFileError"]
+
+class DaemonStateError(Exception): ...
+
+class Rejected(DaemonStateError):
+    message: str
+    state: str
+    event: str
+    def __init__(self, message: str, state: str, event: str) -> None: ...
+    def __reduce__(self) -> tuple[type[Rejected], tuple[str, str, str]]: ...
+
+class StateFileError(DaemonStateError):
+    message: str
+    path: str
+    def __init__(self, message: str, path: str) -> None: ...
+    def __reduce__(self) -> tuple[type[StateFileError], tuple[str, str]]: ...
