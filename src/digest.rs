@@ -119,13 +119,15 @@ pub fn take(record: &mut Record, now: Timestamp) -> Option<Digest> {
 /// A morning digest as delivered: what `pending_digest` held (an object, keys in their stored
 /// order: the cycles completed, the episodes processed, ...; or whatever else Python held true).
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
-#[cfg_attr(feature = "serde", serde(transparent))]
+#[derive(Serialize)]
+#[cfg_attr(feature = "serde", derive(Deserialize))]
+#[serde(transparent)]
 pub struct Digest(Held);
 
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
-#[cfg_attr(feature = "serde", serde(untagged))]
+#[derive(Serialize)]
+#[cfg_attr(feature = "serde", derive(Deserialize))]
+#[serde(untagged)]
 enum Held {
     Object(Object),
     Other(Value),

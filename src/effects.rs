@@ -10,8 +10,9 @@ use crate::timestamp::Timestamp;
 
 /// How loud an emitted audit event is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Severity {
     /// Routine.
@@ -32,8 +33,9 @@ impl Severity {
 
 /// When the first-turn reaper ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ReapPhase {
     /// At boot.
@@ -45,11 +47,9 @@ pub enum ReapPhase {
 /// An audit event for the host to write, one variant per event the engine emits, each with its
 /// fields as the wire's `payload` spells them.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "kind", content = "payload", rename_all = "snake_case")
-)]
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Audit {
     /// A tick did nothing because the scheduler is paused (emitted once, when the tick's skip
@@ -70,7 +70,7 @@ pub enum Audit {
         /// The state the file was found in.
         found: StateName,
         /// When the boot recovered it.
-        #[cfg_attr(feature = "serde", serde(with = "crate::timestamp::wire"))]
+        #[serde(with = "crate::timestamp::wire")]
         at: Timestamp,
     },
     /// First turns marked over an hour ago were dropped without being consumed.
@@ -112,8 +112,7 @@ impl Audit {
 /// `{"effect": "acquire_lock"}`, `{"effect": "run_rem_cycle", "cycle": 1, "of": 4, "is_last":
 /// false}`, `{"effect": "emit", "kind": "daemon_yielded", "payload": {...}, "severity": "info"}`.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(from = "wire::EffectIn"))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize), serde(from = "wire::EffectIn"))]
 #[non_exhaustive]
 pub enum Effect {
     /// Take the exclusive lock that keeps clients out while the daemon sleeps; answer with
@@ -135,7 +134,6 @@ pub enum Effect {
     Emit(Audit),
 }
 
-#[cfg(feature = "serde")]
 impl serde::Serialize for Effect {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         wire::EffectOut::from(self).serialize(serializer)
@@ -143,9 +141,8 @@ impl serde::Serialize for Effect {
 }
 
 /// The effect's wire shapes: the audit's fields beside the tag, with its severity.
-#[cfg(feature = "serde")]
 mod wire {
-    use serde::{Deserialize, Serialize};
+    use serde::Serialize;
 
     use super::{Audit, Effect, Severity};
 
@@ -177,7 +174,8 @@ mod wire {
         }
     }
 
-    #[derive(Deserialize)]
+    #[cfg(feature = "serde")]
+    #[derive(serde::Deserialize)]
     #[serde(tag = "effect", rename_all = "snake_case")]
     pub(super) enum EffectIn {
         AcquireLock,
@@ -193,6 +191,7 @@ mod wire {
         },
     }
 
+    #[cfg(feature = "serde")]
     impl From<EffectIn> for Effect {
         fn from(effect: EffectIn) -> Self {
             match effect {

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use crate::data::Data;
 use crate::event::Event;
+use crate::journal::{Edits, Journal};
 use crate::kernel::{Core, Outcome};
 use crate::machine::Rejection;
 use crate::record::Record;
@@ -58,6 +59,8 @@ pub struct Engine {
     /// The last durable document as the file holds it: what a failed save returns to. Kept as
     /// bytes, so the document in memory shares none of its values and is edited in place.
     durable: Vec<u8>,
+    /// What this engine writes to the journal beside the state file (none when read-only).
+    journal: Option<Journal>,
 }
 
 impl Engine {
@@ -76,7 +79,8 @@ impl Engine {
     /// An engine whose state lives in memory only.
     pub fn in_memory() -> Self {
         let (core, _) = Core::restore(Record::new());
-        Self { core, store: Store::in_memory(), durable: Record::new().to_vec() }
+        let journal = Some(Journal::new(0));
+        Self { core, store: Store::in_memory(), durable: Record::new().to_vec(), journal }
     }
 
     /// Opens the engine on a store, reading it under its lock; a store opened read-only is read
@@ -104,7 +108,8 @@ impl Engine {
         }
         warnings.extend(restored);
         let durable = record.to_vec();
-        Ok((Self { core, store, durable }, OpenReport { recovery, warnings }))
+        let journal = (!store.is_read_only()).then(|| Journal::new(record.generation()));
+        Ok((Self { core, store, durable, journal }, OpenReport { recovery, warnings }))
     }
 
     /// The current state.
@@ -143,8 +148,16 @@ impl Engine {
         event.at = timestamp::truncate_to_micros(event.at);
         let _lock = self.store.lock()?;
         self.refresh()?;
-        let mut outcome = self.core.handle(&event)?;
+        let before = self.generation();
+        let mut outcome = match self.core.handle(&event) {
+            Ok(outcome) => outcome,
+            Err(rejection) => {
+                self.journal_rejected(&event, before, &rejection);
+                return Err(rejection.into());
+            }
+        };
         self.persist(&mut outcome.snapshots)?;
+        self.journal_accepted(&event, before, &outcome);
         Ok(outcome)
     }
 
@@ -153,13 +166,22 @@ impl Engine {
     #[doc(hidden)]
     pub fn handle_with(
         &mut self,
-        event: Event,
+        mut event: Event,
         change: impl FnOnce(&mut Record),
     ) -> Result<Outcome, EngineError> {
+        event.at = timestamp::truncate_to_micros(event.at);
         let _lock = self.store.lock()?;
         self.refresh()?;
-        let mut outcome = self.core.handle_with(&event, change)?;
+        let before = self.generation();
+        let mut outcome = match self.core.handle_with(&event, change) {
+            Ok(outcome) => outcome,
+            Err(rejection) => {
+                self.journal_rejected(&event, before, &rejection);
+                return Err(rejection.into());
+            }
+        };
         self.persist(&mut outcome.snapshots)?;
+        self.journal_accepted(&event, before, &outcome);
         Ok(outcome)
     }
 
@@ -171,7 +193,7 @@ impl Engine {
         check_edge(self.state(), to)?;
         let mut record = self.core.data().record().clone();
         crate::data::write_state(&mut record, to, at);
-        self.persist_one(record)?;
+        self.persist_edit("transition", at, record)?;
         Ok(())
     }
 
@@ -181,6 +203,8 @@ impl Engine {
     #[doc(hidden)]
     pub fn update<R>(
         &mut self,
+        what: &str,
+        at: Timestamp,
         change: impl FnOnce(&mut Record) -> (R, bool),
     ) -> Result<R, EngineError> {
         let _lock = self.store.lock()?;
@@ -188,9 +212,49 @@ impl Engine {
         let mut record = self.core.data().record().clone();
         let (answer, changed) = change(&mut record);
         if changed {
-            self.persist_one(record)?;
+            self.persist_edit(what, at, record)?;
         }
         Ok(answer)
+    }
+
+    /// The generation of the document in memory (the file's, once saved).
+    fn generation(&self) -> u64 {
+        self.core.data().record().generation()
+    }
+
+    /// Saves a document changed outside the machine, makes it the engine's, and journals the
+    /// change as `what` at `at`.
+    fn persist_edit(&mut self, what: &str, at: Timestamp, record: Record) -> Result<(), EngineError> {
+        let before_record = self.core.data().record().clone();
+        let before = self.generation();
+        self.persist_one(record)?;
+        let edits = Edits::between(&before_record, self.core.data().record());
+        let (after, state) = (self.generation(), self.state());
+        if let Some(journal) = &mut self.journal {
+            let lines = journal.edited(what, at, before, after, state, &edits);
+            append(&self.store, journal, &lines);
+        }
+        Ok(())
+    }
+
+    fn journal_accepted(&mut self, event: &Event, before: u64, outcome: &Outcome) {
+        let (after, state) = (self.generation(), self.state());
+        let Some(journal) = &mut self.journal else {
+            return;
+        };
+        if Journal::is_idle_tick(event, outcome) {
+            journal.hold_tick(event, after, state);
+            return;
+        }
+        let lines = journal.accepted(event, before, after, state, outcome, outcome.edits.as_ref());
+        append(&self.store, journal, &lines);
+    }
+
+    fn journal_rejected(&mut self, event: &Event, generation: u64, rejection: &Rejection) {
+        if let Some(journal) = &mut self.journal {
+            let lines = journal.rejected(event, generation, rejection);
+            append(&self.store, journal, &lines);
+        }
     }
 
     /// Re-reads the file when another process changed it since this engine last read or wrote it.
@@ -281,6 +345,13 @@ impl Engine {
     /// arrives.
     pub fn next_deadline(&self, now: Timestamp) -> Option<Timestamp> {
         crate::status::next_deadline(self.core.state(), self.core.data(), now)
+    }
+}
+
+/// Appends journal lines; a failure is reported once and fails nothing.
+fn append(store: &Store, journal: &mut Journal, lines: &[u8]) {
+    if let Err(error) = store.append_journal(lines) {
+        journal.failed(&store.journal_path(), &error);
     }
 }
 

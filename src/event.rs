@@ -13,14 +13,15 @@ use crate::timestamp::Timestamp;
 /// With the `serde` feature an event is the protocol's message for it: `{"type": "tick", "ts":
 /// "2026-04-18T23:00:30+00:00", "store_empty": false}`, the kind's fields beside `type` and `ts`.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 pub struct Event {
     /// When it happened (UTC; the engine keeps microseconds). The engine never reads a clock of
     /// its own.
-    #[cfg_attr(feature = "serde", serde(rename = "ts", with = "crate::timestamp::wire"))]
+    #[serde(rename = "ts", with = "crate::timestamp::wire")]
     pub at: Timestamp,
     /// What happened.
-    #[cfg_attr(feature = "serde", serde(flatten))]
+    #[serde(flatten)]
     pub kind: EventKind,
 }
 
@@ -70,8 +71,9 @@ impl Input<'_> {
 /// (`session_open`, `user_initiated_sleep`, `force_rem`, `force_wake`; the others as
 /// [`Trigger::as_str`]); a request's stored label is its `label` field.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(tag = "type", rename_all = "snake_case"))]
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EventKind {
     /// The daemon process started; a persisted mid-night state is recovered to WAKE.
@@ -79,21 +81,21 @@ pub enum EventKind {
     /// The scheduler's periodic tick; `store_empty` says the memory store has nothing to consolidate.
     Tick {
         /// The host's memory store holds no records.
-        #[cfg_attr(feature = "serde", serde(default))]
+        #[serde(default)]
         store_empty: bool,
     },
     /// A client session opened. An empty or missing id still counts as a session start.
-    #[cfg_attr(feature = "serde", serde(rename = "session_open"))]
+    #[serde(rename = "session_open")]
     SessionStarted {
         /// The session's id, clipped to 128 characters when stored.
-        #[cfg_attr(feature = "serde", serde(default))]
+        #[serde(default)]
         session_id: Option<String>,
     },
     /// A client recalled memory in a session: consumes the session's first turn when it has one
     /// pending, and may take the digest. A missing id has no first turn.
     Recall {
         /// The session that recalled.
-        #[cfg_attr(feature = "serde", serde(default))]
+        #[serde(default)]
         session_id: Option<String>,
     },
     /// The host took the exclusive lock the engine asked for.
@@ -107,42 +109,33 @@ pub enum EventKind {
     /// The REM cycle the engine asked for finished.
     RemCycleFinished {
         /// What the cycle produced.
-        #[cfg_attr(feature = "serde", serde(default))]
+        #[serde(default)]
         result: RemResult,
     },
     /// The user asked the daemon to go to sleep now.
-    #[cfg_attr(feature = "serde", serde(rename = "user_initiated_sleep"))]
+    #[serde(rename = "user_initiated_sleep")]
     UserSleepRequested {
         /// Why, as the user said it (clipped to 500 characters when stored).
         reason: String,
         /// The request's own timestamp as sent (clipped to 64 characters when stored); the event's
         /// moment when absent.
-        #[cfg_attr(
-            feature = "serde",
-            serde(rename = "label", default, skip_serializing_if = "Option::is_none")
-        )]
+        #[serde(rename = "label", default, skip_serializing_if = "Option::is_none")]
         ts: Option<String>,
     },
     /// The operator asked for one REM cycle now.
-    #[cfg_attr(feature = "serde", serde(rename = "force_rem"))]
+    #[serde(rename = "force_rem")]
     ForceRemRequested {
         /// The request's own timestamp as sent (clipped to 64 characters when stored); the event's
         /// moment when absent.
-        #[cfg_attr(
-            feature = "serde",
-            serde(rename = "label", default, skip_serializing_if = "Option::is_none")
-        )]
+        #[serde(rename = "label", default, skip_serializing_if = "Option::is_none")]
         ts: Option<String>,
     },
     /// The operator asked the running night to end at the next cycle boundary.
-    #[cfg_attr(feature = "serde", serde(rename = "force_wake"))]
+    #[serde(rename = "force_wake")]
     ForceWakeRequested {
         /// The request's own timestamp as sent (clipped to 64 characters when stored); the event's
         /// moment when absent.
-        #[cfg_attr(
-            feature = "serde",
-            serde(rename = "label", default, skip_serializing_if = "Option::is_none")
-        )]
+        #[serde(rename = "label", default, skip_serializing_if = "Option::is_none")]
         ts: Option<String>,
     },
     /// The operator paused the scheduler.
@@ -157,13 +150,14 @@ pub enum EventKind {
 
 /// Settings an operator may change with [`EventKind::Configure`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 pub struct Settings {
     /// How many REM cycles a night plans.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rem_cycle_count: Option<u32>,
     /// The IANA time zone the quiet window is learned in.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
 }
 
@@ -193,8 +187,9 @@ impl EventKind {
 
 /// The name of an event without its details, plus the engine's own `Continue`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Trigger {
     /// [`EventKind::Boot`].

@@ -9,6 +9,7 @@ use statig::prelude::*;
 use crate::data::Data;
 use crate::digest::Digest;
 use crate::effects::Effect;
+use crate::journal::Edits;
 use crate::event::{Event, Input};
 use crate::machine::{Ctx, Lifecycle, Output, Rejection, Transition, name_of, state_of};
 use crate::record::Record;
@@ -21,7 +22,8 @@ use crate::{table::Action, timestamp::Timestamp};
 /// With the `serde` feature: `{"transitions": [...], "effects": [...]}`, plus `first_turn` and
 /// `digest` for a recall.
 #[derive(Debug, Clone, Default, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[must_use = "an outcome's effects are for the host to perform"]
 #[non_exhaustive]
 pub struct Outcome {
@@ -30,18 +32,21 @@ pub struct Outcome {
     /// The effects for the host, in order.
     pub effects: Vec<Effect>,
     /// The rows of the table taken, in order (the event's, then each `Continue`).
-    #[cfg_attr(feature = "serde", serde(skip))]
+    #[serde(skip)]
     pub rows: Vec<&'static Row>,
     /// For a `Recall`: whether this was the session's first turn.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_turn: Option<bool>,
     /// For a `Recall`: the digest, when the gate delivered one.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
     /// The documents to persist, in order (one per transition, plus one for other durable
     /// changes). Empty when nothing durable changed.
-    #[cfg_attr(feature = "serde", serde(skip))]
+    #[serde(skip)]
     pub(crate) snapshots: Vec<Record>,
+    /// What a host's bookkeeping changed along with the event (`Core::handle_with`).
+    #[serde(skip)]
+    pub(crate) edits: Option<Edits>,
 }
 
 impl Outcome {
@@ -128,7 +133,9 @@ impl Core {
         change: impl FnOnce(&mut Record),
     ) -> Result<Outcome, Rejection> {
         let mut outcome = self.handle(event)?;
+        let before = self.data.record().clone();
         self.data.edit_record(change);
+        outcome.edits = Some(Edits::between(&before, self.data.record()));
         let snapshot = self.data.snapshot();
         match outcome.snapshots.last_mut() {
             Some(last) => *last = snapshot,
@@ -167,6 +174,7 @@ impl Core {
             first_turn,
             digest,
             snapshots: out.snapshots,
+            edits: None,
         })
     }
 

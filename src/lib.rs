@@ -62,6 +62,7 @@ internal!(
     effects,
     engine,
     event,
+    journal,
     kernel,
     machine,
     quiet_window,
@@ -77,7 +78,6 @@ internal!(
     check,
     #[cfg(feature = "cli")]
     diagram,
-    #[cfg(feature = "serde")]
     doc,
     #[cfg(feature = "cli")]
     serve,

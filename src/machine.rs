@@ -25,7 +25,8 @@ mod rules;
 /// "TRANSITIONING", "reason": "idle", "at": "2026-04-18T11:00:00+00:00"}` (the trigger stays out
 /// of the wire, and reads back as `continue`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[non_exhaustive]
 pub struct Transition {
     /// The state left.
@@ -33,12 +34,12 @@ pub struct Transition {
     /// The state entered.
     pub to: StateName,
     /// The event that caused it (`continue` for the engine's own step at a cycle boundary).
-    #[cfg_attr(feature = "serde", serde(skip_serializing, default = "off_the_wire"))]
+    #[serde(skip_serializing, default = "off_the_wire")]
     pub trigger: Trigger,
     /// Why (`quiet_window`, `lock_denied`, `cycles_done`, ...): the row's reason.
     pub reason: Reason,
     /// When, to the microsecond.
-    #[cfg_attr(feature = "serde", serde(with = "crate::timestamp::wire"))]
+    #[serde(with = "crate::timestamp::wire")]
     pub at: Timestamp,
 }
 

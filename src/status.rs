@@ -17,7 +17,7 @@ use crate::timestamp::{self, Timestamp};
 /// so a wrong-typed value is visible as it is; the rest is what the engine makes of the document.
 /// With the `serde` feature it serializes as the `status` reply of the protocol, fields in order.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(serde::Serialize)]
 #[non_exhaustive]
 pub struct Status {
     /// The current state.
@@ -55,7 +55,7 @@ pub struct Status {
     /// `last_completed_cycles` as stored.
     pub last_completed_cycles: Value,
     /// When the host must tick next, to the microsecond; `None` when nothing is scheduled.
-    #[cfg_attr(feature = "serde", serde(with = "crate::timestamp::wire::option"))]
+    #[serde(with = "crate::timestamp::wire::option")]
     pub next_deadline: Option<Timestamp>,
     /// The counter every durable snapshot raises.
     pub generation: u64,
@@ -63,7 +63,7 @@ pub struct Status {
 
 /// The sessions whose first turn is pending, in the order they were marked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(serde::Serialize)]
 #[non_exhaustive]
 pub struct PendingSessions {
     /// How many.
@@ -74,7 +74,7 @@ pub struct PendingSessions {
 
 /// Which operator requests are pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(serde::Serialize)]
 #[non_exhaustive]
 pub struct Requests {
     /// The user asked to sleep now.
@@ -87,11 +87,11 @@ pub struct Requests {
 
 /// The night that is running or last ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(serde::Serialize)]
 #[non_exhaustive]
 pub struct NightStatus {
     /// When it started.
-    #[cfg_attr(feature = "serde", serde(with = "crate::timestamp::wire"))]
+    #[serde(with = "crate::timestamp::wire")]
     pub started_at: Timestamp,
     /// The cycles it planned.
     pub planned: u32,

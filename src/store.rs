@@ -10,6 +10,7 @@
 //! state file holding one whole generation: the last acknowledged one, or the one being saved.
 
 mod fs;
+mod journal;
 mod load;
 mod save;
 // The simulated file system serves `simulate`; the rest of it serves the crate's own tests.

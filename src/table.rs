@@ -12,9 +12,9 @@ pub use crate::event::Trigger;
 pub use crate::reason::Reason;
 
 /// The four states, spelled on disk (and on the wire) exactly as the seed spells them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "UPPERCASE"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[serde(rename_all = "UPPERCASE")]
 pub enum StateName {
     /// Awake: clients use the memory store; the scheduler ticks.
     Wake,

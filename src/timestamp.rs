@@ -107,10 +107,11 @@ pub fn ceil_to_micros(at: Timestamp) -> Timestamp {
 }
 
 /// A moment on the wire: [`format()`]'s text out, [`parse_moment`]'s reading in (for serde's
-/// `with`).
-#[cfg(feature = "serde")]
+/// `with`; reading only with the `serde` feature).
 pub(crate) mod wire {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use serde::Serializer;
+    #[cfg(feature = "serde")]
+    use serde::{Deserialize, Deserializer, de::Error};
 
     use super::Timestamp;
 
@@ -118,6 +119,7 @@ pub(crate) mod wire {
         s.serialize_str(&super::format(*at))
     }
 
+    #[cfg(feature = "serde")]
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
         let text = String::deserialize(d)?;
         super::parse_moment(&text).map_err(|e| D::Error::custom(format_args!("{text:?}: {e}")))

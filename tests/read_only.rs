@@ -144,7 +144,7 @@ fn status_on_a_read_only_directory_works() {
     // Writing through it is refused, not attempted.
     let mut engine = engine;
     let err = engine
-        .update(|record| {
+        .update("test", chrono::Utc::now(), |record| {
             record.set("x", json!(1));
             ((), true)
         })

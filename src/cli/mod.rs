@@ -339,7 +339,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Sessions { action, .. } => run_sessions(&ctx, action, out)?,
         Command::Digest { action: DigestCommand::Take, .. } => {
             let mut engine = ctx.engine()?;
-            let taken = engine.update(|record| {
+            let taken = engine.update("digest take", ctx.now, |record| {
                 let taken = digest::take(record, ctx.now);
                 let changed = taken.is_some();
                 (taken, changed)
@@ -472,7 +472,7 @@ fn run_sessions(
     let now = ctx.now;
     match action {
         SessionsCommand::Open { id } => {
-            let opened = engine.update(|record| {
+            let opened = engine.update("sessions open", ctx.now, |record| {
                 let opened = sessions::mark_in(record, &id, now);
                 (opened, opened.changed)
             })?;
@@ -487,7 +487,7 @@ fn run_sessions(
             })
         }
         SessionsCommand::Consume { id } => {
-            let first = engine.update(|record| {
+            let first = engine.update("sessions consume", ctx.now, |record| {
                 let first = sessions::consume_in(record, &id);
                 (first, first)
             })?;
@@ -501,7 +501,7 @@ fn run_sessions(
             })
         }
         SessionsCommand::Prune { ttl_secs } => {
-            let dropped = engine.update(|record| {
+            let dropped = engine.update("sessions prune", ctx.now, |record| {
                 let dropped = sessions::reap_in(record, now, ttl_secs);
                 let changed = !dropped.is_empty();
                 (dropped, changed)

@@ -64,6 +64,9 @@ pub trait Fs: Send + Sync {
     fn read(&self, path: &Path) -> io::Result<Option<(Vec<u8>, Meta)>>;
     /// Creates a file that must not exist yet (`O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC`), mode 0600.
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Opens a file for appending, creating it with mode 0600 when missing
+    /// (`O_WRONLY|O_APPEND|O_CREAT|O_NOFOLLOW|O_CLOEXEC`): the journal's writes.
+    fn append(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
     /// Opens a file for rewriting in place, truncating it (`O_CREAT|O_TRUNC`). Used only by the
     /// deliberately broken protocol that proves the crash tests can fail.
     fn overwrite(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
@@ -170,6 +173,16 @@ impl Fs for RealFs {
             std::fs::remove_file(path).ok();
             return Err(e);
         }
+        Ok(Box::new(file))
+    }
+
+    fn append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
         Ok(Box::new(file))
     }
 
@@ -335,6 +348,11 @@ impl<F: Fn(Call, &Path) -> Option<io::Error> + Send + Sync> Fs for Interposed<F>
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         self.check(Call::Create, path)?;
         RealFs.create_new(path)
+    }
+
+    fn append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        self.check(Call::Create, path)?;
+        RealFs.append(path)
     }
 
     fn overwrite(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {

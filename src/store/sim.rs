@@ -383,6 +383,11 @@ impl Fs for SimFs {
         Ok(Box::new(SimFile { fs: self.clone(), ino }))
     }
 
+    fn append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let ino = self.enter(Call::Create)?.open_to_append(path)?;
+        Ok(Box::new(SimFile { fs: self.clone(), ino }))
+    }
+
     fn overwrite(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let ino = self.enter(Call::Create)?.open_file(path, false)?;
         Ok(Box::new(SimFile { fs: self.clone(), ino }))

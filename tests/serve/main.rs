@@ -52,7 +52,7 @@ impl Daemon {
         let store = Store::with_fs(&path, Box::new(fs.clone())).unwrap();
         let (mut engine, _) = Engine::with_store(store).unwrap();
         let state = Record::from_map(state.as_object().unwrap().clone());
-        engine.update(|record| (*record = state, true)).unwrap();
+        engine.update("test", chrono::Utc::now(), |record| (*record = state, true)).unwrap();
         let now = timestamp::parse(NOW).unwrap();
         (Self { _dir: None, path, server: Server::new(engine, move || now) }, fs)
     }

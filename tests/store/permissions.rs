@@ -301,7 +301,7 @@ fn a_world_readable_file_is_repaired_to_0600() {
     };
     assert!(warned("mode 0644", ""), "{:?}", report.warnings);
     assert!(warned("mode 0640", &prev.to_string_lossy()), "{:?}", report.warnings);
-    engine.update(|record| ((), record.get("n").is_some())).unwrap();
+    engine.update("test", chrono::Utc::now(), |record| ((), record.get("n").is_some())).unwrap();
     assert_eq!((mode(&path), mode(&prev)), (0o600, 0o600), "the next save keeps them private");
 
     let (_, report) = Engine::open(&path).unwrap();

@@ -95,7 +95,7 @@ fn an_interrupted_recovery_never_leaves_the_state_file_missing() {
 /// One locked read-modify-write that sets `key` in the engine's document.
 fn set(engine: &mut Engine, key: &str) {
     engine
-        .update(|record| {
+        .update("test", chrono::Utc::now(), |record| {
             record.set(key, json!(true));
             ((), true)
         })

@@ -1,0 +1,267 @@
+//! The journal of decisions: one JSON line per event that changed anything the engine keeps.
+//!
+//! Owns what a line says and when one is written. A line is appended under the state file's lock
+//! right after the state file's durable save (the store appends it, without an fsync), so the
+//! journal never runs ahead of the file; a journal whose last generation is behind the file's lost
+//! its tail and says so. It must not decide anything: it records what `Engine` did.
+//!
+//! The lines, each one JSON object (moments in the state file's format, generations as numbers):
+//!
+//! - `{"at", "by", "opened": G}`: engine `by` (one per process and engine) read the file at
+//!   generation `G`; written before that engine's first line. What it holds only in memory starts
+//!   empty here.
+//! - `{"at", "by", "event", "before", "after", "state", "transitions", "effects"}`, with
+//!   `first_turn` and `digest` for a recall, and `set`/`removed` for the keys a host's bookkeeping
+//!   changed along with the event (`serve`'s `session_open`): an accepted event, in the protocol's
+//!   shape, with the generations before and after it and what it did.
+//! - `{"at", "by", "event", "before", "after", "state", "rejected"}`: a refused event.
+//! - `{"at", "by", "ticks": N, "since", "event", "before", "after", "state"}`: N ticks from
+//!   `since` to `at` that changed nothing but the moment of the last tick, summed up in one line
+//!   (the last one's event), written before the next line, if any: an idle day writes none.
+//! - `{"at", "by", "edit", "before", "after", "state", "set", "removed"}`: a change made outside
+//!   the machine (`sessions`, `digest take`, a raw transition), as the members it set (in their
+//!   order, each as JSON) and the keys it removed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::value::RawValue;
+
+use crate::doc::Doc;
+use crate::event::{Event, EventKind};
+use crate::kernel::Outcome;
+use crate::machine::Rejection;
+use crate::record::{Record, keys};
+use crate::table::StateName;
+use crate::timestamp::{self, Timestamp};
+
+/// The members a change outside the machine set, in the document's order, and the keys it
+/// removed.
+#[derive(Debug, Clone, Default)]
+pub struct Edits {
+    /// Each member set, as JSON text (an object's keys in their order).
+    pub set: Vec<(String, Box<RawValue>)>,
+    /// The keys removed.
+    pub removed: Vec<String>,
+}
+
+impl PartialEq for Edits {
+    fn eq(&self, other: &Self) -> bool {
+        self.removed == other.removed
+            && self.set.len() == other.set.len()
+            && self.set.iter().zip(&other.set).all(|((k, a), (l, b))| k == l && a.get() == b.get())
+    }
+}
+
+impl Edits {
+    /// What turned `before` into `after`.
+    pub fn between(before: &Record, after: &Record) -> Self {
+        // The store keeps `generation` itself: a save sets it.
+        let set = after
+            .keys()
+            .filter(|key| *key != keys::GENERATION && !after.same_member(before, key))
+            .map(|key| (key.to_owned(), member_json(after, key)))
+            .collect();
+        let removed =
+            before.keys().filter(|key| after.get(key).is_none()).map(str::to_owned).collect();
+        Self { set, removed }
+    }
+
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.removed.is_empty()
+    }
+
+    /// Makes the same change to `record`.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by `replay`.
+    pub fn apply(&self, record: &mut Record) {
+        for (key, raw) in &self.set {
+            match serde_json::from_str::<crate::record::Object>(raw.get()) {
+                Ok(object) if !object.is_empty() => record.set_object(key, object),
+                _ => record.set(key, serde_json::from_str(raw.get()).unwrap_or_default()),
+            }
+        }
+        for key in &self.removed {
+            record.remove(key);
+        }
+    }
+
+    fn put(&self, doc: Doc) -> Doc {
+        let set: Vec<(&str, &RawValue)> =
+            self.set.iter().map(|(key, raw)| (key.as_str(), raw.as_ref())).collect();
+        doc.with("set", OrderedMembers(&set)).with("removed", &self.removed)
+    }
+}
+
+/// Members written as an object, in order.
+struct OrderedMembers<'a>(&'a [(&'a str, &'a RawValue)]);
+
+impl serde::Serialize for OrderedMembers<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, raw) in self.0 {
+            map.serialize_entry(key, raw)?;
+        }
+        map.end()
+    }
+}
+
+/// A member's value as JSON text, an object's keys in their order.
+fn member_json(record: &Record, key: &str) -> Box<RawValue> {
+    let raw = match record.ordered(key) {
+        Some(object) => serde_json::value::to_raw_value(object),
+        None => serde_json::value::to_raw_value(record.get(key).unwrap_or(&serde_json::Value::Null)),
+    };
+    raw.unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
+/// Tells apart the engines of one process.
+static ENGINES: AtomicU64 = AtomicU64::new(0);
+
+/// What one engine has written to the journal, and what it holds back.
+#[derive(Debug)]
+pub struct Journal {
+    /// This engine's name in the journal: the process id and a counter.
+    by: String,
+    /// The generation the engine read the file at, until its `opened` line is written.
+    opened: Option<u64>,
+    /// Ticks that changed nothing but the tick's moment, not yet written.
+    ticks: Option<Ticks>,
+    /// A failed append was reported (once).
+    failed: bool,
+}
+
+#[derive(Debug)]
+struct Ticks {
+    count: u64,
+    since: Timestamp,
+    last: Event,
+    generation: u64,
+    state: StateName,
+}
+
+impl Journal {
+    /// The journal of an engine that read the file at `generation`.
+    pub fn new(generation: u64) -> Self {
+        let n = ENGINES.fetch_add(1, Ordering::Relaxed);
+        Self { by: format!("{}.{n}", std::process::id()), opened: Some(generation), ticks: None, failed: false }
+    }
+
+    /// Whether `outcome` of `event` changed nothing but the moment of the last tick.
+    pub fn is_idle_tick(event: &Event, outcome: &Outcome) -> bool {
+        matches!(event.kind, EventKind::Tick { .. })
+            && outcome.transitions.is_empty()
+            && outcome.effects.is_empty()
+            && outcome.snapshots.is_empty()
+    }
+
+    /// Holds back an idle tick: it is written, with the others of its run, before the next line.
+    pub fn hold_tick(&mut self, event: &Event, generation: u64, state: StateName) {
+        match &mut self.ticks {
+            Some(run) => {
+                run.count += 1;
+                run.last = event.clone();
+                run.generation = generation;
+                run.state = state;
+            }
+            None => {
+                self.ticks = Some(Ticks {
+                    count: 1,
+                    since: event.at,
+                    last: event.clone(),
+                    generation,
+                    state,
+                });
+            }
+        }
+    }
+
+    /// The lines for an accepted event that changed something.
+    pub fn accepted(
+        &mut self,
+        event: &Event,
+        before: u64,
+        after: u64,
+        state: StateName,
+        outcome: &Outcome,
+        edits: Option<&Edits>,
+    ) -> Vec<u8> {
+        let mut line = self.head(event.at, before, after, state).with("event", event);
+        line = line.with("transitions", &outcome.transitions).with("effects", &outcome.effects);
+        if let Some(first_turn) = outcome.first_turn {
+            line = line.with("first_turn", first_turn).with("digest", &outcome.digest);
+        }
+        if let Some(edits) = edits.filter(|edits| !edits.is_empty()) {
+            line = edits.put(line);
+        }
+        self.lines(event.at, line)
+    }
+
+    /// The lines for a refused event.
+    pub fn rejected(&mut self, event: &Event, generation: u64, rejection: &Rejection) -> Vec<u8> {
+        let line = self
+            .head(event.at, generation, generation, rejection.state)
+            .with("event", event)
+            .with("rejected", rejection.to_string());
+        self.lines(event.at, line)
+    }
+
+    /// The lines for a change made outside the machine.
+    pub fn edited(
+        &mut self,
+        what: &str,
+        at: Timestamp,
+        before: u64,
+        after: u64,
+        state: StateName,
+        edits: &Edits,
+    ) -> Vec<u8> {
+        let line = self.head(at, before, after, state).with("edit", what);
+        let line = edits.put(line);
+        self.lines(at, line)
+    }
+
+    /// Reports a failed append, once per engine; the event it was for is not failed.
+    pub fn failed(&mut self, path: &std::path::Path, error: &dyn std::fmt::Display) {
+        if !self.failed {
+            self.failed = true;
+            tracing::warn!(path = %path.display(), %error, "cannot append to the journal; it will be incomplete");
+        }
+    }
+
+    fn head(&self, at: Timestamp, before: u64, after: u64, state: StateName) -> Doc {
+        Doc::new()
+            .with("at", timestamp::format(at))
+            .with("by", &self.by)
+            .with("before", before)
+            .with("after", after)
+            .with("state", state)
+    }
+
+    /// `line`, after the lines held back: the `opened` line and a run of idle ticks.
+    fn lines(&mut self, at: Timestamp, line: Doc) -> Vec<u8> {
+        let mut out = Vec::with_capacity(512);
+        if let Some(generation) = self.opened.take() {
+            let opened = Doc::new()
+                .with("at", timestamp::format(self.ticks.as_ref().map_or(at, |run| run.since)))
+                .with("by", &self.by)
+                .with("opened", generation);
+            push(&mut out, &opened);
+        }
+        if let Some(run) = self.ticks.take() {
+            let ticks = self
+                .head(run.last.at, run.generation, run.generation, run.state)
+                .with("ticks", run.count)
+                .with("since", timestamp::format(run.since))
+                .with("event", &run.last);
+            push(&mut out, &ticks);
+        }
+        push(&mut out, &line);
+        out
+    }
+}
+
+fn push(out: &mut Vec<u8>, line: &Doc) {
+    out.extend_from_slice(line.to_string().as_bytes());
+    out.push(b'\n');
+}
