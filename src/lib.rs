@@ -73,6 +73,7 @@ internal!(
     store,
     timestamp,
     view,
+    why,
     #[cfg(feature = "cli")]
     check,
     #[cfg(feature = "cli")]
