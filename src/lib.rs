@@ -74,6 +74,7 @@ internal!(
     store,
     timestamp,
     view,
+    why,
     #[cfg(feature = "cli")]
     check,
     #[cfg(feature = "cli")]

@@ -67,6 +67,7 @@ pub(crate) fn answer(engine: &mut Engine, request: Request, now: Timestamp) -> D
     let mut run = |kind| engine.handle(Event::new(now, kind));
     match request {
         Request::Status { .. } => status(engine, now),
+        Request::Why { .. } => why(engine, now),
         Request::UserSleep { reason, ts } => {
             match run(EventKind::UserSleepRequested { reason, ts: Some(ts) }) {
                 Err(EngineError::Rejected(rejection))
@@ -190,6 +191,18 @@ fn status(engine: &mut Engine, now: Timestamp) -> Doc {
         .with("daemon_started_at", raw(keys::DAEMON_STARTED_AT))
         .with("scheduler_paused", record.get(keys::SCHEDULER_PAUSED).is_some_and(is_truthy))
         .with("next_deadline", next_deadline(engine, now))
+}
+
+/// `why`'s reply, from the file as it stands (re-read when another process wrote it): the
+/// state, the rows a tick would try and when each holds, and the same in words.
+fn why(engine: &mut Engine, now: Timestamp) -> Doc {
+    // A read without the lock that changes nothing.
+    if let Err(error) = engine.reread() {
+        return Doc::ok(false)
+            .with("reason", "control_plane_error")
+            .with("error", clip_error(&error));
+    }
+    crate::why::why(engine.state(), engine.data(), now).to_doc()
 }
 
 fn clip_error(error: &dyn std::error::Error) -> String {

@@ -8,7 +8,7 @@ use crate::data::Data;
 use crate::digest;
 use crate::event::Trigger;
 use crate::record::{Object, keys};
-use crate::table::{self, StateName, Target};
+use crate::table::{self, Row, StateName, Target};
 use crate::timestamp::{self, Timestamp};
 
 /// A read-only summary of the engine's state for people and tools: what `status` shows.
@@ -143,19 +143,27 @@ pub(crate) fn status(state: StateName, data: &Data, now: Timestamp) -> Status {
 }
 
 /// The earliest moment at or after `now` when a tick would do something: derived from the guards
-/// of the rows a tick would try in `state`, in table order (a first-turn expiry, the relearn, sleep
+/// of the rows a tick would try in `state` ([`tick_rows`]: a first-turn expiry, the relearn, sleep
 /// becoming due, the lock-wait bound, a night's boundary). Rows that only say why nothing happens
-/// wait for nothing, and a row that ends the tick under a guard time does not change (a pause)
-/// hides the rows after it. `None` when nothing is scheduled.
+/// wait for nothing. `None` when nothing is scheduled.
 pub(crate) fn next_deadline(state: StateName, data: &Data, now: Timestamp) -> Option<Timestamp> {
-    let mut due: Option<Timestamp> = None;
+    let due = tick_rows(state, data)
+        .into_iter()
+        .filter(|row| row.to != Target::Stay)
+        .filter_map(|row| row.guard.due(data, now))
+        .min();
+    due.map(|at| timestamp::ceil_to_micros(at.max(now)))
+}
+
+/// The rows a tick would try in `state`, in table order: the tick's own, and through a row that
+/// decides the tick as another trigger (SLEEP's `Continue`), that trigger's. A row that ends the
+/// tick under a guard time does not change (a pause) is the last: the rows after it cannot be
+/// reached by waiting.
+pub(crate) fn tick_rows(state: StateName, data: &Data) -> Vec<&'static Row> {
+    let mut walked = Vec::new();
     let mut rows = table::rows_for(state, Trigger::Tick);
     while let Some(row) = rows.next() {
-        if row.to != Target::Stay
-            && let Some(at) = row.guard.due(data, now)
-        {
-            due = Some(due.map_or(at, |d| d.min(at)));
-        }
+        walked.push(row);
         match row.to {
             Target::As(other) => rows = table::rows_for(state, other),
             Target::Next => {}
@@ -163,5 +171,5 @@ pub(crate) fn next_deadline(state: StateName, data: &Data, now: Timestamp) -> Op
             Target::Stay | Target::Go(_) => {}
         }
     }
-    due.map(|at| timestamp::ceil_to_micros(at.max(now)))
+    walked
 }

@@ -89,6 +89,25 @@ pub enum Command {
         #[command(flatten)]
         json: JsonOpt,
     },
+    /// Explain the state: for each row a tick would try, whether its guard holds and when it
+    /// will, and when the next tick can act; reads the state file only.
+    Why {
+        /// Options.
+        #[command(flatten)]
+        file: FileOpt,
+        /// Options.
+        #[command(flatten)]
+        now: NowOpt,
+        /// Options.
+        #[command(flatten)]
+        tz: TzOpt,
+        /// Options.
+        #[command(flatten)]
+        json: JsonOpt,
+        /// The moment to explain [default: now].
+        #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
+        at: Option<Timestamp>,
+    },
     /// Feed one event to the engine and show the transitions and effects.
     Event {
         /// Options.
@@ -176,6 +195,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Status { .. } => "status",
+            Self::Why { .. } => "why",
             Self::Event { .. } => "event",
             Self::Sessions { .. } => "sessions",
             Self::Digest { .. } => "digest",
@@ -194,6 +214,13 @@ impl Command {
         let mut options = Options::default();
         let uses: &'static [&'static str] = match self {
             Self::Status { file, now, tz, json } => {
+                file.merge(&mut options);
+                now.merge(&mut options);
+                tz.merge(&mut options);
+                json.merge(&mut options);
+                &["--state-file", "--now", "--tz", "--json"]
+            }
+            Self::Why { file, now, tz, json, .. } => {
                 file.merge(&mut options);
                 now.merge(&mut options);
                 tz.merge(&mut options);

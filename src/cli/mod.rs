@@ -335,6 +335,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 .extend(engine.status(ctx.now));
             ctx.print(out, &doc, render::status)?;
         }
+        Command::Why { at, .. } => {
+            let engine = ctx.engine_with(|path| Engine::open_read_only(path))?;
+            let why = crate::why::why(engine.state(), engine.data(), at.unwrap_or(ctx.now));
+            ctx.print(out, &why.to_doc(), |_| format!("{}\n", why.text))?;
+        }
         Command::Event { event, .. } => run_event(&ctx, event, out)?,
         Command::Sessions { action, .. } => run_sessions(&ctx, action, out)?,
         Command::Digest { action: DigestCommand::Take, .. } => {

@@ -22,6 +22,11 @@ pub enum Request {
         /// The message's `ts`, when it is a moment.
         at: Option<Timestamp>,
     },
+    /// `why`: the state, the rows a tick would try and when each holds, in words too.
+    Why {
+        /// The message's `ts`, when it is a moment: the moment to explain.
+        at: Option<Timestamp>,
+    },
     /// `user_initiated_sleep`: the user asked to sleep now.
     UserSleep {
         /// Why, as sent (the engine stores the first 500 characters).
@@ -98,7 +103,10 @@ impl Request {
     pub fn at(&self) -> Option<Timestamp> {
         let label = |ts: &str| timestamp::parse_moment(ts).ok();
         match self {
-            Self::Status { at } | Self::Pause { at, .. } | Self::Engine { at, .. } => *at,
+            Self::Status { at }
+            | Self::Why { at }
+            | Self::Pause { at, .. }
+            | Self::Engine { at, .. } => *at,
             Self::UserSleep { ts, .. } | Self::ForceWake { ts } | Self::ForceRem { ts } => {
                 label(ts)
             }
@@ -134,6 +142,7 @@ impl Request {
         };
         match kind.as_str() {
             "status" => Ok(Request::Status { at: fields.label_moment() }),
+            "why" => Ok(Request::Why { at: fields.label_moment() }),
             "user_initiated_sleep" => Ok(Request::UserSleep {
                 reason: fields.required_string("reason")?,
                 ts: fields.required_string("ts")?,
@@ -240,6 +249,7 @@ mod tests {
     fn validates_as_the_seed_does() {
         let ts = || "2026-04-18T23:00:00+00:00".to_owned();
         check(r#"{"type": "status", "extra": 1}"#, Ok(Request::Status { at: None }));
+        check(r#"{"type": "why", "extra": 1}"#, Ok(Request::Why { at: None }));
         check("[]", refused("message must be an object"));
         check(r#"{"type": 42}"#, refused("type must be a string"));
         check(r#"{"ts": "x"}"#, refused("type must be a string"));

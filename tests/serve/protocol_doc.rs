@@ -12,8 +12,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_daemon-state");
 const CLOCK: &str = "2026-04-18T12:30:00Z";
 
 /// Every message type the protocol knows.
-const TYPES: [&str; 16] = [
+const TYPES: [&str; 17] = [
     "status",
+    "why",
     "user_initiated_sleep",
     "force_wake",
     "force_rem",
