@@ -132,6 +132,22 @@ impl Engine {
     /// Uses `zone` for the quiet window without storing it: a per-invocation `--tz`.
     pub fn override_zone(&mut self, zone: chrono_tz::Tz) {
         self.core.override_zone(zone);
+        if let Some(journal) = &mut self.journal {
+            journal.set_zone(zone.name());
+        }
+    }
+
+    /// Turns the journal beside the state file (`NAME.journal`) on or off; it is on for every
+    /// engine that may write. Off, nothing is appended: `history` and `replay` then know nothing
+    /// of what this engine does.
+    pub fn set_journal(&mut self, on: bool) {
+        match (on, &self.journal) {
+            (true, None) if !self.store.is_read_only() => {
+                self.journal = Some(Journal::new(self.generation()));
+            }
+            (false, _) => self.journal = None,
+            _ => {}
+        }
     }
 
     /// The store, for its path and its count of durable writes.

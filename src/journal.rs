@@ -8,8 +8,8 @@
 //! The lines, each one JSON object (moments in the state file's format, generations as numbers):
 //!
 //! - `{"at", "by", "opened": G}`: engine `by` (one per process and engine) read the file at
-//!   generation `G`; written before that engine's first line. What it holds only in memory starts
-//!   empty here.
+//!   generation `G`; written before that engine's first line, with `tz` when it was told a time
+//!   zone it does not store (`--tz`). What it holds only in memory starts empty here.
 //! - `{"at", "by", "event", "before", "after", "state", "transitions", "effects"}`, with
 //!   `first_turn` and `digest` for a recall, and `set`/`removed` for the keys a host's bookkeeping
 //!   changed along with the event (`serve`'s `session_open`): an accepted event, in the protocol's
@@ -127,6 +127,8 @@ pub struct Journal {
     opened: Option<u64>,
     /// Ticks that changed nothing but the tick's moment, not yet written.
     ticks: Option<Ticks>,
+    /// The time zone this engine was told to use without storing it (`--tz`).
+    zone: Option<String>,
     /// A failed append was reported (once).
     failed: bool,
 }
@@ -144,7 +146,18 @@ impl Journal {
     /// The journal of an engine that read the file at `generation`.
     pub fn new(generation: u64) -> Self {
         let n = ENGINES.fetch_add(1, Ordering::Relaxed);
-        Self { by: format!("{}.{n}", std::process::id()), opened: Some(generation), ticks: None, failed: false }
+        Self {
+            by: format!("{}.{n}", std::process::id()),
+            opened: Some(generation),
+            ticks: None,
+            zone: None,
+            failed: false,
+        }
+    }
+
+    /// Notes the time zone the engine uses without storing it: its `opened` line says so.
+    pub fn set_zone(&mut self, zone: &str) {
+        self.zone = Some(zone.to_owned());
     }
 
     /// Whether `outcome` of `event` changed nothing but the moment of the last tick.
@@ -246,6 +259,10 @@ impl Journal {
                 .with("at", timestamp::format(self.ticks.as_ref().map_or(at, |run| run.since)))
                 .with("by", &self.by)
                 .with("opened", generation);
+            let opened = match &self.zone {
+                Some(zone) => opened.with("tz", zone),
+                None => opened,
+            };
             push(&mut out, &opened);
         }
         if let Some(run) = self.ticks.take() {

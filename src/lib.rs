@@ -36,8 +36,8 @@
 //!
 //! - `cli` (default): the `daemon-state` binary, with `serve`, `simulate`, `check` and the
 //!   diagrams. A library host turns it off with `default-features = false`.
-//! - `serde`: `Serialize` and `Deserialize` for the types a host exchanges with the engine, in the
-//!   shapes of the `serve` protocol (`PROTOCOL.md`).
+//! - `serde`: `Deserialize` for the types a host exchanges with the engine, in the shapes of the
+//!   `serve` protocol (`PROTOCOL.md`); their `Serialize` is always there (the journal uses it).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -80,6 +80,8 @@ internal!(
     #[cfg(feature = "cli")]
     diagram,
     doc,
+    #[cfg(feature = "cli")]
+    replay,
     #[cfg(feature = "cli")]
     serve,
     #[cfg(feature = "cli")]

@@ -169,8 +169,28 @@ pub fn should_relearn(learned_at: Option<Timestamp>, now: Timestamp) -> bool {
 /// The seed's `should_bootstrap_trigger`: no activity ever, or none for 2 h or more. `since` is
 /// the last activity (the engine passes the later of the last session and the boot).
 pub fn idle_long_enough(since: Option<Timestamp>, now: Timestamp) -> bool {
-    since.is_none_or(|last| now.signed_duration_since(last) >= BOOTSTRAP_IDLE)
+    since.is_none_or(|last| now.signed_duration_since(last) >= idle_threshold())
 }
+
+/// The idle rule's threshold in the guard: [`BOOTSTRAP_IDLE`], unless a test of this crate moved
+/// it (see [`IDLE_THRESHOLD_OVERRIDE_MINUTES`]).
+fn idle_threshold() -> TimeDelta {
+    #[cfg(feature = "testing")]
+    {
+        let minutes = IDLE_THRESHOLD_OVERRIDE_MINUTES.load(std::sync::atomic::Ordering::Relaxed);
+        if minutes > 0 {
+            return TimeDelta::minutes(minutes);
+        }
+    }
+    BOOTSTRAP_IDLE
+}
+
+/// For the crate's own tests only: when positive, the idle guard's threshold in minutes. It lets
+/// a test build change one guard's threshold to show that `replay` notices.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub static IDLE_THRESHOLD_OVERRIDE_MINUTES: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(0);
 
 /// How many bucket boundaries and offset changes [`next_window_start`] walks before it gives up:
 /// three days of boundaries, more than any window needs even across a skipped hour.

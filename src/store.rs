@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 #[cfg(any(feature = "cli", feature = "testing"))]
 pub use fs::Interposed;
 pub use fs::{DirHandle, FileKind, Fs, FsFile, Meta, RealFs};
+#[cfg(any(test, feature = "testing"))]
+pub use journal::JOURNAL_MAX_BYTES;
 pub use load::{Loaded, Peeked, Recovery};
 pub use sim::{Call, SimFs};
 

@@ -180,6 +180,22 @@ pub enum Command {
         #[command(flatten)]
         json: JsonOpt,
     },
+    /// Replay a journal: apply its events after a starting document's generation, compare every
+    /// recomputed outcome with the recorded one, and write the resulting document. Exits 1 at the
+    /// first divergence.
+    Replay {
+        /// The journal (`NAME.journal`; `NAME.journal.1` beside it is read first when present).
+        journal: PathBuf,
+        /// The state file to start from (default: an empty one, generation 0).
+        #[arg(long, value_name = "SNAPSHOT")]
+        from: Option<PathBuf>,
+        /// Where to write the resulting document (`-` for standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Options.
+        #[command(flatten)]
+        json: JsonOpt,
+    },
     /// Print a completion script for a shell.
     Completions {
         /// The shell.
@@ -203,6 +219,7 @@ impl Command {
             Self::Simulate(_) => "simulate",
             Self::Serve { .. } => "serve",
             Self::Check { .. } => "check",
+            Self::Replay { .. } => "replay",
             Self::Completions { .. } => "completions",
             Self::Man => "man",
         }
@@ -251,6 +268,10 @@ impl Command {
                 file.merge(&mut options);
                 json.merge(&mut options);
                 &["--state-file", "--json"]
+            }
+            Self::Replay { json, .. } => {
+                json.merge(&mut options);
+                &["--json"]
             }
             Self::Completions { .. } | Self::Man => &[],
         };

@@ -25,6 +25,7 @@ use crate::digest::{self, RemResult};
 use crate::doc::{Doc, ordered};
 use crate::engine::{Engine, EngineError, OpenReport};
 use crate::event::{Event, EventKind};
+use crate::replay;
 use crate::serve::{self, ServeError, ServeOptions};
 use crate::sessions;
 use crate::simulate::{self, SimulateError, SimulateOptions};
@@ -93,6 +94,18 @@ pub enum CliError {
     /// Standard output could not be written.
     #[error("cannot write to standard output: {0}")]
     Stdout(#[source] io::Error),
+    /// A file given as input could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: io::Error,
+    },
+    /// `replay` found a divergence, or could not replay the journal.
+    #[error("replay: {0}")]
+    Replay(#[from] replay::ReplayError),
 }
 
 impl CliError {
@@ -101,7 +114,11 @@ impl CliError {
     /// every command).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Usage(_) | Self::Write { .. } | Self::Graphviz { .. } => EXIT_USAGE,
+            Self::Usage(_) | Self::Write { .. } | Self::Graphviz { .. } | Self::Read { .. } => {
+                EXIT_USAGE
+            }
+            Self::Replay(replay::ReplayError::BadStart(_)) => EXIT_USAGE,
+            Self::Replay(_) => EXIT_FAILURE,
             Self::Engine(EngineError::Store(
                 StoreError::Missing { .. } | StoreError::Corrupt { .. },
             )) => EXIT_FAILURE,
@@ -391,6 +408,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                 error => error.into(),
             })?;
         }
+        Command::Replay { journal, from, out: target, .. } => {
+            run_replay(&ctx, &journal, from.as_deref(), target.as_deref(), out)?;
+        }
         Command::Check { .. } => {
             let path = ctx.state_file()?;
             let report = check::check(&path);
@@ -409,6 +429,70 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
     }
     out.flush().map_err(CliError::Stdout)
+}
+
+/// `replay JOURNAL [--from SNAPSHOT] [--out FILE]`.
+fn run_replay(
+    ctx: &Context,
+    journal: &Path,
+    from: Option<&Path>,
+    target: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| CliError::Read { path: path.to_owned(), source })
+    };
+    let mut bytes = Vec::new();
+    let mut rotated = journal.as_os_str().to_owned();
+    rotated.push(".1");
+    let rotated = PathBuf::from(rotated);
+    if rotated.is_file() {
+        bytes = read(&rotated)?;
+        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+            bytes.push(b'\n');
+        }
+    }
+    bytes.extend(read(journal)?);
+    let start = from.map(read).transpose()?;
+    let replayed = match replay::replay(&bytes, start.as_deref()) {
+        Ok(replayed) => replayed,
+        Err(error) => {
+            if ctx.json {
+                let doc = Doc::ok(false).with("error", error.to_string());
+                ctx.print(out, &doc, |_| String::new())?;
+                out.flush().map_err(CliError::Stdout)?;
+            }
+            return Err(error.into());
+        }
+    };
+    match target {
+        Some(path) if path == Path::new("-") => {
+            out.write_all(&replayed.document).map_err(CliError::Stdout)?;
+            out.write_all(b"\n").map_err(CliError::Stdout)?;
+            return out.flush().map_err(CliError::Stdout);
+        }
+        Some(path) => {
+            std::fs::write(path, &replayed.document)
+                .map_err(|source| CliError::Write { path: path.to_owned(), source })?;
+        }
+        None => {}
+    }
+    let doc = ordered! {
+        "ok": true,
+        "lines": replayed.lines,
+        "applied": replayed.applied,
+        "generation": replayed.generation,
+        "out": target.map(|p| p.display().to_string()),
+    };
+    ctx.print(out, &doc, |_| {
+        let written = target.map_or(String::new(), |p| {
+            format!("; written to {}", printable(&p.display().to_string()))
+        });
+        format!(
+            "replayed {} of {} lines: every outcome agrees; generation {}{written}\n",
+            replayed.applied, replayed.lines, replayed.generation
+        )
+    })
 }
 
 /// The engine event a subcommand names.
