@@ -26,10 +26,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::value::RawValue;
 
-use crate::doc::Doc;
+use crate::digest::Digest;
+use crate::effects::Effect;
 use crate::event::{Event, EventKind};
 use crate::kernel::Outcome;
-use crate::machine::Rejection;
+use crate::machine::{Rejection, Transition};
 use crate::record::{Record, keys};
 use crate::table::StateName;
 use crate::timestamp::{self, Timestamp};
@@ -85,10 +86,8 @@ impl Edits {
         }
     }
 
-    fn put(&self, doc: Doc) -> Doc {
-        let set: Vec<(&str, &RawValue)> =
-            self.set.iter().map(|(key, raw)| (key.as_str(), raw.as_ref())).collect();
-        doc.with("set", OrderedMembers(&set)).with("removed", &self.removed)
+    fn members(&self) -> Vec<(&str, &RawValue)> {
+        self.set.iter().map(|(key, raw)| (key.as_str(), raw.as_ref())).collect()
     }
 }
 
@@ -199,24 +198,34 @@ impl Journal {
         outcome: &Outcome,
         edits: Option<&Edits>,
     ) -> Vec<u8> {
-        let mut line = self.head(event.at, before, after, state).with("event", event);
-        line = line.with("transitions", &outcome.transitions).with("effects", &outcome.effects);
-        if let Some(first_turn) = outcome.first_turn {
-            line = line.with("first_turn", first_turn).with("digest", &outcome.digest);
-        }
-        if let Some(edits) = edits.filter(|edits| !edits.is_empty()) {
-            line = edits.put(line);
-        }
-        self.lines(event.at, line)
+        let edits = edits.filter(|edits| !edits.is_empty());
+        let set = edits.map(Edits::members);
+        let mut out = self.held(event.at);
+        let line = Line {
+            event: Some(event),
+            transitions: Some(&outcome.transitions),
+            effects: Some(&outcome.effects),
+            first_turn: outcome.first_turn,
+            digest: outcome.first_turn.map(|_| outcome.digest.as_ref()),
+            set: set.as_deref().map(OrderedMembers),
+            removed: edits.map(|edits| edits.removed.as_slice()),
+            ..self.head(event.at, before, after, state)
+        };
+        push(&mut out, &line);
+        out
     }
 
     /// The lines for a refused event.
     pub fn rejected(&mut self, event: &Event, generation: u64, rejection: &Rejection) -> Vec<u8> {
-        let line = self
-            .head(event.at, generation, generation, rejection.state)
-            .with("event", event)
-            .with("rejected", rejection.to_string());
-        self.lines(event.at, line)
+        let rejected = rejection.to_string();
+        let mut out = self.held(event.at);
+        let line = Line {
+            event: Some(event),
+            rejected: Some(&rejected),
+            ..self.head(event.at, generation, generation, rejection.state)
+        };
+        push(&mut out, &line);
+        out
     }
 
     /// The lines for a change made outside the machine.
@@ -229,9 +238,16 @@ impl Journal {
         state: StateName,
         edits: &Edits,
     ) -> Vec<u8> {
-        let line = self.head(at, before, after, state).with("edit", what);
-        let line = edits.put(line);
-        self.lines(at, line)
+        let set = edits.members();
+        let mut out = self.held(at);
+        let line = Line {
+            edit: Some(what),
+            set: Some(OrderedMembers(&set)),
+            removed: Some(&edits.removed),
+            ..self.head(at, before, after, state)
+        };
+        push(&mut out, &line);
+        out
     }
 
     /// Reports a failed append, once per engine; the event it was for is not failed.
@@ -242,43 +258,88 @@ impl Journal {
         }
     }
 
-    fn head(&self, at: Timestamp, before: u64, after: u64, state: StateName) -> Doc {
-        Doc::new()
-            .with("at", timestamp::format(at))
-            .with("by", &self.by)
-            .with("before", before)
-            .with("after", after)
-            .with("state", state)
+    fn head(&self, at: Timestamp, before: u64, after: u64, state: StateName) -> Line<'_> {
+        Line {
+            at: timestamp::format(at),
+            by: &self.by,
+            before: Some(before),
+            after: Some(after),
+            state: Some(state),
+            ..Line::default()
+        }
     }
 
-    /// `line`, after the lines held back: the `opened` line and a run of idle ticks.
-    fn lines(&mut self, at: Timestamp, line: Doc) -> Vec<u8> {
-        let mut out = Vec::with_capacity(512);
+    /// The lines held back, to go before the next: the `opened` line and a run of idle ticks.
+    fn held(&mut self, at: Timestamp) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1024);
         if let Some(generation) = self.opened.take() {
-            let opened = Doc::new()
-                .with("at", timestamp::format(self.ticks.as_ref().map_or(at, |run| run.since)))
-                .with("by", &self.by)
-                .with("opened", generation);
-            let opened = match &self.zone {
-                Some(zone) => opened.with("tz", zone),
-                None => opened,
+            let since = self.ticks.as_ref().map_or(at, |run| run.since);
+            let opened = Line {
+                at: timestamp::format(since),
+                by: &self.by,
+                opened: Some(generation),
+                tz: self.zone.as_deref(),
+                ..Line::default()
             };
             push(&mut out, &opened);
         }
         if let Some(run) = self.ticks.take() {
-            let ticks = self
-                .head(run.last.at, run.generation, run.generation, run.state)
-                .with("ticks", run.count)
-                .with("since", timestamp::format(run.since))
-                .with("event", &run.last);
+            let since = timestamp::format(run.since);
+            let ticks = Line {
+                ticks: Some(run.count),
+                since: Some(&since),
+                event: Some(&run.last),
+                ..self.head(run.last.at, run.generation, run.generation, run.state)
+            };
             push(&mut out, &ticks);
         }
-        push(&mut out, &line);
         out
     }
 }
 
-fn push(out: &mut Vec<u8>, line: &Doc) {
-    out.extend_from_slice(line.to_string().as_bytes());
-    out.push(b'\n');
+/// One line as written: the fields of every kind, each written only when set, in this order.
+#[derive(Default, serde::Serialize)]
+struct Line<'a> {
+    at: String,
+    by: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opened: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tz: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    before: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    after: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<StateName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ticks: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edit: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a Event>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transitions: Option<&'a [Transition]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    effects: Option<&'a [Effect]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_turn: Option<bool>,
+    /// For a recall: the digest delivered, `null` when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest: Option<Option<&'a Digest>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    set: Option<OrderedMembers<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed: Option<&'a [String]>,
+}
+
+fn push(out: &mut Vec<u8>, line: &Line<'_>) {
+    // A line holds only strings, numbers and the engine's own values: it always encodes.
+    if serde_json::to_writer(&mut *out, line).is_ok() {
+        out.push(b'\n');
+    }
 }
