@@ -429,11 +429,27 @@ impl History {
         }
     }
 
-    /// The history limited to nights and days from `from` on (gaps are all kept).
+    /// The history limited to nights and days from `from` on, its totals counted again from
+    /// them (digests as the nights that led to one); the gaps are all kept.
     pub fn since(mut self, from: Timestamp) -> Self {
+        if self.first_at.is_some_and(|first| first >= from) {
+            return self;
+        }
         self.nights.retain(|n| n.moment().is_none_or(|at| at >= from));
         let first = from.date_naive();
         self.days.retain(|date, _| *date >= first);
+        let mut totals = Totals {
+            attempts: self.nights.iter().filter(|n| n.started_at.is_some()).count() as u64,
+            nights: self.days.values().map(|d| d.nights).sum(),
+            cycles: self.days.values().map(|d| d.cycles).sum(),
+            sessions: self.days.values().map(|d| d.sessions).sum(),
+            digests: self.nights.iter().filter(|n| n.digest_delivered_at.is_some()).count() as u64,
+            yields: BTreeMap::new(),
+        };
+        for reason in self.nights.iter().filter_map(|n| n.yielded.clone()) {
+            *totals.yields.entry(reason).or_default() += 1;
+        }
+        self.totals = totals;
         self
     }
 

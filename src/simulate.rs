@@ -8,12 +8,12 @@ mod crash;
 mod host;
 mod night;
 mod pattern;
-pub(crate) mod plot;
+pub mod plot;
 mod queue;
 mod rng;
 mod rows;
 mod summary;
-pub(crate) mod trace;
+pub mod trace;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
