@@ -79,6 +79,8 @@ internal!(
     check,
     #[cfg(feature = "cli")]
     diagram,
+    #[cfg(feature = "cli")]
+    history,
     doc,
     #[cfg(feature = "cli")]
     replay,

@@ -8,12 +8,12 @@ mod crash;
 mod host;
 mod night;
 mod pattern;
-mod plot;
+pub mod plot;
 mod queue;
 mod rng;
 mod rows;
 mod summary;
-mod trace;
+pub mod trace;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ use chrono::{Duration, TimeZone, Utc};
 
 use crate::doc::Doc;
 use crate::engine::EngineError;
+use crate::store::Store;
 use crate::timestamp::Timestamp;
 
 use host::Host;
@@ -159,9 +160,14 @@ fn simulate(options: &SimulateOptions, out: &mut dyn Write) -> Result<(), Simula
         final_state,
     };
     if let Some(plot) = &options.plot {
+        // Drawn from the journal the run left, as `history --plot` draws it.
         let title =
             format!("daemon-state hypnogram: {} days, seed {} (UTC)", options.days, options.seed);
-        write_plot(plot, &host.trace, &title)?;
+        let journal = Store::open_read_only(path.clone())
+            .and_then(|store| store.read_journal())
+            .map_err(EngineError::from)?;
+        let trace = crate::history::trace(&journal, start, options.days);
+        write_plot(plot, &trace, &title)?;
     }
     if options.json {
         let doc = Doc::ok(true)

@@ -142,6 +142,9 @@ pub enum Command {
     Diagram(DiagramArgs),
     /// Drive a simulated host through days of sessions and nights.
     Simulate(SimulateArgs),
+    /// List the nights the journal beside the state file tells: start, end, cycles, what started
+    /// and ended each, the digest; sessions per day; where the journal is incomplete. Reads only.
+    History(HistoryArgs),
     /// Answer newline-delimited JSON requests on stdin/stdout or a Unix socket, until the input
     /// ends or SIGTERM, SIGINT or SIGHUP (which let the requests in flight finish, remove the
     /// socket and exit 0).
@@ -217,6 +220,7 @@ impl Command {
             Self::Digest { .. } => "digest",
             Self::Diagram(_) => "diagram",
             Self::Simulate(_) => "simulate",
+            Self::History(_) => "history",
             Self::Serve { .. } => "serve",
             Self::Check { .. } => "check",
             Self::Replay { .. } => "replay",
@@ -256,6 +260,11 @@ impl Command {
             Self::Diagram(DiagramArgs { json, .. }) | Self::Simulate(SimulateArgs { json, .. }) => {
                 json.merge(&mut options);
                 &["--json"]
+            }
+            Self::History(HistoryArgs { file, json, .. }) => {
+                file.merge(&mut options);
+                json.merge(&mut options);
+                &["--state-file", "--json"]
             }
             Self::Serve { file, now, tz, lock, .. } => {
                 file.merge(&mut options);
@@ -420,6 +429,23 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Draw a hypnogram to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+}
+
+/// How `history` reads the journal.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Options.
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// Options.
+    #[command(flatten)]
+    pub json: JsonOpt,
+    /// Only the last N days of the journal [default: all of it].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DAYS)))]
+    pub days: Option<u32>,
+    /// Draw the hypnogram of those days to this SVG file, as `simulate --plot` draws it.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 }

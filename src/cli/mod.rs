@@ -25,15 +25,16 @@ use crate::digest::{self, RemResult};
 use crate::doc::{Doc, ordered};
 use crate::engine::{Engine, EngineError, OpenReport};
 use crate::event::{Event, EventKind};
+use crate::history;
 use crate::replay;
 use crate::serve::{self, ServeError, ServeOptions};
 use crate::sessions;
 use crate::simulate::{self, SimulateError, SimulateOptions};
-use crate::store::{LockWait, OnWait, Store, StoreError, Waiting};
+use crate::store::{LockWait, OnWait, Peeked, Store, StoreError, Waiting};
 use crate::timestamp::Timestamp;
 
 pub use args::Cli;
-use args::{Command, DigestCommand, EventCommand, SessionsCommand};
+use args::{Command, DigestCommand, EventCommand, HistoryArgs, SessionsCommand};
 
 /// How long a command waits for the state file's lock unless `--lock-timeout` says otherwise.
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -393,6 +394,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             };
             simulate::run(&options, out)?;
         }
+        Command::History(args) => run_history(&ctx, &args, out)?,
         Command::Serve { socket, max_connections, .. } => {
             let (state_file, from) = ctx.located()?;
             let options = ServeOptions {
@@ -492,6 +494,61 @@ fn run_replay(
             "replayed {} of {} lines: every outcome agrees; generation {}{written}\n",
             replayed.applied, replayed.lines, replayed.generation
         )
+    })
+}
+
+/// `history`: the journal read as nights, without a lock and without writing.
+fn run_history(ctx: &Context, args: &HistoryArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let (path, from) = ctx.located()?;
+    let mut store = Store::open_read_only(path.clone())
+        .map_err(|error| from_env(from, EngineError::from(error).into()))?;
+    let mut notes = Vec::new();
+    let generation =
+        match store.peek().map_err(|error| from_env(from, EngineError::from(error).into()))? {
+            Peeked::Parsed(record) => Some(record.generation()),
+            Peeked::Missing => {
+                notes.push(format!("no state file at {}", path.display()));
+                None
+            }
+            Peeked::Corrupt(problem) => {
+                notes.push(format!(
+                    "the state file is unreadable ({problem}): its generation is unknown"
+                ));
+                None
+            }
+        };
+    let journal =
+        store.read_journal().map_err(|error| from_env(from, EngineError::from(error).into()))?;
+    if journal.is_empty() {
+        notes.push(format!(
+            "no journal at {}: the history is empty",
+            store.journal_path().display()
+        ));
+    }
+    let history = history::read(&journal, generation);
+    let window = history.window(args.days);
+    if let Some(plot) = &args.plot {
+        let (start, days) = window.unwrap_or((ctx.now, 1));
+        let trace = history::trace(&journal, start, days);
+        let title =
+            format!("daemon-state hypnogram: {days} days from {} (UTC)", start.format("%Y-%m-%d"));
+        std::fs::write(plot, simulate::plot::svg(&trace, &title))
+            .map_err(|source| CliError::Write { path: plot.clone(), source })?;
+    }
+    let history = match window {
+        Some((start, _)) => history.since(start),
+        None => history,
+    };
+    let doc = history
+        .to_doc(&notes)
+        .with("journal", store.journal_path().display().to_string())
+        .with("plot", args.plot.as_ref().map(|p| p.display().to_string()));
+    ctx.print(out, &doc, |_| {
+        let mut text = history.text(&notes);
+        if let Some(plot) = &args.plot {
+            text.push_str(&format!("hypnogram: {}\n", plot.display()));
+        }
+        text
     })
 }
 

@@ -27,7 +27,7 @@ use super::queue::{Job, OnFault, Queue};
 use super::rng::{Deck, Rng};
 use super::rows::Coverage;
 use super::summary::Tally;
-use super::trace::{MarkKind, RecallMark, Span, Trace};
+use super::trace::{MarkKind, RecallMark, Span, Trace, yield_label};
 
 /// How often the host ticks.
 const TICK: Duration = Duration::seconds(30);
@@ -436,7 +436,7 @@ impl Host {
                     Audit::DaemonYielded { reason, .. } => {
                         let reason = reason.as_str().to_owned();
                         let at = self.now();
-                        self.trace.mark(at, MarkKind::Yield, short_reason(&reason));
+                        self.trace.mark(at, MarkKind::Yield, yield_label(&reason));
                         let day = self.trace.day_of(at);
                         self.tally.day(day).yields.push(reason.clone());
                         *self.tally.yields.entry(reason).or_default() += 1;
@@ -449,17 +449,5 @@ impl Host {
                 },
             }
         }
-    }
-}
-
-/// A yield reason as short as the hypnogram needs it.
-fn short_reason(reason: &str) -> &str {
-    match reason {
-        "mcp_active" => "lock denied",
-        "lock_timeout" => "lock timeout",
-        "force_wake_requested" => "force-wake",
-        "mcp_reacquired_mid_night" => "lock lost",
-        "mcp_recent_activity" => "client active",
-        other => other,
     }
 }

@@ -155,6 +155,29 @@ impl Trace {
     }
 }
 
+/// A yield reason as short as the hypnogram needs it.
+pub fn yield_label(reason: &str) -> &str {
+    match reason {
+        "mcp_active" => "lock denied",
+        "lock_timeout" => "lock timeout",
+        "force_wake_requested" => "force-wake",
+        "mcp_reacquired_mid_night" => "lock lost",
+        "mcp_recent_activity" => "client active",
+        other => other,
+    }
+}
+
+/// The hypnogram's label for a request, by the event's protocol type (`force_rem`, ...).
+pub fn request_label(event_type: &str) -> Option<&'static str> {
+    match event_type {
+        "force_rem" => Some("force-rem"),
+        "user_initiated_sleep" => Some("bedtime"),
+        "force_wake" => Some("force-wake"),
+        "pause" => Some("pause"),
+        _ => None,
+    }
+}
+
 /// Clips spans to `span`, dropping those outside it.
 pub fn clip(spans: &[Span], span: Span) -> impl Iterator<Item = Span> + '_ {
     spans
