@@ -354,3 +354,29 @@ fn an_idle_run_uses_under_10_ms_of_cpu_in_10_s_and_writes_nothing() {
     assert_eq!(file_bytes(&daemon.path("state.json")), state, "no write of the state file");
     assert_eq!(file_bytes(&daemon.path("state.json.journal")), journal, "no journal line");
 }
+
+#[test]
+fn run_takes_only_the_options_it_uses() {
+    let output = Command::new(BIN).args(["run", "--help"]).output().expect("run --help");
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{help}");
+    for flag in ["--state-file", "--tz", "--lock-timeout", "--socket", "--rem-command"] {
+        assert!(help.lines().any(|line| line.trim_start().starts_with(flag)), "{flag}: {help}");
+    }
+    for flag in ["--now", "--json"] {
+        assert!(!help.lines().any(|line| line.trim_start().starts_with(flag)), "{flag}: {help}");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state.json");
+    let state = state.to_str().expect("UTF-8");
+    for args in [
+        &["run", "--state-file", state, "--rem-command", "true", "--json"][..],
+        &["--now", "2026-04-18T12:00:00Z", "run", "--state-file", state, "--rem-command", "true"],
+        &["run", "--state-file", state, "--rem-command", "true", "--cycle-timeout", "0"],
+        &["run", "--state-file", state],
+    ] {
+        let output = Command::new(BIN).args(args).stdin(Stdio::null()).output().expect("run");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+    }
+    assert!(!dir.path().join("state.json").exists(), "nothing was created");
+}
