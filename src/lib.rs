@@ -85,6 +85,8 @@ internal!(
     #[cfg(feature = "cli")]
     replay,
     #[cfg(feature = "cli")]
+    run,
+    #[cfg(feature = "cli")]
     serve,
     #[cfg(feature = "cli")]
     simulate,

@@ -174,6 +174,11 @@ pub enum Command {
         )]
         max_connections: u32,
     },
+    /// Run as the daemon: tick at each deadline, take the lock, run the REM command for each
+    /// cycle, write the audit events, and serve the protocol on a Unix socket meanwhile, until
+    /// SIGTERM, SIGINT or SIGHUP (which kill a running cycle, walk the machine back to WAKE,
+    /// release the lock, remove the socket and exit 0).
+    Run(RunArgs),
     /// Inspect the state file and the files beside it, changing nothing; fails on any error.
     Check {
         /// Options.
@@ -222,6 +227,7 @@ impl Command {
             Self::Simulate(_) => "simulate",
             Self::History(_) => "history",
             Self::Serve { .. } => "serve",
+            Self::Run(_) => "run",
             Self::Check { .. } => "check",
             Self::Replay { .. } => "replay",
             Self::Completions { .. } => "completions",
@@ -272,6 +278,12 @@ impl Command {
                 tz.merge(&mut options);
                 lock.merge(&mut options);
                 &["--state-file", "--now", "--tz", "--lock-timeout"]
+            }
+            Self::Run(RunArgs { file, tz, lock, .. }) => {
+                file.merge(&mut options);
+                tz.merge(&mut options);
+                lock.merge(&mut options);
+                &["--state-file", "--tz", "--lock-timeout"]
             }
             Self::Check { file, json } => {
                 file.merge(&mut options);
@@ -408,6 +420,41 @@ pub enum Format {
     Mermaid,
 }
 
+/// How `run` runs.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Options.
+    #[command(flatten)]
+    pub file: FileOpt,
+    /// Options.
+    #[command(flatten)]
+    pub tz: TzOpt,
+    /// Options.
+    #[command(flatten)]
+    pub lock: LockOpt,
+    /// The Unix socket clients talk to, in the `serve` protocol [default: the state file's path
+    /// with `.sock` appended].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// The REM command, run once per cycle: a program and its arguments, split at whitespace,
+    /// without a shell. Its environment has DAEMON_STATE_CYCLE, DAEMON_STATE_CYCLES and
+    /// DAEMON_STATE_IS_LAST; its standard output, when one JSON object, is the cycle's result; a
+    /// non-zero exit or a timeout makes the cycle a timed-out one.
+    #[arg(long, value_name = "CMD")]
+    pub rem_command: String,
+    /// The daemon's lock: an exclusive flock on this file, taken for a night [default:
+    /// ~/.iai-mcp/.lock].
+    #[arg(long, value_name = "PATH")]
+    pub lock_file: Option<PathBuf>,
+    /// How long a REM cycle may run before it is killed and reported as timed out; fractions
+    /// allowed.
+    #[arg(long, value_name = "SECS", default_value = "1800", value_parser = parse_cycle_timeout)]
+    pub cycle_timeout: Duration,
+    /// Append each audit event to this file as a JSON line [default: a line on stderr].
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+}
+
 /// How `simulate` runs.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
@@ -460,6 +507,14 @@ fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
         .filter(|secs| secs.is_finite() && *secs >= 0.0)
         .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
         .ok_or_else(|| "not a number of seconds (0 or more)".to_owned())
+}
+
+fn parse_cycle_timeout(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|secs| secs.is_finite() && *secs > 0.0)
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| "not a number of seconds (more than 0)".to_owned())
 }
 
 /// An IANA zone name, as the zone spells it.

@@ -27,6 +27,7 @@ use crate::engine::{Engine, EngineError, OpenReport};
 use crate::event::{Event, EventKind};
 use crate::history;
 use crate::replay;
+use crate::run::{self as host, RunError, RunOptions};
 use crate::serve::{self, ServeError, ServeOptions};
 use crate::sessions;
 use crate::simulate::{self, SimulateError, SimulateOptions};
@@ -89,6 +90,9 @@ pub enum CliError {
     /// `serve` refused to start or stopped with an error.
     #[error("serve: {0}")]
     Serve(#[from] ServeError),
+    /// `run` refused to start.
+    #[error("run: {0}")]
+    Run(#[from] RunError),
     /// `simulate` refused to start or stopped with an error.
     #[error("simulate: {0}")]
     Simulate(#[from] SimulateError),
@@ -127,6 +131,7 @@ impl CliError {
             Self::Engine(EngineError::Rejected(_) | EngineError::Illegal(_)) => EXIT_FAILURE,
             Self::FromEnv { source, .. } => source.exit_code(),
             Self::Serve(error) if error.refused_to_start() => EXIT_USAGE,
+            Self::Run(_) => EXIT_USAGE,
             Self::Simulate(error) if error.refused() => EXIT_USAGE,
             Self::CheckFailed { .. } | Self::Serve(_) | Self::Simulate(_) | Self::Stdout(_) => {
                 EXIT_FAILURE
@@ -407,6 +412,34 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             };
             serve::run(&options).map_err(|error| match error {
                 ServeError::Engine(_) => from_env(from, error.into()),
+                error => error.into(),
+            })?;
+        }
+        Command::Run(args) => {
+            let (state_file, from) = ctx.located()?;
+            let lock_file = match args.lock_file {
+                Some(path) => path,
+                None => match std::env::var_os("HOME").filter(|home| !home.is_empty()) {
+                    Some(home) => Path::new(&home).join(".iai-mcp").join(".lock"),
+                    None => {
+                        return Err(CliError::Usage(
+                            "no HOME to find the default lock file in; pass --lock-file".into(),
+                        ));
+                    }
+                },
+            };
+            let options = RunOptions {
+                state_file,
+                socket: args.socket,
+                rem_command: args.rem_command,
+                lock_file,
+                cycle_timeout: args.cycle_timeout,
+                events: args.events,
+                tz: ctx.tz()?,
+                lock_wait: ctx.lock_wait(),
+            };
+            host::run(&options).map_err(|error| match error {
+                RunError::Engine(_) => from_env(from, error.into()),
                 error => error.into(),
             })?;
         }
