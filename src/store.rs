@@ -268,6 +268,8 @@ pub struct Store {
     /// The directory, opened by the first lock and held open: each lock and each save's directory
     /// sync is one system call on it.
     dir_handle: Mutex<Option<Arc<dyn DirHandle>>>,
+    /// The journal, held open for appending, with the inode it was opened as.
+    journal: Mutex<Option<(Box<dyn FsFile>, u64)>>,
     /// This process's id, for temp names (asked once: it is a system call).
     pid: u32,
     /// Opened by [`Store::open_read_only`]: never creates, locks, sweeps, moves nor writes.
@@ -361,6 +363,7 @@ impl Store {
             broken: None,
             lock_wait: LockWait::default(),
             dir_handle: Mutex::new(None),
+            journal: Mutex::new(None),
             pid: std::process::id(),
             read_only: false,
             notes: Vec::new(),

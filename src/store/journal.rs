@@ -8,6 +8,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use std::sync::PoisonError;
+
 use super::{FileKind, Store, StoreError, io_error};
 
 /// The size past which the journal is rotated: one previous file is kept beside it.
@@ -33,21 +35,46 @@ impl Store {
     /// Appends `lines` (whole lines, each ending in a newline) to the journal, rotating it first
     /// when they would take it past [`JOURNAL_MAX_BYTES`]. The caller holds the state file's lock.
     /// Nothing is synced.
+    ///
+    /// The file is held open between appends while the path still names it (same inode), so an
+    /// append costs one `lstat` and one `write`; a file rotated or replaced by another process is
+    /// opened again.
     pub fn append_journal(&self, lines: &[u8]) -> Result<(), StoreError> {
         let path = self.journal_path();
         let meta = self.fs.stat(&path).map_err(|e| io_error("cannot inspect", &path, e))?;
-        match meta {
+        let mut held = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = match meta {
             Some(meta) if meta.kind == FileKind::Symlink => {
+                *held = None;
                 return Err(StoreError::Symlink { path });
             }
             Some(meta) if meta.size > 0 && meta.size + lines.len() as u64 > JOURNAL_MAX_BYTES => {
+                *held = None;
                 let previous = self.previous_journal_path();
                 self.fs.rename(&path, &previous).map_err(|e| io_error("cannot rotate", &path, e))?;
+                None
             }
-            _ => {}
+            Some(meta) => Some(meta.ino),
+            None => None,
+        };
+        match (&mut *held, current) {
+            (Some((file, ino)), Some(now)) if *ino == now => {}
+            _ => {
+                let file = self.fs.append(&path).map_err(|e| io_error("cannot open", &path, e))?;
+                let opened = self.fs.stat(&path).map_err(|e| io_error("cannot inspect", &path, e))?;
+                *held = opened.map(|meta| (file, meta.ino));
+            }
         }
-        let mut file = self.fs.append(&path).map_err(|e| io_error("cannot open", &path, e))?;
-        file.write_all(lines).map_err(|e| io_error("cannot append to", &path, e))
+        match &mut *held {
+            Some((file, _)) => {
+                let written = file.write_all(lines);
+                if written.is_err() {
+                    *held = None;
+                }
+                written.map_err(|e| io_error("cannot append to", &path, e))
+            }
+            None => Err(io_error("cannot open", &path, std::io::ErrorKind::NotFound.into())),
+        }
     }
 
     /// The journal's bytes, the rotated file's first: empty when there is none. Never follows a
