@@ -268,6 +268,8 @@ fn opening_vs_floor_and_seed(
         write_state_file(&dir.join(NAME), document)?;
     }
     let (mut engine, _) = Engine::open(ours.join(NAME))?;
+    // `BENCH_NO_JOURNAL=1` measures the engine without its journal (which the floor does not write).
+    engine.set_journal(std::env::var_os("BENCH_NO_JOURNAL").is_none());
     let mut n = 0u64;
     let mut open_ours = || -> Result<f64, BenchError> {
         n += 1;

@@ -184,6 +184,11 @@ impl Data {
         self.record.set(keys::GENERATION, Value::from(generation));
     }
 
+    /// Marks the document as it stands, to tell what a change made next (see `Record::mark`).
+    pub(crate) fn mark_record(&mut self) -> crate::record::Mark {
+        self.record.mark()
+    }
+
     /// Applies a change made outside the machine (the seed's own bookkeeping keys) and refreshes
     /// the view.
     pub fn edit_record(&mut self, change: impl FnOnce(&mut Record)) {

@@ -63,7 +63,18 @@ impl Edits {
             .map(|key| (key.to_owned(), member_json(after, key)))
             .collect();
         let removed =
-            before.keys().filter(|key| after.get(key).is_none()).map(str::to_owned).collect();
+            before.keys().filter(|key| !after.contains(key)).map(str::to_owned).collect();
+        Self { set, removed }
+    }
+
+    /// What `record` changed since `mark` (see `Record::changed_since`).
+    pub(crate) fn since(record: &Record, mark: &crate::record::Mark) -> Self {
+        let (keys, removed) = record.changed_since(mark);
+        let set = keys
+            .into_iter()
+            .filter(|key| *key != keys::GENERATION)
+            .map(|key| (key.to_owned(), member_json(record, key)))
+            .collect();
         Self { set, removed }
     }
 

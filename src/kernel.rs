@@ -133,9 +133,9 @@ impl Core {
         change: impl FnOnce(&mut Record),
     ) -> Result<Outcome, Rejection> {
         let mut outcome = self.handle(event)?;
-        let before = self.data.record().clone();
+        let mark = self.data.mark_record();
         self.data.edit_record(change);
-        outcome.edits = Some(Edits::between(&before, self.data.record()));
+        outcome.edits = Some(Edits::since(self.data.record(), &mark));
         let snapshot = self.data.snapshot();
         match outcome.snapshots.last_mut() {
             Some(last) => *last = snapshot,

@@ -56,6 +56,13 @@ pub struct Record {
     doc: IndexMap<String, Slot>,
     /// Members to write back as the file spelled them, by key in `doc`; fixed once read.
     verbatim: Arc<HashMap<String, Verbatim>>,
+    /// The keys removed since [`Record::mark`], in order: what a change removed, for the journal.
+    removed: Vec<String>,
+}
+
+/// Each member's value as it stood at [`Record::mark`], by position.
+pub(crate) struct Mark {
+    slots: Vec<Slot>,
 }
 
 /// An object whose keys keep their order: the first-turn map, the requests, the digest, the night.
@@ -100,7 +107,7 @@ impl Record {
     /// Wraps an already parsed object.
     pub fn from_map(doc: Map<String, Value>) -> Self {
         let doc = doc.into_iter().map(|(key, value)| (key, Slot::plain(value))).collect();
-        Self { doc, verbatim: Arc::default() }
+        Self { doc, verbatim: Arc::default(), removed: Vec::new() }
     }
 
     /// Parses the bytes of a state file: whatever Python's `json.load` reads, nested at most
@@ -233,6 +240,11 @@ impl Record {
         self.doc.is_empty()
     }
 
+    /// Whether the document has the key (without building its value).
+    pub fn contains(&self, key: &str) -> bool {
+        self.doc.contains_key(key)
+    }
+
     /// The raw value of a key.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.doc.get(key).map(Slot::value)
@@ -326,7 +338,34 @@ impl Record {
 
     /// Removes a key without disturbing the order of the others.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.doc.shift_remove(key).map(Slot::into_value)
+        let removed = self.doc.shift_remove(key)?;
+        self.removed.push(key.to_owned());
+        Some(removed.into_value())
+    }
+
+    /// Marks the members as they stand, for [`Record::changed_since`]: a change that follows is
+    /// told without copying the document.
+    pub(crate) fn mark(&mut self) -> Mark {
+        self.removed.clear();
+        Mark { slots: self.doc.values().cloned().collect() }
+    }
+
+    /// The keys set (to another value, or added) since `mark`, in the document's order, and the
+    /// keys removed.
+    pub(crate) fn changed_since(&self, mark: &Mark) -> (Vec<&str>, Vec<String>) {
+        if self.removed.is_empty() {
+            // Without a removal, the members marked keep their positions; new ones follow.
+            let set = self
+                .doc
+                .iter()
+                .enumerate()
+                .filter(|(i, (_, slot))| mark.slots.get(*i).is_none_or(|then| !then.ptr_eq(slot)))
+                .map(|(_, (key, _))| key.as_str())
+                .collect();
+            return (set, Vec::new());
+        }
+        // Positions moved: every member left is reported set, which replays to the same document.
+        (self.keys().collect(), self.removed.clone())
     }
 
     /// A string key read as a moment; `None` when missing, not a string, or not a timestamp.
@@ -559,6 +598,23 @@ mod tests {
         record.set(keys::FSM_STATE, json!("SLEEP"));
         assert!(String::from_utf8(record.to_vec()).unwrap().contains(r#"{"b": 1, "a": [{"y": 2, "x": 3}]}"#));
         assert_eq!(record.verbatim(keys::PENDING_DIGEST), None, "usable as read");
+    }
+
+    #[test]
+    fn a_mark_tells_what_a_change_set_added_and_removed() {
+        let mut record = Record::from_slice(br#"{"a": 1, "b": {"x": 1}, "c": 3}"#).unwrap();
+        let mark = record.mark();
+        record.set("b", json!({"x": 2}));
+        record.set("d", json!(4));
+        let (set, removed) = record.changed_since(&mark);
+        assert_eq!(set, ["b", "d"]);
+        assert!(removed.is_empty());
+        let mark = record.mark();
+        assert_eq!(record.changed_since(&mark), (Vec::<&str>::new(), Vec::new()));
+        record.remove("a");
+        let (set, removed) = record.changed_since(&mark);
+        assert_eq!(removed, ["a"]);
+        assert_eq!(set, ["b", "c", "d"], "after a removal every member left is reported");
     }
 
     #[test]
