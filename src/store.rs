@@ -268,6 +268,10 @@ pub struct Store {
     /// The directory, opened by the first lock and held open: each lock and each save's directory
     /// sync is one system call on it.
     dir_handle: Mutex<Option<Arc<dyn DirHandle>>>,
+    /// This store's last save kept `NAME.prev` and renamed a new file over the state file, and
+    /// nothing was read since: `NAME.prev` is then known not to be the state file (only a save
+    /// stopped between its renames leaves them one file), so the next save need not look.
+    prev_apart: bool,
     /// The journal, held open for appending, with the inode it was opened as.
     journal: Mutex<Option<(Box<dyn FsFile>, u64)>>,
     /// This process's id, for temp names (asked once: it is a system call).
@@ -363,6 +367,7 @@ impl Store {
             broken: None,
             lock_wait: LockWait::default(),
             dir_handle: Mutex::new(None),
+            prev_apart: false,
             journal: Mutex::new(None),
             pid: std::process::id(),
             read_only: false,

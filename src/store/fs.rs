@@ -49,6 +49,11 @@ pub trait FsFile: Send {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
     /// Makes the file's data durable (`fsync`).
     fn sync(&mut self) -> io::Result<()>;
+    /// The open file's metadata (`fstat`), when the file system can tell it without a path;
+    /// `None` when it cannot (the caller then asks by path).
+    fn meta(&self) -> Option<io::Result<Meta>> {
+        None
+    }
 }
 
 /// The calls the store makes. Every path is absolute or relative to the working directory, and every
@@ -282,6 +287,10 @@ impl FsFile for File {
 
     fn sync(&mut self) -> io::Result<()> {
         self.sync_all()
+    }
+
+    fn meta(&self) -> Option<io::Result<Meta>> {
+        Some(self.metadata().map(|meta| meta_of(&meta)))
     }
 }
 

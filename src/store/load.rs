@@ -149,6 +149,7 @@ impl Store {
         match self.read(&self.path)? {
             None => {
                 self.seen = Seen::Missing;
+                self.prev_apart = false;
                 Ok(Peeked::Missing)
             }
             Some((bytes, meta)) => match Record::from_slice(&bytes) {
@@ -165,6 +166,7 @@ impl Store {
     fn loaded(&mut self, record: Record, seen: Seen, recovery: Option<Recovery>) -> Loaded {
         self.highest_generation = self.highest_generation.max(record.generation());
         self.seen = seen;
+        self.prev_apart = false;
         Loaded { record, recovery }
     }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, PoisonError};
 
 use serde_json::Value;
 
-use super::{Broken, FsFile, Seen, Store, StoreError, io_error};
+use super::{Broken, FsFile, Meta, Seen, Store, StoreError, io_error};
 use crate::record::{self, Record, RecordError, keys};
 
 /// Whether a write keeps the file it replaces as `NAME.prev`.
@@ -43,12 +43,11 @@ impl Store {
         record.set(keys::GENERATION, Value::from(generation));
         let bytes = record.to_vec();
         let _lock = self.lock_unless_held()?;
-        self.write_durably(&bytes, Previous::Keep)?;
+        self.prev_apart = false;
+        let written = self.write_durably(&bytes, Previous::Keep)?;
         self.durable_writes += 1;
-        self.seen = match self.fs.stat(&self.path) {
-            Ok(Some(meta)) => Seen::File(meta),
-            _ => Seen::Nothing,
-        };
+        self.note_written(written);
+        self.prev_apart = self.broken.is_none();
         tracing::debug!(path = %self.path.display(), generation, "state saved");
         Ok((generation, bytes))
     }
@@ -65,22 +64,38 @@ impl Store {
         };
         self.highest_generation = generation;
         let _lock = self.lock_unless_held()?;
-        self.write_durably(&bytes, Previous::Keep)?;
+        self.prev_apart = false;
+        let written = self.write_durably(&bytes, Previous::Keep)?;
         self.durable_writes += 1;
-        self.seen = match self.fs.stat(&self.path) {
-            Ok(Some(meta)) => Seen::File(meta),
-            _ => Seen::Nothing,
-        };
+        self.note_written(written);
+        self.prev_apart = self.broken.is_none();
         tracing::debug!(path = %self.path.display(), generation, "state saved");
         Ok(Ok(generation))
+    }
+
+    /// Remembers the state file as this store last wrote it: the new file's metadata taken from
+    /// the file itself before its rename (a rename keeps the inode, size and modification time),
+    /// else asked by path.
+    fn note_written(&mut self, written: Option<Meta>) {
+        self.seen = match written {
+            Some(meta) => Seen::File(meta),
+            None => match self.fs.stat(&self.path) {
+                Ok(Some(meta)) => Seen::File(meta),
+                _ => Seen::Nothing,
+            },
+        };
     }
 
     /// The one write path: every byte that reaches the state file goes through here. With
     /// [`Previous::Leave`] (a recovery putting a good generation back over a corrupt file), the
     /// current file is not kept as `NAME.prev`.
-    pub(super) fn write_durably(&self, bytes: &[u8], previous: Previous) -> Result<(), StoreError> {
+    pub(super) fn write_durably(
+        &self,
+        bytes: &[u8],
+        previous: Previous,
+    ) -> Result<Option<Meta>, StoreError> {
         if self.broken == Some(Broken::WriteInPlace) {
-            return self.write_in_place(bytes);
+            return self.write_in_place(bytes).map(|()| None);
         }
         let (temp, file) = self.create_temp()?;
         let mut leftovers = vec![temp.clone()];
@@ -108,11 +123,12 @@ impl Store {
         bytes: &[u8],
         previous: Previous,
         leftovers: &mut Vec<PathBuf>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Meta>, StoreError> {
         file.write_all(bytes).map_err(|e| io_error("cannot write temp file for", &self.path, e))?;
         if self.broken != Some(Broken::NoFileFsync) {
             file.sync().map_err(|e| io_error("cannot sync temp file for", &self.path, e))?;
         }
+        let written = file.meta().and_then(Result::ok);
         drop(file);
         if previous == Previous::Keep {
             self.keep_previous(leftovers)?;
@@ -121,7 +137,7 @@ impl Store {
             .rename(temp, &self.path)
             .map_err(|e| io_error("cannot rename temp file over", &self.path, e))?;
         leftovers.clear();
-        self.sync_dir()
+        self.sync_dir().map(|()| written)
     }
 
     /// Keeps the current state file as `NAME.prev`: a hard link under a temp name, renamed over
@@ -129,7 +145,7 @@ impl Store {
     /// nor when `NAME.prev` already is the current file (a save stopped between its two renames):
     /// renaming another link to that file over it would do nothing and leave the link behind.
     fn keep_previous(&self, leftovers: &mut Vec<PathBuf>) -> Result<(), StoreError> {
-        if self.prev_is_current()? {
+        if !self.prev_apart && self.prev_is_current()? {
             return Ok(());
         }
         let mut attempts = 0;
