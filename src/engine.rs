@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::data::Data;
 use crate::event::Event;
-use crate::journal::{Edits, Journal};
+use crate::journal::{Edits, Failure, Journal};
 use crate::kernel::{Core, Outcome};
 use crate::machine::Rejection;
 use crate::record::Record;
@@ -172,7 +172,7 @@ impl Engine {
                 return Err(rejection.into());
             }
         };
-        self.persist(&mut outcome.snapshots)?;
+        self.persist(&mut outcome.snapshots, event.at, Some(&event))?;
         self.journal_accepted(&event, before, &outcome);
         Ok(outcome)
     }
@@ -196,7 +196,7 @@ impl Engine {
                 return Err(rejection.into());
             }
         };
-        self.persist(&mut outcome.snapshots)?;
+        self.persist(&mut outcome.snapshots, event.at, Some(&event))?;
         self.journal_accepted(&event, before, &outcome);
         Ok(outcome)
     }
@@ -243,7 +243,7 @@ impl Engine {
     fn persist_edit(&mut self, what: &str, at: Timestamp, record: Record) -> Result<(), EngineError> {
         let before_record = self.core.data().record().clone();
         let before = self.generation();
-        self.persist_one(record)?;
+        self.persist_one(record, at)?;
         let edits = Edits::between(&before_record, self.core.data().record());
         let (after, state) = (self.generation(), self.state());
         if let Some(journal) = &mut self.journal {
@@ -323,20 +323,32 @@ impl Engine {
     }
 
     /// Saves one document written outside the machine and makes it the engine's.
-    fn persist_one(&mut self, record: Record) -> Result<(), EngineError> {
+    fn persist_one(&mut self, record: Record, at: Timestamp) -> Result<(), EngineError> {
         let mut snapshots = [record];
-        self.persist(&mut snapshots)?;
+        self.persist(&mut snapshots, at, None)?;
         let [record] = snapshots;
         self.restore(record);
         Ok(())
     }
 
     /// Saves the snapshots in order; on the first failure, returns to the last durable document.
-    fn persist(&mut self, snapshots: &mut [Record]) -> Result<(), EngineError> {
+    ///
+    /// When a save fails after earlier ones of the same event landed, the engine stays at the last
+    /// one that landed, and the journal records what they changed as an edit (`partly saved`), so
+    /// that it goes on from the generation the file holds.
+    fn persist(
+        &mut self,
+        snapshots: &mut [Record],
+        at: Timestamp,
+        event: Option<&Event>,
+    ) -> Result<(), EngineError> {
+        // The document before the first save, kept (moved, not copied) for a partial failure.
+        let mut before: Option<Vec<u8>> = None;
         for snapshot in snapshots.iter_mut() {
             match self.store.save_giving_bytes(snapshot) {
                 Ok((generation, bytes)) => {
-                    self.durable = bytes;
+                    let previous = std::mem::replace(&mut self.durable, bytes);
+                    before.get_or_insert(previous);
                     self.core.note_generation(generation);
                 }
                 Err(error) => {
@@ -344,10 +356,82 @@ impl Engine {
                     tracing::debug!(path = %self.store.path().display(), %error, "save failed; back to the last durable state");
                     let durable = self.durable_record();
                     self.restore(durable);
+                    self.journal_failed(before.as_deref(), at, event, &error);
                     return Err(error.into());
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Journals a failed save: what the saves of the same event that landed changed, from
+    /// `before` (the document's bytes before them) to the document the engine holds now, and the
+    /// generations the failure used up.
+    fn journal_failed(
+        &mut self,
+        before: Option<&[u8]>,
+        at: Timestamp,
+        event: Option<&Event>,
+        error: &StoreError,
+    ) {
+        if self.journal.is_none() {
+            return;
+        }
+        let before = match before.map(Record::from_slice) {
+            Some(Ok(before)) => before,
+            _ => self.core.data().record().clone(),
+        };
+        // A save that failed after its rename (the directory's fsync) left its document in the
+        // state file's place: the journal says what the file holds, as the next read will find.
+        let on_disk = self.store.look().filter(|record| record.generation() > self.generation());
+        let now = on_disk.as_ref().unwrap_or_else(|| self.core.data().record());
+        let edits = Edits::between(&before, now);
+        let (from, after) = (before.generation(), now.generation());
+        let (state, used) = (self.state(), self.store.highest_generation());
+        let state = on_disk.as_ref().map_or(state, |record| {
+            record
+                .get(crate::record::keys::FSM_STATE)
+                .and_then(serde_json::Value::as_str)
+                .and_then(StateName::parse)
+                .unwrap_or(state)
+        });
+        if let Some(journal) = &mut self.journal {
+            let failure = Failure { event, error: &error.to_string(), used };
+            let lines = journal.save_failed(at, from, after, state, &edits, &failure);
+            append(&self.store, journal, &lines);
+        }
+    }
+
+    /// Does again what a failed save left (for `replay`): `event`, when there was one, handled
+    /// in memory only; then the document the engine held before it, with `edits` (what the
+    /// event's saves that landed changed) saved, when one landed (the generation reached `after`);
+    /// the generations up to `used` used up.
+    /// What the engine holds only in memory is kept, as the failure kept it.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by `replay`.
+    pub(crate) fn redo_failed_save(
+        &mut self,
+        event: Option<&Event>,
+        edits: &Edits,
+        after: u64,
+        used: u64,
+    ) -> Result<(), EngineError> {
+        let _lock = self.store.lock()?;
+        self.refresh()?;
+        if let Some(event) = event {
+            let _ = self.core.handle(event);
+        }
+        let mut landed = self.durable_record();
+        // A save landed when the generation moved, even one that changed nothing else.
+        if !edits.is_empty() || after > landed.generation() {
+            // One save stands for the event's saves that landed: it writes their last generation.
+            self.store.use_generations_up_to(after.saturating_sub(1));
+            edits.apply(&mut landed);
+            let (generation, bytes) = self.store.save_giving_bytes(&mut landed)?;
+            self.durable = bytes;
+            landed.set(crate::record::keys::GENERATION, serde_json::Value::from(generation));
+        }
+        self.restore(landed);
+        self.store.use_generations_up_to(used);
         Ok(())
     }
 

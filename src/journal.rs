@@ -21,6 +21,9 @@
 //! - `{"at", "by", "edit", "before", "after", "state", "set", "removed"}`: a change made outside
 //!   the machine (`sessions`, `digest take`, a raw transition), as the members it set (in their
 //!   order, each as JSON) and the keys it removed.
+//! - The same with `"edit": "partly saved"`, `failed` (the error) and `used` (the highest
+//!   generation the failure used up): a save that failed; the members the event's earlier saves
+//!   changed, when some landed, so that the journal goes on from the generation the file holds.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -123,6 +126,16 @@ fn member_json(record: &Record, key: &str) -> Box<RawValue> {
         None => serde_json::value::to_raw_value(record.get(key).unwrap_or(&serde_json::Value::Null)),
     };
     raw.unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
+/// A failed save, as its journal line tells it.
+pub struct Failure<'a> {
+    /// The event whose save failed (none for a change outside the machine).
+    pub event: Option<&'a Event>,
+    /// The error.
+    pub error: &'a str,
+    /// The highest generation the failure used up.
+    pub used: u64,
 }
 
 /// Tells apart the engines of one process.
@@ -261,6 +274,33 @@ impl Journal {
         out
     }
 
+    /// The lines for a failed save: the event it was for, what the event's saves that landed
+    /// changed (an edit, empty when none landed), the error, and the highest generation the
+    /// failure used up.
+    pub fn save_failed(
+        &mut self,
+        at: Timestamp,
+        before: u64,
+        after: u64,
+        state: StateName,
+        edits: &Edits,
+        failure: &Failure<'_>,
+    ) -> Vec<u8> {
+        let set = edits.members();
+        let mut out = self.held(at);
+        let line = Line {
+            edit: Some("partly saved"),
+            event: failure.event,
+            set: Some(OrderedMembers(&set)),
+            removed: Some(&edits.removed),
+            failed: Some(failure.error),
+            used: Some(failure.used),
+            ..self.head(at, before, after, state)
+        };
+        push(&mut out, &line);
+        out
+    }
+
     /// Reports a failed append, once per engine; the event it was for is not failed.
     pub fn failed(&mut self, path: &std::path::Path, error: &dyn std::fmt::Display) {
         if !self.failed {
@@ -346,6 +386,12 @@ struct Line<'a> {
     set: Option<OrderedMembers<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     removed: Option<&'a [String]>,
+    /// A failed save's error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed: Option<&'a str>,
+    /// The highest generation a failed save used up: the next save writes one more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used: Option<u64>,
 }
 
 fn push(out: &mut Vec<u8>, line: &Line<'_>) {

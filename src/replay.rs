@@ -47,6 +47,8 @@ struct Line {
     set: Option<indexmap::IndexMap<String, Box<RawValue>>>,
     #[serde(default)]
     removed: Vec<String>,
+    failed: Option<String>,
+    used: Option<u64>,
 }
 
 /// What a replay came to when every outcome agreed.
@@ -209,7 +211,12 @@ fn apply(engine: &mut Engine, line: &Line, number: usize) -> Result<(), ReplayEr
         set: line.set.clone().map(|set| set.into_iter().collect()).unwrap_or_default(),
         removed: line.removed.clone(),
     };
-    if let Some(what) = &line.edit {
+    if line.failed.is_some() {
+        let used = line.used.unwrap_or_default();
+        engine
+            .redo_failed_save(line.event.as_ref(), &edits, line.after.unwrap_or_default(), used)
+            .map_err(|e| diverged("the failed save", Value::Null, Value::String(e.to_string())))?;
+    } else if let Some(what) = &line.edit {
         let at = line.at.as_deref().and_then(crate::timestamp::parse).unwrap_or_default();
         engine
             .update(what, at, |record| {

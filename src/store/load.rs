@@ -163,6 +163,13 @@ impl Store {
         }
     }
 
+    /// The document the state file holds now, when it parses; nothing about the store changes
+    /// (what it has seen, the generations).
+    pub(crate) fn look(&self) -> Option<Record> {
+        let (bytes, _) = self.read(&self.path).ok()??;
+        Record::from_slice(&bytes).ok()
+    }
+
     fn loaded(&mut self, record: Record, seen: Seen, recovery: Option<Recovery>) -> Loaded {
         self.highest_generation = self.highest_generation.max(record.generation());
         self.seen = seen;

@@ -73,6 +73,19 @@ impl Store {
         Ok(Ok(generation))
     }
 
+    /// The highest generation this store has loaded or tried to save: the next save writes one
+    /// more. A failed save uses its number up.
+    pub(crate) fn highest_generation(&self) -> u64 {
+        self.highest_generation
+    }
+
+    /// Uses up the generations up to `highest`, as failed saves did (`replay` follows a journal
+    /// whose saves failed).
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // Used by `replay`.
+    pub(crate) fn use_generations_up_to(&mut self, highest: u64) {
+        self.highest_generation = self.highest_generation.max(highest);
+    }
+
     /// Remembers the state file as this store last wrote it: the new file's metadata taken from
     /// the file itself before its rename (a rename keeps the inode, size and modification time),
     /// else asked by path.
