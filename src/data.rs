@@ -311,22 +311,7 @@ impl Data {
     pub fn slept_this_window(&self, at: Timestamp) -> Option<Timestamp> {
         let (window, tz) = (self.view.window?, self.view.tz);
         let started = self.view.night.started_at?;
-        let inside = |t: Timestamp| quiet_window::contains(window, quiet_window::bucket_of(t, tz));
-        if !inside(at) {
-            return None;
-        }
-        // Local buckets are 30 minutes and every zone's offset is a multiple of 15 minutes, so
-        // stepping back by quarter hours finds where this occurrence began.
-        let step = Duration::minutes(15);
-        let mut begin = at
-            - Duration::seconds(at.timestamp().rem_euclid(900))
-            - Duration::nanoseconds(i64::from(at.timestamp_subsec_nanos()));
-        for _ in 0..usize::from(quiet_window::BUCKETS) * 2 {
-            if !inside(begin - step) {
-                break;
-            }
-            begin -= step;
-        }
+        let begin = quiet_window::occurrence_start(window, at, tz)?;
         let end = begin + Duration::minutes(30 * i64::from(window.duration));
         (started >= begin && started <= at).then_some(end)
     }

@@ -166,6 +166,27 @@ pub fn should_relearn(learned_at: Option<Timestamp>, now: Timestamp) -> bool {
     learned_at.is_none_or(|learned| now.signed_duration_since(learned) >= RELEARN_AFTER)
 }
 
+/// Where the occurrence of `window` that holds `at` began; `None` when `at` is outside it. Local
+/// buckets are 30 minutes and every zone's offset is a multiple of 15 minutes, so stepping back by
+/// quarter hours finds it.
+pub fn occurrence_start(window: QuietWindow, at: Timestamp, tz: Tz) -> Option<Timestamp> {
+    let inside = |t: Timestamp| contains(window, bucket_of(t, tz));
+    if !inside(at) {
+        return None;
+    }
+    let step = TimeDelta::minutes(15);
+    let mut begin = at
+        - TimeDelta::seconds(at.timestamp().rem_euclid(900))
+        - TimeDelta::nanoseconds(i64::from(at.timestamp_subsec_nanos()));
+    for _ in 0..usize::from(BUCKETS) * 2 {
+        if !inside(begin - step) {
+            break;
+        }
+        begin -= step;
+    }
+    Some(begin)
+}
+
 /// The seed's `should_bootstrap_trigger`: no activity ever, or none for 2 h or more. `since` is
 /// the last activity (the engine passes the later of the last session and the boot).
 pub fn idle_long_enough(since: Option<Timestamp>, now: Timestamp) -> bool {

@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 
 use crate::data::{Data, LOCK_RETRY_AFTER, LOCK_WAIT_TIMEOUT, RECENT_ACTIVITY};
 use crate::event::{Event, EventKind, Input, Trigger};
-use crate::quiet_window::{self, QuietWindow};
+use crate::quiet_window;
 use crate::reason::Reason;
 use crate::status;
 use crate::table::{Guard, Row, StateName, Target};
@@ -119,7 +119,7 @@ fn since(guard: Guard, data: &Data, now: Timestamp) -> Option<Timestamp> {
         }
         Guard::SleepDue => {
             let since = match data.sleep_due(now)? {
-                Reason::QuietWindow => window_began(view.window?, now, view.tz),
+                Reason::QuietWindow => quiet_window::occurrence_start(view.window?, now, view.tz),
                 Reason::Idle => data.idle_since().map(|at| at + quiet_window::BOOTSTRAP_IDLE),
                 _ => None,
             }?;
@@ -132,26 +132,6 @@ fn since(guard: Guard, data: &Data, now: Timestamp) -> Option<Timestamp> {
         Guard::RecentActivity => data.last_activity_at().and_then(known),
         _ => None,
     }
-}
-
-/// Where the occurrence of the window that holds `at` began: stepping back by quarter hours (every
-/// zone's offset is a multiple of 15 minutes, and buckets are 30 minutes).
-fn window_began(window: QuietWindow, at: Timestamp, tz: Tz) -> Option<Timestamp> {
-    let inside = |t: Timestamp| quiet_window::contains(window, quiet_window::bucket_of(t, tz));
-    if !inside(at) {
-        return None;
-    }
-    let step = Duration::minutes(15);
-    let mut begin = at
-        - Duration::seconds(at.timestamp().rem_euclid(900))
-        - Duration::nanoseconds(i64::from(at.timestamp_subsec_nanos()));
-    for _ in 0..usize::from(quiet_window::BUCKETS) * 2 {
-        if !inside(begin - step) {
-            break;
-        }
-        begin -= step;
-    }
-    Some(begin)
 }
 
 /// The sentences, over one state's data at one moment.
@@ -235,7 +215,7 @@ impl Words<'_> {
                     bucket_time(window.start + window.duration),
                     self.tz.name()
                 );
-                if window_began(window, now, self.tz).is_some() {
+                if quiet_window::occurrence_start(window, now, self.tz).is_some() {
                     if data.slept_this_window(now).is_some() {
                         format!("{label} already started a night this time")
                     } else {
