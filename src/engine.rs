@@ -160,21 +160,8 @@ impl Engine {
     /// returns `Ok`, every transition is durable, and the host performs the outcome's effects in
     /// order. The event's moment is kept to the microsecond. A rejected event, or a failed save,
     /// changes nothing (the engine is back at the last durable state).
-    pub fn handle(&mut self, mut event: Event) -> Result<Outcome, EngineError> {
-        event.at = timestamp::truncate_to_micros(event.at);
-        let _lock = self.store.lock()?;
-        self.refresh()?;
-        let before = self.generation();
-        let mut outcome = match self.core.handle(&event) {
-            Ok(outcome) => outcome,
-            Err(rejection) => {
-                self.journal_rejected(&event, before, &rejection);
-                return Err(rejection.into());
-            }
-        };
-        self.persist(&mut outcome.snapshots, event.at, Some(&event))?;
-        self.journal_accepted(&event, before, &outcome);
-        Ok(outcome)
+    pub fn handle(&mut self, event: Event) -> Result<Outcome, EngineError> {
+        self.run(event, |core, event| core.handle(event))
     }
 
     /// Handles one event and then applies `change` to the document, in one locked cycle and one
@@ -182,14 +169,24 @@ impl Engine {
     #[doc(hidden)]
     pub fn handle_with(
         &mut self,
-        mut event: Event,
+        event: Event,
         change: impl FnOnce(&mut Record),
+    ) -> Result<Outcome, EngineError> {
+        self.run(event, |core, event| core.handle_with(event, change))
+    }
+
+    /// One locked cycle for an event: the file re-read if another process changed it, the event
+    /// run by `handle` on the core, every snapshot persisted, the journal told.
+    fn run(
+        &mut self,
+        mut event: Event,
+        handle: impl FnOnce(&mut Core, &Event) -> Result<Outcome, Rejection>,
     ) -> Result<Outcome, EngineError> {
         event.at = timestamp::truncate_to_micros(event.at);
         let _lock = self.store.lock()?;
         self.refresh()?;
         let before = self.generation();
-        let mut outcome = match self.core.handle_with(&event, change) {
+        let mut outcome = match handle(&mut self.core, &event) {
             Ok(outcome) => outcome,
             Err(rejection) => {
                 self.journal_rejected(&event, before, &rejection);
