@@ -42,13 +42,7 @@ impl Store {
         self.highest_generation = generation;
         record.set(keys::GENERATION, Value::from(generation));
         let bytes = record.to_vec();
-        let _lock = self.lock_unless_held()?;
-        self.prev_apart = false;
-        let written = self.write_durably(&bytes, Previous::Keep)?;
-        self.durable_writes += 1;
-        self.note_written(written);
-        self.prev_apart = self.broken.is_none();
-        tracing::debug!(path = %self.path.display(), generation, "state saved");
+        self.write_generation(&bytes, generation)?;
         Ok((generation, bytes))
     }
 
@@ -63,14 +57,21 @@ impl Store {
             Err(e) => return Ok(Err(e)),
         };
         self.highest_generation = generation;
+        self.write_generation(&bytes, generation)?;
+        Ok(Ok(generation))
+    }
+
+    /// Writes the bytes of `generation` through the one write path, keeping `NAME.prev`, and
+    /// remembers the file as written.
+    fn write_generation(&mut self, bytes: &[u8], generation: u64) -> Result<(), StoreError> {
         let _lock = self.lock_unless_held()?;
         self.prev_apart = false;
-        let written = self.write_durably(&bytes, Previous::Keep)?;
+        let written = self.write_durably(bytes, Previous::Keep)?;
         self.durable_writes += 1;
         self.note_written(written);
         self.prev_apart = self.broken.is_none();
         tracing::debug!(path = %self.path.display(), generation, "state saved");
-        Ok(Ok(generation))
+        Ok(())
     }
 
     /// The highest generation this store has loaded or tried to save: the next save writes one

@@ -199,17 +199,10 @@ impl State {
 
     /// The file at `path` opened at its end, created empty when missing.
     pub(super) fn open_to_append(&mut self, path: &Path) -> io::Result<u64> {
-        if self.dirs.contains_key(path) {
-            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        match self.lookup(path) {
+            Some(ino) if !self.dirs.contains_key(path) => Ok(ino),
+            _ => self.create_file(path),
         }
-        if let Some(ino) = self.lookup(path) {
-            return Ok(ino);
-        }
-        self.split(path)?;
-        let ino = self.new_inode(Vec::new());
-        let (dir, name) = self.split(path)?;
-        dir.apply(DirOp::Create(name.to_owned(), ino));
-        Ok(ino)
     }
 
     pub(super) fn open_file(&mut self, path: &Path, exclusive: bool) -> io::Result<u64> {
@@ -227,6 +220,14 @@ impl State {
                 inode.mtime_ns = clock;
             }
             return Ok(ino);
+        }
+        self.create_file(path)
+    }
+
+    /// A new empty file at `path` (a directory there is `EISDIR`).
+    fn create_file(&mut self, path: &Path) -> io::Result<u64> {
+        if self.dirs.contains_key(path) {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
         }
         self.split(path)?;
         let ino = self.new_inode(Vec::new());
