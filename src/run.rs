@@ -12,7 +12,6 @@
 mod clients;
 mod files;
 mod rem;
-mod signals;
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -27,6 +26,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::effects::Effect;
 use crate::engine::{Engine, EngineError};
 use crate::event::{Event, EventKind, Settings};
+use crate::serve::stop::BlockedSignals;
 use crate::serve::{Server, SocketError, SocketListener};
 use crate::store::{LockWait, Store};
 use crate::timestamp::Timestamp;
@@ -164,8 +164,12 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
     }
     // Only now, before any thread starts: until here a stop signal kills at once, and there is
     // nothing to finish.
-    let signals = signals::Blocked::block()
+    // Blocked for the rest of the process: once a stop has begun, a second signal must not kill
+    // it half-way.
+    let blocked = BlockedSignals::block()
         .map_err(|source| RunError::Setup { action: "block the stop signals", source })?;
+    let signals = blocked.waiter();
+    blocked.keep();
     let socket = Arc::new(SocketListener::bind(&socket_path)?);
     let server = Arc::new(Server::new(engine, || SystemClock.now()));
     let inbox = Arc::new(Inbox::default());

@@ -14,7 +14,7 @@
 mod connections;
 mod lines;
 mod socket;
-mod stop;
+pub(crate) mod stop;
 
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;

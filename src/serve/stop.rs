@@ -1,4 +1,4 @@
-//! Stopping `serve` cleanly: the signals that ask for it, and the requests it lets finish first.
+//! Stopping `serve` (and `run`) cleanly: the signals that ask for it, and the requests it lets finish first.
 //!
 //! Owns blocking SIGTERM, SIGINT and SIGHUP so that a thread of our own receives them with
 //! `sigwait(3)` instead of the default action killing the process mid-request, and counting the
