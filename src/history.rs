@@ -215,6 +215,17 @@ pub struct History {
     pub last_generation: Option<u64>,
 }
 
+impl Line {
+    /// The state the engine was in when this line's event came: its first transition's, else
+    /// the state it stayed in.
+    fn started_from(&self) -> Option<StateName> {
+        self.transitions
+            .first()
+            .and_then(|t| StateName::parse(&t.from))
+            .or_else(|| self.state.as_deref().and_then(StateName::parse))
+    }
+}
+
 fn short(at: Timestamp) -> String {
     at.format("%Y-%m-%d %H:%M").to_string()
 }
@@ -276,11 +287,7 @@ impl History {
         {
             self.gaps.push(Gap { from: last, to: before, around: at });
             // The machine may have moved unseen: follow the state this line started from.
-            let seen = line
-                .transitions
-                .first()
-                .and_then(|t| StateName::parse(&t.from))
-                .or_else(|| line.state.as_deref().and_then(StateName::parse));
+            let seen = line.started_from();
             if let Some(seen) = seen {
                 self.resync(*state, seen, open);
                 *state = seen;
@@ -617,11 +624,7 @@ pub fn trace(bytes: &[u8], start: Timestamp, days: u32) -> Trace {
             && before > last
         {
             t.mark(at, MarkKind::Fault, "journal gap");
-            let seen = line
-                .transitions
-                .first()
-                .and_then(|t| StateName::parse(&t.from))
-                .or_else(|| line.state.as_deref().and_then(StateName::parse));
+            let seen = line.started_from();
             if let Some(seen) = seen {
                 states.push((at, seen));
             }
