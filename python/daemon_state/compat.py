@@ -65,7 +65,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -115,51 +114,11 @@ _GENERATION_KEY = "generation"
 
 _EPOCH = datetime.fromtimestamp(0, tz=timezone.utc)
 
-# The state files this thread holds through ``locked_state``: a nested load or save of one of
-# them would wait for its own lock forever, so it raises instead.
-_held = threading.local()
-
-# One lock per state file for the threads of this process, taken before the file's own lock, so
-# that threads wait for each other here and the file lock only orders processes.
-_path_locks: dict[str, threading.Lock] = {}
-_path_locks_guard = threading.Lock()
-
-
-def _path_lock(path: str) -> threading.Lock:
-    key = os.path.abspath(path)
-    with _path_locks_guard:
-        lock = _path_locks.get(key)
-        if lock is None:
-            lock = _path_locks[key] = threading.Lock()
-        return lock
-
-
-def _forget_locks_after_fork() -> None:
-    # A child starts with one thread: locks other threads held at the fork are not its own.
-    global _path_locks_guard, _held
-    _path_locks.clear()
-    _path_locks_guard = threading.Lock()
-    _held = threading.local()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_locks_after_fork)
-
-
-def _held_paths() -> set[str]:
-    paths = getattr(_held, "paths", None)
-    if paths is None:
-        paths = _held.paths = set()
-    return paths
-
-
-def _refuse_if_held(path: str) -> None:
-    if os.path.abspath(path) in _held_paths():
-        raise StateFileError(
-            f"{path} is locked by an enclosing locked_state() in this thread: "
-            "change the dict it yields instead",
-            path,
-        )
+def _key(path: str | os.PathLike[str]) -> str:
+    """The path the native store knows a state file by: one spelling per file, so that threads
+    take turns on it and a nested use in the thread holding ``locked_state`` is refused (the
+    native module does both, and opens the file anew in a forked child)."""
+    return os.path.abspath(os.fspath(path))
 
 
 def _utcnow() -> datetime:
@@ -221,10 +180,8 @@ def load_state() -> dict:
     if not target.parent.is_dir():
         # No file can be there: answer as the original did, without creating the directory.
         return {}
-    path = str(target)
-    _refuse_if_held(path)
-    with _path_lock(path):
-        text, note = _native.load_document(path)
+    path = _key(target)
+    text, note = _native.load_document(path)
     if note:
         _log.warning("%s", note)
     return _decode(text, path)
@@ -239,10 +196,7 @@ def save_state(state: dict) -> None:
     any error the temp file is removed and the old file is intact. Raises :class:`TypeError` for
     values JSON cannot hold and :class:`~daemon_state.errors.StateFileError` on I/O errors.
     """
-    path = str(STATE_PATH)
-    _refuse_if_held(path)
-    with _path_lock(path):
-        _native.save_document(path, state)
+    _native.save_document(_key(STATE_PATH), state)
 
 
 def prune_stale_first_turn(
@@ -459,18 +413,11 @@ def locked_state(path: str | os.PathLike[str] | None = None) -> Iterator[dict]:
     that save through ``save_state``, such as ``consume_first_turn``, still change the dict,
     which the block saves when it ends). Other threads and processes wait for the lock.
     """
-    target = str(STATE_PATH if path is None else path)
-    _refuse_if_held(target)
-    key = os.path.abspath(target)
-    held = _held_paths()
-    with _path_lock(target):
-        locked = _native.LockedFile(target)
-        try:
-            state = _decode(locked.acquire(), target)
-            held.add(key)
-            yield state
-            held.discard(key)
-            locked.commit(state)
-        finally:
-            held.discard(key)
-            locked.release()
+    target = _key(STATE_PATH if path is None else path)
+    locked = _native.LockedFile(target)
+    try:
+        state = _decode(locked.acquire(), target)
+        yield state
+        locked.commit(state)
+    finally:
+        locked.release()
