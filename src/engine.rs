@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::data::Data;
+use crate::data::{Data, View};
 use crate::event::Event;
 use crate::journal::{Edits, Failure, Journal};
 use crate::kernel::{Core, Outcome};
@@ -353,7 +353,7 @@ impl Engine {
                     tracing::debug!(path = %self.store.path().display(), %error, "save failed; back to the last durable state");
                     let durable = self.durable_record();
                     self.restore(durable);
-                    self.journal_failed(before.as_deref(), at, event, &error);
+                    self.journal_failed_save(before.as_deref(), at, event, &error);
                     return Err(error.into());
                 }
             }
@@ -364,7 +364,7 @@ impl Engine {
     /// Journals a failed save: what the saves of the same event that landed changed, from
     /// `before` (the document's bytes before them) to the document the engine holds now, and the
     /// generations the failure used up.
-    fn journal_failed(
+    fn journal_failed_save(
         &mut self,
         before: Option<&[u8]>,
         at: Timestamp,
@@ -384,14 +384,8 @@ impl Engine {
         let now = on_disk.as_ref().unwrap_or_else(|| self.core.data().record());
         let edits = Edits::between(&before, now);
         let (from, after) = (before.generation(), now.generation());
-        let (state, used) = (self.state(), self.store.highest_generation());
-        let state = on_disk.as_ref().map_or(state, |record| {
-            record
-                .get(crate::record::keys::FSM_STATE)
-                .and_then(serde_json::Value::as_str)
-                .and_then(StateName::parse)
-                .unwrap_or(state)
-        });
+        let used = self.store.highest_generation();
+        let state = on_disk.as_ref().map_or(self.state(), |record| View::read(record).0.fsm);
         if let Some(journal) = &mut self.journal {
             let failure = Failure { event, error: &error.to_string(), used };
             let lines = journal.save_failed(at, from, after, state, &edits, &failure);
@@ -448,7 +442,7 @@ impl Engine {
 /// Appends journal lines; a failure is reported once and fails nothing.
 fn append(store: &Store, journal: &mut Journal, lines: &[u8]) {
     if let Err(error) = store.append_journal(lines) {
-        journal.failed(&store.journal_path(), &error);
+        journal.append_failed(&store.journal_path(), &error);
     }
 }
 

@@ -302,7 +302,7 @@ impl Journal {
     }
 
     /// Reports a failed append, once per engine; the event it was for is not failed.
-    pub fn failed(&mut self, path: &std::path::Path, error: &dyn std::fmt::Display) {
+    pub fn append_failed(&mut self, path: &std::path::Path, error: &dyn std::fmt::Display) {
         if !self.failed {
             self.failed = true;
             tracing::warn!(path = %path.display(), %error, "cannot append to the journal; it will be incomplete");
