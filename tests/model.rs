@@ -32,8 +32,8 @@
 //!
 //! # Three alphabets
 //!
-//! Every action from every state grows about tenfold a level, so the exploration is run three
-//! times and the rows taken are gathered over all three:
+//! With every action offered from every state, the states grow about ninefold a level, so the
+//! exploration is run three times and the rows taken are gathered over all three:
 //!
 //! - **Full**: every action below, waits of every length (to depth 7 in CI; every row of the table
 //!   is taken by depth 5).
