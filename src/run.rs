@@ -25,11 +25,10 @@ use chrono_tz::Tz;
 use crate::clock::{Clock, SystemClock};
 use crate::effects::Effect;
 use crate::engine::{Engine, EngineError};
-use crate::event::{Event, EventKind, Settings};
+use crate::event::{Event, EventKind};
 use crate::serve::stop::BlockedSignals;
-use crate::serve::{Server, SocketError, SocketListener};
+use crate::serve::{Server, SocketError, SocketListener, configure_timezone};
 use crate::store::{LockWait, Store};
-use crate::timestamp::Timestamp;
 
 pub use files::instance_lock_path;
 use files::{DaemonLock, EventSink, InstanceLock};
@@ -210,15 +209,6 @@ fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), RunErro
         .spawn(work)
         .map(drop)
         .map_err(|source| RunError::Setup { action: "start a thread", source })
-}
-
-/// Stores `zone` as the quiet window's zone, unless it already is.
-fn configure_timezone(engine: &mut Engine, zone: Tz, at: Timestamp) -> Result<(), EngineError> {
-    if engine.data().view().tz != zone {
-        let settings = Settings { timezone: Some(zone.name().into()), ..Settings::default() };
-        let _configured = engine.handle(Event::new(at, EventKind::Configure(settings)))?;
-    }
-    Ok(())
 }
 
 /// One line of the host's own log on stderr (its transitions, cycles and lock).

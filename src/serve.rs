@@ -215,7 +215,7 @@ fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), ServeEr
 }
 
 /// Stores `zone` as the quiet window's zone, unless it already is.
-fn configure_timezone(engine: &mut Engine, zone: Tz, at: Timestamp) -> Result<(), EngineError> {
+pub(crate) fn configure_timezone(engine: &mut Engine, zone: Tz, at: Timestamp) -> Result<(), EngineError> {
     if engine.data().view().tz != zone {
         let settings = Settings { timezone: Some(zone.name().into()), ..Settings::default() };
         let _configured = engine.handle(Event::new(at, EventKind::Configure(settings)))?;
